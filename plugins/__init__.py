@@ -1,0 +1,1 @@
+"""Built-in plugins, registered through the `workbench.plugins` entry point group."""

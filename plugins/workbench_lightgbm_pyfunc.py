@@ -1,0 +1,47 @@
+"""pyfunc loader for LightGBM models that Workbench logs.
+
+Shipped inside each model's `code/` folder, so `mlflow.pyfunc.load_model` works without
+Workbench installed. It scores raw records: string columns are cast to the categories the
+booster was trained with (unseen values become missing, which LightGBM handles).
+Returns the positive-class probability.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class _LightGBMScorer:
+    def __init__(self, booster):  # type: ignore[no-untyped-def]
+        self.booster = booster
+        self.features = booster.feature_name()
+        self.categories = booster.pandas_categorical or []
+
+    def predict(self, data, params=None):  # type: ignore[no-untyped-def]
+        import pandas as pd
+
+        frame = pd.DataFrame(data)
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise ValueError(f"missing feature column(s): {', '.join(missing)}")
+        frame = frame[self.features].copy()
+        cat_cols = [
+            c
+            for c in self.features
+            if frame[c].dtype == object
+            or isinstance(frame[c].dtype, pd.CategoricalDtype)
+            or pd.api.types.is_string_dtype(frame[c].dtype)
+        ]
+        for col, cats in zip(cat_cols, self.categories, strict=False):
+            frame[col] = pd.Categorical(frame[col].astype("object"), categories=cats)
+        return self.booster.predict(frame)
+
+    def get_raw_model(self):  # type: ignore[no-untyped-def]
+        return self.booster
+
+
+def _load_pyfunc(path: str) -> _LightGBMScorer:
+    import lightgbm as lgb
+
+    model_file = path if os.path.isfile(path) else os.path.join(path, "model.lgb")
+    return _LightGBMScorer(lgb.Booster(model_file=model_file))

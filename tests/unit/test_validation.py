@@ -1,0 +1,346 @@
+"""Data validation against the fraud sample's schema, on real polars frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from sample_projects.fraud_detection.generate import generate
+from workbench.config import Config, load_config, parse_config
+from workbench.validation import Check, ValidationReport, render_report, validate_frame
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_projects" / "fraud_detection"
+CONFIG_TEXT = (SAMPLE / "workbench.toml").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(SAMPLE / "workbench.toml")
+
+
+@pytest.fixture(scope="module")
+def clean() -> pl.DataFrame:
+    return generate(5_000, seed=7)
+
+
+def _config(old: str, new: str) -> Config:
+    """The sample config with one line changed."""
+    assert old in CONFIG_TEXT
+    return parse_config(CONFIG_TEXT.replace(old, new, 1))
+
+
+def _only(report: ValidationReport, check: str, column: str | None) -> Check:
+    found = [c for c in report.checks if c.check == check and c.column == column]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _failed(report: ValidationReport) -> set[tuple[str, str | None]]:
+    return {(c.check, c.column) for c in report.failures}
+
+
+# ---------------------------------------------------------------- the clean case
+
+
+def test_clean_generated_frame_passes(config: Config, clean: pl.DataFrame) -> None:
+    report = validate_frame(clean, config)
+    assert report.failures == []
+    assert report.warnings == []
+    assert report.passed
+    assert report.rows == 5_000
+    assert report.columns == 12
+
+
+def test_clean_frame_with_nulls_within_allowance(config: Config, clean: pl.DataFrame) -> None:
+    check = _only(validate_frame(clean, config), "missing", "device_score")
+    assert check.status == "pass"
+    assert check.value is not None and 0 < check.value <= 0.01
+
+
+def test_every_column_gets_type_and_missing_checks(config: Config, clean: pl.DataFrame) -> None:
+    report = validate_frame(clean, config)
+    for name in config.schema_:
+        assert _only(report, "type", name).status == "pass"
+        assert _only(report, "missing", name).status == "pass"
+    assert _only(report, "target", "is_fraud").value == 2
+    assert _only(report, "rows", None).value == 5_000
+
+
+# ---------------------------------------------------------------- schema and types
+
+
+def test_missing_column_fails(config: Config, clean: pl.DataFrame) -> None:
+    report = validate_frame(clean.drop("card_age_days"), config)
+    assert not report.passed
+    assert _failed(report) == {("schema", "card_age_days")}
+
+
+def test_missing_target_fails_schema_and_target(config: Config, clean: pl.DataFrame) -> None:
+    report = validate_frame(clean.drop("is_fraud"), config)
+    assert _failed(report) == {("schema", "is_fraud"), ("target", "is_fraud")}
+
+
+def test_extra_column_is_allowed_by_default(config: Config, clean: pl.DataFrame) -> None:
+    report = validate_frame(clean.with_columns(pl.lit(1).alias("extra")), config)
+    assert report.passed and not report.warnings
+    assert "1 extra column allowed" in _only(report, "schema", None).detail
+
+
+def test_extra_column_warns_when_not_allowed(clean: pl.DataFrame) -> None:
+    strict = _config("allow_extra_columns = true", "allow_extra_columns = false")
+    report = validate_frame(clean.with_columns(pl.lit(1).alias("extra")), strict)
+    assert [(c.check, c.column) for c in report.warnings] == [("schema", "extra")]
+    assert report.passed  # a warning is not a failure ...
+    both = parse_config(
+        CONFIG_TEXT.replace("allow_extra_columns = true", "allow_extra_columns = false").replace(
+            "fail_on_warning = false", "fail_on_warning = true"
+        )
+    )
+    report = validate_frame(clean.with_columns(pl.lit(1).alias("extra")), both)
+    assert not report.passed  # ... unless fail_on_warning
+
+
+@pytest.mark.parametrize(
+    ("column", "dtype"),
+    [
+        ("amount", pl.String),  # float declared
+        ("card_age_days", pl.Float64),  # int declared
+        ("merchant_category", None),  # category declared; replaced by ints below
+        ("ts", pl.String),  # datetime declared
+    ],
+)
+def test_wrong_dtype_fails(
+    config: Config, clean: pl.DataFrame, column: str, dtype: pl.DataType | None
+) -> None:
+    if dtype is None:
+        broken = clean.with_columns(pl.col(column).rank("dense").cast(pl.Int64))
+    else:
+        broken = clean.with_columns(pl.col(column).cast(dtype))
+    report = validate_frame(broken, config)
+    assert _failed(report) == {("type", column)}
+    assert "declared" in _only(report, "type", column).detail
+
+
+def test_categorical_and_enum_count_as_category(config: Config, clean: pl.DataFrame) -> None:
+    as_cat = clean.with_columns(pl.col("merchant_category").cast(pl.Categorical))
+    assert validate_frame(as_cat, config).passed
+    levels = sorted(clean["merchant_category"].unique())
+    as_enum = clean.with_columns(pl.col("merchant_category").cast(pl.Enum(levels)))
+    assert validate_frame(as_enum, config).passed
+
+
+def test_date_counts_as_datetime_and_int32_as_float(config: Config, clean: pl.DataFrame) -> None:
+    other = clean.with_columns(pl.col("ts").dt.date(), pl.col("amount").round().cast(pl.Int32))
+    assert validate_frame(other, config).passed
+
+
+def test_bool_type(clean: pl.DataFrame) -> None:
+    cfg = _config('[schema.is_foreign]\ntype = "int"', '[schema.is_foreign]\ntype = "bool"')
+    assert validate_frame(clean, cfg).passed
+    as_bool = clean.with_columns(pl.col("is_foreign").cast(pl.Boolean))
+    assert validate_frame(as_bool, cfg).passed
+    broken = clean.with_columns(
+        pl.when(pl.int_range(pl.len()) < 2)
+        .then(2)
+        .otherwise(pl.col("is_foreign"))
+        .alias("is_foreign")
+    )
+    report = validate_frame(broken, cfg)
+    # The 2s are caught by the bool rule (type) and by the config's max = 1 (range).
+    assert ("type", "is_foreign") in _failed(report)
+    assert _only(report, "type", "is_foreign").value == 2
+
+
+# ---------------------------------------------------------------- values
+
+
+def test_out_of_range_fails_with_count(config: Config, clean: pl.DataFrame) -> None:
+    broken = clean.with_columns(
+        pl.when(pl.int_range(pl.len()) < 3).then(24).otherwise(pl.col("hour")).alias("hour"),
+        pl.when(pl.int_range(pl.len()) == 10)
+        .then(-5.0)
+        .otherwise(pl.col("amount"))
+        .alias("amount"),
+    )
+    report = validate_frame(broken, config)
+    assert _failed(report) == {("range", "hour"), ("range", "amount")}
+    hour = _only(report, "range", "hour")
+    assert hour.value == 3
+    assert hour.detail == "3 of 5,000 values (0.06%) are above max 23"
+    assert "below min 0" in _only(report, "range", "amount").detail
+
+
+def test_unseen_category_fails_naming_values(config: Config) -> None:
+    drifted = generate(5_000, seed=7, drift=True)
+    report = validate_frame(drifted, config)
+    assert _failed(report) == {("allowed", "merchant_category")}
+    check = _only(report, "allowed", "merchant_category")
+    assert "'crypto_exchange'" in check.detail
+    assert check.value == (drifted["merchant_category"] == "crypto_exchange").sum()
+
+
+def test_unseen_categories_show_at_most_three(config: Config, clean: pl.DataFrame) -> None:
+    novel = pl.Series(["a", "b", "c", "d", "e"] * 2)
+    broken = clean.with_columns(
+        pl.concat([novel, clean["merchant_category"].slice(10)]).alias("merchant_category")
+    )
+    detail = _only(validate_frame(broken, config), "allowed", "merchant_category").detail
+    assert "'a', 'b', 'c' and 2 more" in detail
+
+
+def test_too_many_nulls_fail(config: Config, clean: pl.DataFrame) -> None:
+    nulls = clean.with_columns(
+        pl.when(pl.int_range(pl.len()) % 20 == 0)
+        .then(None)
+        .otherwise(pl.col("device_score"))
+        .alias("device_score")
+    )
+    report = validate_frame(nulls, config)
+    assert _failed(report) == {("missing", "device_score")}
+    assert _only(report, "missing", "device_score").value == pytest.approx(0.05, abs=0.003)
+
+
+def test_any_null_fails_where_none_allowed(config: Config, clean: pl.DataFrame) -> None:
+    one = clean.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(None)
+        .otherwise(pl.col("card_age_days"))
+        .alias("card_age_days")
+    )
+    assert _failed(validate_frame(one, config)) == {("missing", "card_age_days")}
+
+
+def test_nan_counts_as_missing(config: Config, clean: pl.DataFrame) -> None:
+    nan = clean.with_columns(
+        pl.when(pl.int_range(pl.len()) < 2)
+        .then(float("nan"))
+        .otherwise(pl.col("amount"))
+        .alias("amount")
+    )
+    report = validate_frame(nan, config)
+    assert _failed(report) == {("missing", "amount")}
+    # NaN is not counted again as out of range or as an outlier.
+    assert _only(report, "range", "amount").status == "pass"
+
+
+def test_outliers_warn_never_fail(config: Config, clean: pl.DataFrame) -> None:
+    spiky = clean.with_columns(
+        pl.when(pl.int_range(pl.len()) % 10 == 0)
+        .then(1_000_000.0)
+        .otherwise(pl.col("avg_amount_30d"))
+        .alias("avg_amount_30d")
+    )
+    report = validate_frame(spiky, config)
+    assert report.failures == []
+    assert [(c.check, c.column) for c in report.warnings] == [("outliers", "avg_amount_30d")]
+    warning = report.warnings[0]
+    assert warning.value is not None and warning.value >= 0.1
+    assert "3 × IQR" in warning.detail
+    assert report.passed
+
+
+def test_zscore_outliers(clean: pl.DataFrame) -> None:
+    cfg = _config('outlier_method = "iqr"', 'outlier_method = "zscore"')
+    assert validate_frame(clean, cfg).passed
+    spiky = clean.with_columns(
+        pl.when(pl.int_range(pl.len()) % 16 == 0)  # 6.25% of rows, above the 5% allowed
+        .then(pl.col("card_age_days") + 1_000_000)
+        .otherwise(pl.col("card_age_days"))
+        .alias("card_age_days")
+    )
+    report = validate_frame(spiky, cfg)
+    assert [(c.check, c.column) for c in report.warnings] == [("outliers", "card_age_days")]
+    assert "|z| > 3" in report.warnings[0].detail
+
+
+def test_constant_column_is_not_all_outliers(config: Config, clean: pl.DataFrame) -> None:
+    flat = clean.with_columns(pl.lit(3, dtype=pl.Int64).alias("num_tx_last_24h"))
+    check = _only(validate_frame(flat, config), "outliers", "num_tx_last_24h")
+    assert check.status == "pass"
+
+
+# ---------------------------------------------------------------- rows and target
+
+
+def test_too_few_rows_fail(config: Config, clean: pl.DataFrame) -> None:
+    labelled = clean.drop_nulls()
+    small = pl.concat(
+        [
+            labelled.filter(pl.col("is_fraud") == 1).head(5),
+            labelled.filter(pl.col("is_fraud") == 0).head(45),
+        ]
+    )
+    report = validate_frame(small, config)
+    assert _failed(report) == {("rows", None)}
+    assert _only(report, "rows", None).detail == "50 rows; at least 100 needed"
+
+
+def test_empty_frame_fails_without_crashing(config: Config, clean: pl.DataFrame) -> None:
+    report = validate_frame(clean.head(0), config)
+    assert ("rows", None) in _failed(report)
+    assert ("target", "is_fraud") in _failed(report)
+
+
+def test_single_class_target_fails(config: Config, clean: pl.DataFrame) -> None:
+    report = validate_frame(clean.filter(pl.col("is_fraud") == 0), config)
+    assert _failed(report) == {("target", "is_fraud")}
+    check = _only(report, "target", "is_fraud")
+    assert check.value == 1
+    assert "only 1 class" in check.detail
+
+
+def test_null_target_fails(clean: pl.DataFrame) -> None:
+    # Let the schema tolerate the null so only the target rule reports it.
+    cfg = _config(
+        '[schema.is_fraud]\ntype = "int"', '[schema.is_fraud]\ntype = "int"\nmax_missing = 0.5'
+    )
+    broken = clean.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(None)
+        .otherwise(pl.col("is_fraud"))
+        .alias("is_fraud")
+    )
+    report = validate_frame(broken, cfg)
+    assert _failed(report) == {("target", "is_fraud")}
+    assert "1 missing label" in _only(report, "target", "is_fraud").detail
+
+
+def test_target_checked_even_without_schema(clean: pl.DataFrame) -> None:
+    cfg = parse_config(
+        '[project]\nname = "p"\n[data]\npath = "x.csv"\ntarget = "is_fraud"\nsplit = "random"\n'
+    )
+    assert validate_frame(clean, cfg).passed
+    report = validate_frame(clean.with_columns(pl.lit(0).alias("is_fraud")), cfg)
+    assert _failed(report) == {("target", "is_fraud")}
+
+
+# ---------------------------------------------------------------- output
+
+
+def test_to_dict_is_json(config: Config, clean: pl.DataFrame) -> None:
+    broken = clean.drop("hour").with_columns(pl.lit(float("nan")).alias("amount"))
+    report = validate_frame(broken, config)
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert data["rows"] == 5_000
+    assert data["passed"] is False
+    assert data["failures"] == len(report.failures) >= 2
+    assert {"check", "column", "status", "detail", "value"} <= set(data["checks"][0])
+
+
+def test_render_report(config: Config, clean: pl.DataFrame) -> None:
+    report = validate_frame(clean.drop("hour"), config)
+    table = render_report(report)
+    assert isinstance(table, Table)
+    assert table.row_count == len(report.checks)
+    console = Console(record=True, width=160, color_system=None)
+    console.print(table)
+    text = console.export_text()
+    assert "FAIL" in text and "hour" in text and "FAILED" in text
+    # Failures come first.
+    assert text.index("FAIL ") < text.index("PASS")
+    assert render_report(report, show_passed=False).row_count == len(report.failures)

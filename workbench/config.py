@@ -1,0 +1,210 @@
+"""workbench.toml: the project's settings, validated on load.
+
+Every mistake becomes one `ConfigError` line naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workbench.errors import ConfigError
+
+CONFIG_FILE = "workbench.toml"
+
+ColumnType = Literal["int", "float", "str", "category", "bool", "datetime"]
+MetricName = Literal["auc", "logloss", "accuracy", "f1", "precision", "recall", "average_precision"]
+#: Metrics where a smaller value is better; every other metric is maximised.
+LOWER_IS_BETTER = frozenset({"logloss"})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSection(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+
+
+class DataSection(_Section):
+    path: str = Field(
+        min_length=1, description="CSV or Parquet file (or a glob), relative to the project"
+    )
+    target: str = Field(min_length=1)
+    timestamp: str | None = None
+    id_column: str | None = None
+    split: Literal["time", "random"] = "time"
+    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    seed: int = 42
+    drop: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _time_split_needs_timestamp(self) -> DataSection:
+        if self.split == "time" and not self.timestamp:
+            raise ValueError("split = 'time' needs data.timestamp to name the time column")
+        return self
+
+
+class ColumnSpec(_Section):
+    type: ColumnType
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = None
+    max_missing: float | None = Field(default=None, ge=0.0, le=1.0)
+    outliers: bool = True
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> ColumnSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class ValidationSection(_Section):
+    max_missing: float = Field(default=0.0, ge=0.0, le=1.0)
+    outlier_method: Literal["iqr", "zscore"] = "iqr"
+    outlier_threshold: float = Field(default=3.0, gt=0.0)
+    max_outlier_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
+    min_rows: int = Field(default=100, ge=1)
+    allow_extra_columns: bool = True
+    fail_on_warning: bool = False
+
+
+class TrainerSection(_Section):
+    plugin: str = "lightgbm"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvaluationSection(_Section):
+    metric: MetricName = "auc"
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+
+
+class GateSection(_Section):
+    min_improvement: float = 0.0
+    auto_promote: bool = False
+    max_regression: dict[str, float] = Field(default_factory=dict)
+
+
+class RegistrySection(_Section):
+    model_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+    candidate_alias: str = "staging"
+    production_alias: str = "production"
+
+
+class RunnerSection(_Section):
+    default: Literal["auto", "local", "docker"] = "auto"
+
+
+class ServingSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class DriftSection(_Section):
+    psi_warn: float = Field(default=0.1, ge=0.0)
+    psi_alert: float = Field(default=0.25, ge=0.0)
+    p_value: float = Field(default=0.05, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _warn_below_alert(self) -> DriftSection:
+        if self.psi_warn > self.psi_alert:
+            raise ValueError("psi_warn must not exceed psi_alert")
+        return self
+
+
+class TuiSection(_Section):
+    theme: str | None = None
+    keys: dict[str, str] = Field(default_factory=dict, description="binding id -> key")
+
+
+class Config(_Section):
+    project: ProjectSection
+    data: DataSection
+    schema_: dict[str, ColumnSpec] = Field(default_factory=dict, alias="schema")
+    validation: ValidationSection = ValidationSection()
+    trainer: TrainerSection = TrainerSection()
+    evaluation: EvaluationSection = EvaluationSection()
+    gate: GateSection = GateSection()
+    registry: RegistrySection = RegistrySection()
+    runner: RunnerSection = RunnerSection()
+    serving: ServingSection = ServingSection()
+    drift: DriftSection = DriftSection()
+    tui: TuiSection = TuiSection()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema_names(cls, value: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+        for name in value:
+            if not name.strip():
+                raise ValueError("column names must not be empty")
+        return value
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name or self.project.name
+
+    @property
+    def features(self) -> list[str]:
+        """Model inputs: the schema's columns less the target, timestamp, id and dropped ones."""
+        skip = {self.data.target, self.data.timestamp, self.data.id_column, *self.data.drop}
+        return [name for name in self.schema_ if name not in skip]
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("schema_",)]
+    if loc and loc[0] == "schema_":
+        parts.insert(0, "schema")
+    if not parts:
+        return "(top level)"
+    head, rest = parts[0], parts[1:]
+    return f"[{head}]" + ("." + ".".join(rest) if rest else "")
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "invalid value"))
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see the config reference in the README)"
+    if kind == "missing":
+        return "required key is missing"
+    msg = msg.removeprefix("Value error, ")
+    if "input" in err and kind not in ("model_type", "dict_type"):
+        value = err["input"]
+        if not isinstance(value, dict | list):
+            msg += f" (got {value!r})"
+    return msg
+
+
+def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
+    """Parse and validate TOML text; raise ConfigError with one line naming source and key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = exc.error_count() - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(
+            f"{source}: {_format_loc(tuple(first['loc']))}: {_describe(dict(first))}{suffix}"
+        ) from None
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_config(text, str(path))

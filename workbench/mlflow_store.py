@@ -1,0 +1,183 @@
+"""Read MLflow's SQLite store directly, read-only, without importing mlflow.
+
+`import mlflow` costs about a second and 200 MB; the TUI, `workbench runs` and `workbench models`
+must not pay that. MLflow stays the system of record: every write goes through its client
+(see tracking.py and registry.py); this module only reads the tables MLflow 3 creates
+(runs, latest_metrics, metrics, params, tags, experiments, model_versions,
+registered_model_aliases, model_version_tags). Tests check it against what the MLflow client wrote.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class StoreRun:
+    run_id: str
+    experiment_id: str
+    experiment: str
+    run_name: str | None
+    status: str | None
+    lifecycle_stage: str | None
+    user: str | None
+    source: str | None
+    start_time: int | None
+    end_time: int | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics_stamp: int = 0  # newest latest_metrics timestamp, for change detection
+
+
+@dataclass
+class StoreModelVersion:
+    name: str
+    version: int
+    run_id: str | None
+    source: str | None
+    status: str | None
+    created_ms: int | None
+    description: str | None
+    aliases: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@contextmanager
+def connect_ro(db_path: Path) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection, or None when the store does not exist yet."""
+    if not db_path.exists():
+        yield None
+        return
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _has_table(con: sqlite3.Connection, name: str) -> bool:
+    row = con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
+    ).fetchone()
+    return row is not None
+
+
+def read_runs(db_path: Path) -> list[StoreRun]:
+    """Every run in the store (all experiments), with latest metrics, params and tags."""
+    with connect_ro(db_path) as con:
+        if con is None or not _has_table(con, "runs"):
+            return []
+        runs: dict[str, StoreRun] = {}
+        for row in con.execute(
+            "SELECT r.run_uuid, r.experiment_id, e.name, r.name, r.status, r.lifecycle_stage, "
+            "r.user_id, r.source_name, r.start_time, r.end_time "
+            "FROM runs r LEFT JOIN experiments e ON e.experiment_id = r.experiment_id"
+        ):
+            runs[row[0]] = StoreRun(
+                run_id=row[0],
+                experiment_id=str(row[1]),
+                experiment=row[2] or "",
+                run_name=row[3],
+                status=row[4],
+                lifecycle_stage=row[5],
+                user=row[6],
+                source=row[7],
+                start_time=row[8],
+                end_time=row[9],
+            )
+        for key, value, ts, is_nan, run_id in con.execute(
+            "SELECT key, value, timestamp, is_nan, run_uuid FROM latest_metrics"
+        ):
+            run = runs.get(run_id)
+            if run is not None:
+                run.metrics[key] = float("nan") if is_nan else float(value)
+                run.metrics_stamp = max(run.metrics_stamp, ts or 0)
+        for key, value, run_id in con.execute("SELECT key, value, run_uuid FROM params"):
+            if run_id in runs:
+                runs[run_id].params[key] = value
+        for key, value, run_id in con.execute("SELECT key, value, run_uuid FROM tags"):
+            if run_id in runs:
+                runs[run_id].tags[key] = value if value is not None else ""
+        return list(runs.values())
+
+
+def read_metric_history(
+    db_path: Path, run_ids: list[str]
+) -> dict[str, list[tuple[str, int, float, int]]]:
+    """Per run: (key, step, value, timestamp_ms) for every logged metric point."""
+    out: dict[str, list[tuple[str, int, float, int]]] = defaultdict(list)
+    if not run_ids:
+        return out
+    with connect_ro(db_path) as con:
+        if con is None:
+            return out
+        for start in range(0, len(run_ids), 500):
+            chunk = run_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for run_id, key, step, value, ts, is_nan in con.execute(
+                f"SELECT run_uuid, key, step, value, timestamp, is_nan FROM metrics "
+                f"WHERE run_uuid IN ({marks}) ORDER BY run_uuid, key, step, timestamp",
+                chunk,
+            ):
+                out[run_id].append((key, int(step), float("nan") if is_nan else float(value), ts))
+    return out
+
+
+def read_model_versions(db_path: Path, name: str | None = None) -> list[StoreModelVersion]:
+    """Registered model versions (newest first) with their aliases and tags."""
+    with connect_ro(db_path) as con:
+        if con is None or not _has_table(con, "model_versions"):
+            return []
+        where, args = ("WHERE name = ?", [name]) if name else ("", [])
+        versions: dict[tuple[str, int], StoreModelVersion] = {}
+        for row in con.execute(
+            "SELECT name, version, run_id, source, status, creation_time, description "
+            f"FROM model_versions {where} ORDER BY name, version DESC",
+            args,
+        ):
+            versions[(row[0], int(row[1]))] = StoreModelVersion(
+                name=row[0],
+                version=int(row[1]),
+                run_id=row[2],
+                source=row[3],
+                status=row[4],
+                created_ms=row[5],
+                description=row[6],
+            )
+        for alias, version, mname in con.execute(
+            f"SELECT alias, version, name FROM registered_model_aliases {where}", args
+        ):
+            mv = versions.get((mname, int(version)))
+            if mv is not None:
+                mv.aliases.append(alias)
+        if _has_table(con, "model_version_tags"):
+            for key, value, mname, version in con.execute(
+                f"SELECT key, value, name, version FROM model_version_tags {where}", args
+            ):
+                mv = versions.get((mname, int(version)))
+                if mv is not None:
+                    mv.tags[key] = value
+        return list(versions.values())
+
+
+def read_aliases(db_path: Path, name: str) -> dict[str, int]:
+    with connect_ro(db_path) as con:
+        if con is None or not _has_table(con, "registered_model_aliases"):
+            return {}
+        return {
+            alias: int(version)
+            for alias, version in con.execute(
+                "SELECT alias, version FROM registered_model_aliases WHERE name = ?", (name,)
+            )
+        }
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    return dict(obj.__dict__)

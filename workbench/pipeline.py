@@ -1,0 +1,156 @@
+"""The pipeline: validate -> train -> evaluate -> gate -> register -> aliases.
+
+Each step reports through `on_step(name, status, detail)`; training streams progress. The
+champion (the version holding the production alias) is scored on the candidate's holdout, so
+the gate compares both models on the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from workbench import data as data_mod
+from workbench import registry
+from workbench.errors import JobFailed, ValidationFailed
+from workbench.gate import decide
+from workbench.jobs import ProgressCallback, run_training
+from workbench.plugins import Runner
+from workbench.project import Project
+from workbench.validation import ValidationReport, validate_frame
+
+StepCallback = Callable[[str, str, str], None]
+STEPS = ("validate", "train", "evaluate", "gate", "register", "alias")
+
+
+@dataclass
+class PipelineResult:
+    run_id: str
+    model: str
+    version: int
+    metrics: dict[str, float]
+    gate: dict[str, Any]
+    aliases_set: list[str]
+    job_id: str
+    runner: str
+    data_digest: str
+    champion_version: int | None = None
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate(project: Project) -> ValidationReport:
+    frame = data_mod.load_frame(project.data_path)
+    return validate_frame(frame, project.config)
+
+
+def score_champion(project: Project, version: int) -> dict[str, float]:
+    """Load the production version with mlflow.pyfunc and score it on the current holdout."""
+    from workbench import tracking
+    from workbench.evaluation import binary_metrics
+
+    tracking.setup(project)
+    import mlflow.pyfunc
+
+    cfg = project.config
+    holdout = data_mod.split(data_mod.load_frame(project.data_path), cfg).holdout
+    model = mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{version}")
+    proba = model.predict(data_mod.to_model_frame(holdout, cfg))
+    scores = binary_metrics(holdout[cfg.data.target].to_numpy(), proba, cfg.evaluation.threshold)
+    return {f"holdout_{k}": v for k, v in scores.items()}
+
+
+def run(
+    project: Project,
+    runner: Runner,
+    on_step: StepCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_log: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    auto_promote: bool | None = None,
+) -> PipelineResult:
+    step = on_step or (lambda name, status, detail: None)
+    cfg = project.config
+
+    step("validate", "running", str(project.data_path))
+    report = validate(project)
+    if not report.passed:
+        step("validate", "failed", f"{len(report.failures)} check(s) failed")
+        raise ValidationFailed(
+            f"data validation failed: {len(report.failures)} check(s) failed "
+            f"(run `workbench validate` for the report)"
+        )
+    step("validate", "done", f"{report.rows:,} rows, {len(report.warnings)} warning(s)")
+
+    step("train", "running", f"{cfg.trainer.plugin} on the {runner.name} runner")
+    outcome = run_training(project, runner, on_progress, on_log, should_stop)
+    if not outcome.ok:
+        step("train", "failed", outcome.reason or outcome.status)
+        raise JobFailed(
+            f"training job {outcome.job_id} {outcome.status}: {outcome.reason} "
+            f"(log: {outcome.log_path})"
+        )
+    result = outcome.result
+    metrics: dict[str, float] = result["metrics"]
+    step("train", "done", f"run {result['run_id'][:8]}")
+
+    metric = f"holdout_{cfg.evaluation.metric}"
+    champion_version = registry.aliases(project).get(cfg.registry.production_alias)
+    step(
+        "evaluate", "running", "scoring production on the same holdout" if champion_version else ""
+    )
+    champion = score_champion(project, champion_version) if champion_version else None
+    step("evaluate", "done", f"{metric} = {metrics.get(metric, float('nan')):.4f}")
+
+    gate = decide(metric, metrics, champion, cfg.gate)
+    step("gate", "done" if gate.passed else "failed", gate.reason)
+
+    version = registry.register(
+        project,
+        result["run_id"],
+        result["model_uri"],
+        description=f"gate {gate.decision}: {gate.reason}",
+    )
+    step("register", "done", f"{cfg.model_name} v{version}")
+
+    aliases_set = []
+    registry.move_alias(
+        project,
+        cfg.registry.candidate_alias,
+        version,
+        f"pipeline candidate (gate {gate.decision}: {gate.reason})",
+        "set",
+        run_id=result["run_id"],
+        job_id=outcome.job_id,
+    )
+    aliases_set.append(cfg.registry.candidate_alias)
+    promote = cfg.gate.auto_promote if auto_promote is None else auto_promote
+    if gate.passed and promote:
+        registry.move_alias(
+            project,
+            cfg.registry.production_alias,
+            version,
+            f"auto-promoted: {gate.reason}",
+            "auto-promote",
+            run_id=result["run_id"],
+            job_id=outcome.job_id,
+        )
+        aliases_set.append(cfg.registry.production_alias)
+    step("alias", "done", ", ".join(aliases_set))
+
+    return PipelineResult(
+        run_id=result["run_id"],
+        model=cfg.model_name,
+        version=version,
+        metrics=metrics,
+        gate=gate.to_dict(),
+        aliases_set=aliases_set,
+        job_id=outcome.job_id,
+        runner=outcome.runner,
+        data_digest=result.get("data_digest", ""),
+        champion_version=champion_version,
+        validation={"rows": report.rows, "warnings": len(report.warnings)},
+    )

@@ -1,0 +1,118 @@
+"""Plugin contracts and discovery through the `workbench.plugins` entry point group.
+
+Built-in trainers and runners (in plugins/) register exactly as a third-party package would:
+    [project.entry-points."workbench.plugins"]
+    lightgbm = "plugins.lightgbm_trainer:LightGBMTrainer"
+Each entry point names a class with a `kind` ("trainer", "runner") and a `name`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from workbench.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from workbench.config import Config
+
+GROUP = "workbench.plugins"
+
+#: (iteration, total, metrics at that iteration)
+IterationCallback = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass
+class TrainContext:
+    config: Config
+    params: dict[str, Any]
+    features: list[str]
+    categorical: list[str]
+    target: str
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    on_iteration: IterationCallback
+
+
+@dataclass
+class TrainedModel:
+    """What a trainer hands back: a scorer and a way to save itself as an MLflow model dir."""
+
+    predict: Callable[[pd.DataFrame], np.ndarray]
+    save_mlflow_model: Callable[[Path, Any, pd.DataFrame], None]  # (dir, signature, input example)
+    best_iteration: int | None = None
+    feature_importance: dict[str, float] = field(default_factory=dict)
+    flavor: str = ""
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    kind: str  # "trainer"
+    name: str
+
+    def train(self, ctx: TrainContext) -> TrainedModel: ...
+
+
+@dataclass
+class JobSpec:
+    job_id: str
+    kind: str  # "train"
+    module: str  # python module run with -m
+    args: list[str]
+    project_root: Path
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Runner(Protocol):
+    kind: str  # "runner"
+    name: str
+
+    def available(self) -> bool: ...
+
+    def run(
+        self,
+        spec: JobSpec,
+        on_line: Callable[[str], None],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> tuple[int, str | None]:
+        """Run to completion, feeding each output line to on_line; return (exit code, reason)."""
+        ...
+
+
+@cache
+def _registry() -> dict[tuple[str, str], Any]:
+    found: dict[tuple[str, str], Any] = {}
+    for ep in entry_points(group=GROUP):
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not take the tool down
+            import sys
+
+            print(
+                f"workbench: plugin {ep.name!r} ({ep.value}) failed to load: {exc}", file=sys.stderr
+            )
+            continue
+        found[(getattr(cls, "kind", "?"), getattr(cls, "name", ep.name))] = cls
+    return found
+
+
+def available(kind: str) -> list[str]:
+    return sorted(name for k, name in _registry() if k == kind)
+
+
+def load(kind: str, name: str) -> Any:
+    """Instantiate plugin `name` of `kind`, or raise a UsageError listing what exists."""
+    cls = _registry().get((kind, name))
+    if cls is None:
+        have = ", ".join(available(kind)) or "none installed"
+        raise UsageError(f"no {kind} plugin named {name!r} (available: {have})")
+    return cls()

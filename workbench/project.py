@@ -1,0 +1,91 @@
+"""A project: a folder holding workbench.toml, and its store under `.workbench/`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from workbench.config import CONFIG_FILE, Config, load_config
+from workbench.errors import ConfigError
+
+STORE_DIR = ".workbench"
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: cwd) holding workbench.toml."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise ConfigError(
+        f"no {CONFIG_FILE} found in {here} or any folder above it "
+        "(pass --project DIR, or create one with `workbench init DIR --sample fraud_detection`)"
+    )
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    config: Config = field(repr=False)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Project:
+        """Load the project at `path` (a folder or a workbench.toml), or the nearest one."""
+        if path is None:
+            root = find_project_root()
+        else:
+            p = Path(path).expanduser().resolve()
+            if p.is_file() and p.name == CONFIG_FILE:
+                root = p.parent
+            elif p.is_dir():
+                root = p
+            else:
+                raise ConfigError(f"--project {path}: no such folder")
+            if not (root / CONFIG_FILE).is_file():
+                raise ConfigError(f"--project {path}: no {CONFIG_FILE} in {root}")
+        return cls(root=root, config=load_config(root / CONFIG_FILE))
+
+    # Paths inside the store -------------------------------------------------------------
+    @property
+    def store(self) -> Path:
+        return self.root / STORE_DIR
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.store / "mlflow.db"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.store / "artifacts"
+
+    @property
+    def logs(self) -> Path:
+        return self.store / "logs"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.store / "jobs"
+
+    @cached_property
+    def data_path(self) -> Path:
+        return (self.root / self.config.data.path).resolve()
+
+    @property
+    def name(self) -> str:
+        return self.config.project.name
+
+    @property
+    def experiment_name(self) -> str:
+        return self.config.project.name
+
+    def ensure_store(self) -> None:
+        for folder in (self.store, self.artifacts, self.logs, self.jobs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        ignore = self.store / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")

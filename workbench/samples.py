@@ -1,0 +1,46 @@
+"""Sample projects: `workbench init DIR --sample NAME` copies one and generates its data."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from workbench.config import CONFIG_FILE
+from workbench.errors import UsageError
+
+PACKAGE = "sample_projects"
+
+
+def available() -> list[str]:
+    root = resources.files(PACKAGE)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file())
+
+
+def init(target: Path, sample: str, rows: int = 50_000, seed: int = 7, force: bool = False) -> Path:
+    """Create a project in `target` from `sample`, with freshly generated data."""
+    if sample not in available():
+        raise UsageError(f"--sample {sample}: no such sample (available: {', '.join(available())})")
+    target = target.expanduser().resolve()
+    if (target / CONFIG_FILE).exists() and not force:
+        raise UsageError(f"{target / CONFIG_FILE} already exists (use --force to overwrite)")
+    target.mkdir(parents=True, exist_ok=True)
+    src = resources.files(PACKAGE) / sample
+    for name in (CONFIG_FILE, "README.md", "generate.py"):
+        item = src / name
+        if item.is_file():
+            with resources.as_file(item) as path:
+                shutil.copyfile(path, target / name)
+    generator = importlib.import_module(f"{PACKAGE}.{sample}.generate")
+    from workbench.config import load_config
+
+    cfg = load_config(target / CONFIG_FILE)
+    out = target / cfg.data.path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame = generator.generate(n_rows=rows, seed=seed)
+    tmp = out.with_name(f".{out.name}.tmp")
+    frame.write_parquet(tmp)
+    tmp.replace(out)
+    (target / ".gitignore").write_text(".workbench/\n")
+    return target

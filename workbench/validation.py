@@ -1,0 +1,412 @@
+"""Data validation: check a snapshot against the config's [schema] and [validation] sections.
+
+Structural checks (columns present, dtypes) read only the frame's schema; every statistic
+(missing counts, range violations, unseen categories, outliers, target classes) is computed
+in a single polars `select`, so a million rows validate in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import polars as pl
+from rich.table import Table
+from rich.text import Text
+
+from workbench.config import ColumnSpec, Config
+
+Status = Literal["pass", "warn", "fail"]
+
+_SEVERITY: dict[str, int] = {"fail": 0, "warn": 1, "pass": 2}
+_STYLES: dict[str, str] = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+_MAX_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding. `check` is the rule: schema, type, missing, range, allowed, outliers,
+    rows or target."""
+
+    check: str
+    column: str | None
+    status: Status
+    detail: str
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    rows: int
+    columns: int
+    checks: tuple[Check, ...]
+    fail_on_warning: bool = False
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "warn"]
+
+    @property
+    def passed(self) -> bool:
+        """No failures, and no warnings either when `fail_on_warning` is set."""
+        if self.failures:
+            return False
+        return not (self.fail_on_warning and self.warnings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "columns": self.columns,
+            "passed": self.passed,
+            "fail_on_warning": self.fail_on_warning,
+            "failures": len(self.failures),
+            "warnings": len(self.warnings),
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+# ---------------------------------------------------------------- formatting helpers
+
+
+def _num(x: float) -> str:
+    """A bound or statistic for a sentence: 0, 23, 0.5, 1,234."""
+    x = float(x)
+    if x.is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
+def _pct(fraction: float) -> str:
+    if 0 < fraction < 0.00005:
+        return "<0.01%"
+    return f"{fraction:.2%}"
+
+
+def _of(count: int, total: int) -> str:
+    """'3 of 50,000 values (0.01%)'."""
+    fraction = count / total if total else 0.0
+    return f"{count:,} of {total:,} values ({_pct(fraction)})"
+
+
+def _finite(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+# ---------------------------------------------------------------- dtype rules
+
+
+def _dtype_name(dtype: pl.DataType) -> str:
+    """Short dtype names for sentences: Int64, String, Datetime[us]."""
+    if isinstance(dtype, pl.Datetime):
+        tz = f", {dtype.time_zone}" if dtype.time_zone else ""
+        return f"Datetime[{dtype.time_unit}{tz}]"
+    if isinstance(dtype, pl.Enum):
+        return "Enum"
+    return str(dtype)
+
+
+def _is_text(dtype: pl.DataType) -> bool:
+    return dtype.base_type() in (pl.String, pl.Categorical, pl.Enum)
+
+
+def _type_ok(kind: str, dtype: pl.DataType) -> bool:
+    """Whether a polars dtype can hold a column declared as `kind` (bool ints checked later)."""
+    if dtype == pl.Null:  # an all-null column: the missing check reports it
+        return True
+    if kind == "int":
+        return dtype.is_integer()
+    if kind == "float":
+        return dtype.is_numeric()
+    if kind in ("category", "str"):
+        return _is_text(dtype)
+    if kind == "bool":
+        return dtype == pl.Boolean or dtype.is_integer()
+    if kind == "datetime":
+        return dtype.base_type() in (pl.Datetime, pl.Date)
+    return False
+
+
+_EXPECTED = {
+    "int": "an integer dtype",
+    "float": "a numeric dtype",
+    "category": "String, Categorical or Enum",
+    "str": "String, Categorical or Enum",
+    "bool": "Boolean or 0/1 integers",
+    "datetime": "Datetime or Date",
+}
+
+
+# ---------------------------------------------------------------- validation
+
+# A finisher turns the row of statistics (name -> value) into checks, after the one select.
+_Finisher = Callable[[dict[str, Any]], list[Check]]
+
+
+class _Plan:
+    """Collects named expressions and the finishers that read their results."""
+
+    def __init__(self) -> None:
+        self.exprs: list[pl.Expr] = []
+        self.finishers: list[_Finisher] = []
+        self._n = 0
+
+    def add(self, expr: pl.Expr) -> str:
+        name = f"__stat_{self._n}"
+        self._n += 1
+        self.exprs.append(expr.alias(name))
+        return name
+
+
+def _missing_check(plan: _Plan, name: str, dtype: pl.DataType, rows: int, limit: float) -> None:
+    col = pl.col(name)
+    nulls = plan.add(col.null_count())
+    nans = plan.add(col.is_nan().sum()) if dtype.is_float() else None
+
+    def finish(stats: dict[str, Any]) -> list[Check]:
+        count = int(stats[nulls] or 0) + (int(stats[nans] or 0) if nans else 0)
+        fraction = count / rows if rows else 0.0
+        if fraction > limit:
+            detail = f"{_of(count, rows)} are missing; at most {_pct(limit)} allowed"
+            return [Check("missing", name, "fail", detail, fraction)]
+        if count == 0:
+            return [Check("missing", name, "pass", "no missing values", 0.0)]
+        detail = f"{_of(count, rows)} are missing, within {_pct(limit)}"
+        return [Check("missing", name, "pass", detail, fraction)]
+
+    plan.finishers.append(finish)
+
+
+def _range_check(plan: _Plan, name: str, values: pl.Expr, spec: ColumnSpec, rows: int) -> None:
+    below = plan.add((values < spec.min).sum()) if spec.min is not None else None
+    above = plan.add((values > spec.max).sum()) if spec.max is not None else None
+
+    def finish(stats: dict[str, Any]) -> list[Check]:
+        n_below = int(stats[below] or 0) if below else 0
+        n_above = int(stats[above] or 0) if above else 0
+        lo, hi = spec.min, spec.max
+        problems = []
+        if n_below and lo is not None:
+            problems.append(f"{_of(n_below, rows)} are below min {_num(lo)}")
+        if n_above and hi is not None:
+            problems.append(f"{_of(n_above, rows)} are above max {_num(hi)}")
+        if problems:
+            return [Check("range", name, "fail", "; ".join(problems), float(n_below + n_above))]
+        if lo is not None and hi is not None:
+            detail = f"all values within [{_num(lo)}, {_num(hi)}]"
+        elif lo is not None:
+            detail = f"all values ≥ {_num(lo)}"
+        else:
+            detail = f"all values ≤ {_num(hi or 0)}"
+        return [Check("range", name, "pass", detail, 0.0)]
+
+    plan.finishers.append(finish)
+
+
+def _allowed_check(plan: _Plan, name: str, allowed: list[str], rows: int) -> None:
+    text = pl.col(name).cast(pl.String)
+    unseen = text.is_not_null() & ~text.is_in(allowed)
+    count = plan.add(unseen.sum())
+    distinct = plan.add(text.filter(unseen).n_unique())
+    examples = plan.add(text.filter(unseen).unique().sort().head(_MAX_EXAMPLES).implode())
+
+    def finish(stats: dict[str, Any]) -> list[Check]:
+        n = int(stats[count] or 0)
+        if not n:
+            detail = f"all values in the {len(allowed)} allowed"
+            return [Check("allowed", name, "pass", detail, 0.0)]
+        shown = ", ".join(repr(v) for v in (stats[examples] or []))
+        more = int(stats[distinct] or 0) - _MAX_EXAMPLES
+        if more > 0:
+            shown += f" and {more:,} more"
+        detail = f"{_of(n, rows)} are not in the allowed list: {shown}"
+        return [Check("allowed", name, "fail", detail, float(n))]
+
+    plan.finishers.append(finish)
+
+
+def _outlier_check(plan: _Plan, name: str, values: pl.Expr, config: Config) -> None:
+    v = config.validation
+    k = v.outlier_threshold
+    present = plan.add(values.count())
+    if v.outlier_method == "iqr":
+        q1, q3 = values.quantile(0.25, "linear"), values.quantile(0.75, "linear")
+        iqr = q3 - q1
+        lo_e, hi_e = q1 - k * iqr, q3 + k * iqr
+        method = f"{_num(k)} × IQR"
+    else:
+        mean, std = values.mean(), values.std()
+        lo_e, hi_e = mean - k * std, mean + k * std
+        method = f"|z| > {_num(k)}"
+    lo, hi = plan.add(lo_e), plan.add(hi_e)
+    outside = plan.add(((values < lo_e) | (values > hi_e)).sum())
+
+    def finish(stats: dict[str, Any]) -> list[Check]:
+        n = int(stats[present] or 0)
+        low, high = _finite(stats[lo]), _finite(stats[hi])
+        if n == 0 or low is None or high is None:
+            return [Check("outliers", name, "pass", "no values to check", 0.0)]
+        if low == high:
+            detail = "values are (nearly) constant; outlier check skipped"
+            return [Check("outliers", name, "pass", detail, 0.0)]
+        count = int(stats[outside] or 0)
+        fraction = count / n
+        detail = f"{_of(count, n)} lie outside [{_num(low)}, {_num(high)}] ({method})"
+        if fraction > v.max_outlier_fraction:
+            detail += f"; more than {_pct(v.max_outlier_fraction)} expected"
+            return [Check("outliers", name, "warn", detail, fraction)]
+        return [Check("outliers", name, "pass", detail, fraction)]
+
+    plan.finishers.append(finish)
+
+
+def _bool_values_check(plan: _Plan, name: str, rows: int) -> None:
+    col = pl.col(name)
+    bad = plan.add((col.is_not_null() & (col != 0) & (col != 1)).sum())
+
+    def finish(stats: dict[str, Any]) -> list[Check]:
+        n = int(stats[bad] or 0)
+        if n:
+            detail = f"declared bool but {_of(n, rows)} are not 0 or 1"
+            return [Check("type", name, "fail", detail, float(n))]
+        return [Check("type", name, "pass", "0/1 integers match bool")]
+
+    plan.finishers.append(finish)
+
+
+def _target_check(plan: _Plan, target: str) -> None:
+    col = pl.col(target)
+    nulls = plan.add(col.null_count())
+    classes = plan.add(col.drop_nulls().n_unique())
+
+    def finish(stats: dict[str, Any]) -> list[Check]:
+        n_null, n_classes = int(stats[nulls] or 0), int(stats[classes] or 0)
+        problems = []
+        if n_null:
+            problems.append(f"{n_null:,} missing labels")
+        if n_classes < 2:
+            problems.append(f"only {n_classes} class{'es' if n_classes != 1 else ''}; need 2+")
+        if problems:
+            return [Check("target", target, "fail", "; ".join(problems), float(n_classes))]
+        detail = f"{n_classes:,} classes, no missing labels"
+        return [Check("target", target, "pass", detail, float(n_classes))]
+
+    plan.finishers.append(finish)
+
+
+def validate_frame(df: pl.DataFrame, config: Config) -> ValidationReport:
+    """Check `df` against the config's schema and validation rules."""
+    v = config.validation
+    rows = df.height
+    schema = df.schema
+    checks: list[Check] = []
+    plan = _Plan()
+
+    # Structure: which declared columns exist, which are extra.
+    declared = config.schema_
+    missing = [name for name in declared if name not in schema]
+    extra = [name for name in schema if name not in declared] if declared else []
+    for name in missing:
+        checks.append(Check("schema", name, "fail", "column is in [schema] but not in the data"))
+    if declared and not missing:
+        detail = f"all {len(declared)} schema columns are present"
+        if extra and v.allow_extra_columns:
+            detail += f" ({len(extra)} extra column{'s' if len(extra) != 1 else ''} allowed)"
+        checks.append(Check("schema", None, "pass", detail))
+    if not v.allow_extra_columns:
+        for name in extra:
+            detail = "column is in the data but not in [schema]"
+            checks.append(Check("schema", name, "warn", detail))
+
+    # Rows.
+    if rows < v.min_rows:
+        detail = f"{rows:,} rows; at least {v.min_rows:,} needed"
+        checks.append(Check("rows", None, "fail", detail, float(rows)))
+    else:
+        checks.append(Check("rows", None, "pass", f"{rows:,} rows", float(rows)))
+
+    # Per column: type from the schema; the rest as expressions for the single select.
+    for name, spec in declared.items():
+        if name not in schema:
+            continue
+        dtype = schema[name]
+        shown = _dtype_name(dtype)
+        if not _type_ok(spec.type, dtype):
+            detail = f"dtype {shown} is not {_EXPECTED[spec.type]} (declared {spec.type})"
+            checks.append(Check("type", name, "fail", detail))
+            continue
+        if spec.type == "bool" and dtype.is_integer():
+            _bool_values_check(plan, name, rows)
+        else:
+            checks.append(Check("type", name, "pass", f"dtype {shown} matches {spec.type}"))
+
+        limit = spec.max_missing if spec.max_missing is not None else v.max_missing
+        _missing_check(plan, name, dtype, rows, limit)
+        if dtype == pl.Null:
+            continue
+        numeric = spec.type in ("int", "float") and dtype.is_numeric()
+        values = pl.col(name).fill_nan(None) if dtype.is_float() else pl.col(name)
+        if numeric and (spec.min is not None or spec.max is not None):
+            _range_check(plan, name, values, spec, rows)
+        if spec.allowed is not None:
+            _allowed_check(plan, name, spec.allowed, rows)
+        if numeric and spec.outliers:
+            _outlier_check(plan, name, values, config)
+
+    # Target.
+    target = config.data.target
+    if target in schema:
+        _target_check(plan, target)
+    else:
+        checks.append(Check("target", target, "fail", "target column is not in the data"))
+
+    stats = df.select(plan.exprs).row(0, named=True) if plan.exprs else {}
+    for finish in plan.finishers:
+        checks.extend(finish(stats))
+
+    return ValidationReport(
+        rows=rows,
+        columns=df.width,
+        checks=tuple(checks),
+        fail_on_warning=v.fail_on_warning,
+    )
+
+
+def render_report(report: ValidationReport, *, show_passed: bool = True) -> Table:
+    """A rich table of the checks, failures first, status coloured."""
+    n_fail, n_warn = len(report.failures), len(report.warnings)
+    verdict = "PASSED" if report.passed else "FAILED"
+    table = Table(
+        title=f"Validation: {report.rows:,} rows × {report.columns:,} columns",
+        caption=Text(
+            f"{verdict}: {n_fail} failure{'s' if n_fail != 1 else ''}, "
+            f"{n_warn} warning{'s' if n_warn != 1 else ''}",
+            style="bold green" if report.passed else "bold red",
+        ),
+        expand=False,
+    )
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Column", no_wrap=True)
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Detail")
+    ordered = sorted(report.checks, key=lambda c: _SEVERITY[c.status])
+    for check in ordered:
+        if check.status == "pass" and not show_passed:
+            continue
+        table.add_row(
+            Text(check.status.upper(), style=_STYLES[check.status]),
+            check.column or "—",
+            check.check,
+            check.detail,
+        )
+    return table
