@@ -169,7 +169,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from workbench.jobs import run_training
 
     project = _project(args)
-    quiet = args.json or not sys.stdout.isatty()
     runner = _runner(args, project, args.json)
     with _Progress(enabled=not args.json and sys.stdout.isatty()) as bar:
         outcome = run_training(
@@ -198,7 +197,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"training job {outcome.job_id} {outcome.status}: {outcome.reason} "
             f"(log: {outcome.log_path})"
         )
-    del quiet
     return 0
 
 
@@ -473,10 +471,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     root = demo.prepare(Path(args.dir) if args.dir else None, echo=print)
     if args.headless:
         return demo.summary(root, as_json=args.json)
-    from workbench.project import Project
-
     args.project = str(root)
-    del Project
     return cmd_tui(args)
 
 

@@ -32,10 +32,14 @@ _VIEWS: dict[str, tuple[str, str]] = {
         "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY synced_at DESC) = 1 "
         "AND lifecycle_stage = 'active'",
     ),
-    "metrics": ("metrics", "SELECT * FROM src"),
+    "metrics": (
+        "metrics",
+        "SELECT run_id, key, step, value, timestamp FROM src "
+        "QUALIFY synced_at = max(synced_at) OVER (PARTITION BY run_id)",
+    ),
 }
 
-_HIVE = {"audit": True, "jobs": True, "runs": True, "metrics": False}
+_HIVE = {"audit": True, "jobs": True, "runs": True, "metrics": True}
 
 
 class Db:

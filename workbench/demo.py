@@ -34,23 +34,13 @@ def prepare(target: Path | None, echo: Callable[[str], None] = print, rows: int 
         have = registry.list_versions(project)
     if len(have) < 2:
         echo("training a challenger with a higher learning rate")
-        challenger = Project(
-            root,
-            project.config.model_copy(
-                update={
-                    "trainer": project.config.trainer.model_copy(
-                        update={
-                            "params": {
-                                **project.config.trainer.params,
-                                "learning_rate": 0.1,
-                                "num_leaves": 63,
-                            }
-                        }
-                    )
-                }
-            ),
+        pipeline.run(
+            project,
+            runner,
+            on_step=step,
+            run_name="challenger",
+            params={"learning_rate": 0.1, "num_leaves": 15},
         )
-        pipeline.run(challenger, runner, on_step=step)
     return root
 
 

@@ -69,6 +69,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
     "metrics": pa.schema(
         [
+            ("synced_at", pa.timestamp("us", tz="UTC")),
             ("run_id", pa.string()),
             ("key", pa.string()),
             ("step", pa.int64()),
@@ -149,18 +150,6 @@ class ParquetLog:
         written = _atomic_write(table, folder, name)
         if len(list(folder.glob("*.parquet"))) >= COMPACT_AT:
             self.compact(folder)
-        return written
-
-    def replace(
-        self, rows: Iterable[Mapping[str, Any]] | pa.Table, partition: Mapping[str, str]
-    ) -> Path:
-        """Atomically replace a partition's content with one file (used for per-run metrics)."""
-        table = _to_table(self.name, rows)
-        folder = self.folder.joinpath(*(f"{k}={v}" for k, v in partition.items()))
-        written = _atomic_write(table, folder, "data.parquet")
-        for old in folder.glob("*.parquet"):
-            if old != written:
-                old.unlink(missing_ok=True)
         return written
 
     def compact(self, folder: Path | None = None) -> int:

@@ -71,7 +71,10 @@ def run(
     on_log: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     auto_promote: bool | None = None,
+    params: dict[str, Any] | None = None,
+    run_name: str | None = None,
 ) -> PipelineResult:
+    """Run every step; `params` overrides trainer params for this run only."""
     step = on_step or (lambda name, status, detail: None)
     cfg = project.config
 
@@ -86,7 +89,7 @@ def run(
     step("validate", "done", f"{report.rows:,} rows, {len(report.warnings)} warning(s)")
 
     step("train", "running", f"{cfg.trainer.plugin} on the {runner.name} runner")
-    outcome = run_training(project, runner, on_progress, on_log, should_stop)
+    outcome = run_training(project, runner, on_progress, on_log, should_stop, run_name, params)
     if not outcome.ok:
         step("train", "failed", outcome.reason or outcome.status)
         raise JobFailed(

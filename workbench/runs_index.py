@@ -95,15 +95,18 @@ def sync(project: Project, db: Db | None = None) -> SyncResult:
     if changed:
         ParquetLog(project.logs, "runs").append(changed)
         history = read_metric_history(project.mlflow_db, [r["run_id"] for r in changed])
-        metrics_log = ParquetLog(project.logs, "metrics")
-        for run_id, points in history.items():
-            metrics_log.replace(
-                [
-                    {"run_id": run_id, "key": k, "step": s, "value": v, "timestamp": _ms(ts)}
-                    for k, s, v, ts in points
-                ],
-                partition={"run": run_id},
-            )
+        ParquetLog(project.logs, "metrics").append(
+            {
+                "synced_at": now,
+                "run_id": run_id,
+                "key": k,
+                "step": s,
+                "value": v,
+                "timestamp": _ms(ts),
+            }
+            for run_id, points in history.items()
+            for k, s, v, ts in points
+        )
     return SyncResult(total=len(runs), changed=len(changed))
 
 
