@@ -24,6 +24,7 @@ class LocalRunner:
         spec: JobSpec,
         on_line: Callable[[str], None],
         should_stop: Callable[[], bool] | None = None,
+        on_start: Callable[[str], None] | None = None,
     ) -> tuple[int, str | None]:
         env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +42,8 @@ class LocalRunner:
             )
         except OSError as exc:
             return 127, f"cannot start {sys.executable}: {exc}"
+        if on_start:
+            on_start(str(proc.pid))
         stopped = threading.Event()
 
         def watch() -> None:

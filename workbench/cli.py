@@ -32,7 +32,7 @@ def _err(msg: str) -> None:
 def _project(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from workbench.project import Project
 
-    return Project.load(args.project)
+    return Project.load(getattr(args, "project", None))
 
 
 def _print_json(obj: Any) -> None:
@@ -506,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A terminal MLOps workbench. With no command, opens the TUI.",
     )
     p.add_argument("--version", action="version", version=f"workbench {__version__}")
-    p.set_defaults(func=cmd_tui, project=None)
+    p.set_defaults(func=cmd_tui)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(
@@ -521,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--sample", default="fraud_detection", help="sample name (default: fraud_detection)"
     )
-    sp.add_argument("--rows", type=int, default=50_000, help="rows of data to generate")
+    sp.add_argument("--rows", type=int, default=50_000, help="rows of data to generate (>= 500)")
     sp.add_argument("--seed", type=int, default=7)
     sp.add_argument("--force", action="store_true", help="overwrite an existing workbench.toml")
 
@@ -570,11 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("promote", cmd_promote, "point an alias at a version")
     sp.add_argument("version", type=int, metavar="VERSION")
-    sp.add_argument("--alias", default="production")
+    sp.add_argument("--alias", help="default: [registry].production_alias (production)")
     sp.add_argument("--reason", required=True)
 
     sp = add("rollback", cmd_rollback, "move an alias back to the version that held it before")
-    sp.add_argument("--alias", default="production")
+    sp.add_argument("--alias", help="default: [registry].production_alias (production)")
     sp.add_argument("--reason", required=True)
 
     sp = add("history", cmd_history, "alias moves over time", jsonp)

@@ -159,9 +159,10 @@ class Config(_Section):
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("schema_",)]
-    if loc and loc[0] == "schema_":
-        parts.insert(0, "schema")
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("schema_", "schema"):
+        # [schema.amount].min, as the TOML file spells the table
+        parts = [f"schema.{parts[1]}", *parts[2:]] if len(parts) > 1 else ["schema"]
     if not parts:
         return "(top level)"
     head, rest = parts[0], parts[1:]

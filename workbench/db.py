@@ -1,8 +1,9 @@
 """The query layer: one in-process DuckDB connection with a view over every Parquet log.
 
 Views: runs, metrics, jobs, audit (and the raw event logs `jobs_events`, `runs_versions`).
-A view over a log with no files yet reads an empty table of the right schema, and is switched
-to the Parquet glob as soon as files exist, so queries never fail on a fresh project.
+A view over a log with no files yet reads an empty table of the right schema. Views read the
+files each log's manifest lists (see parquet_log.py) and are rebuilt when it changes, so a
+query never sees a half-written file, or a compacted file beside its parts.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Db:
         self.logs_root = logs_root
         self.con = duckdb.connect(":memory:")
         self._lock = threading.Lock()
-        self._empty: set[str] = set()
+        self._stamps: dict[str, tuple[int, int] | None] = {}
         for log, schema in SCHEMAS.items():
             extra = [("date", pa.string())] if _HIVE[log] else []
             empty = pa.schema(list(schema) + [pa.field(n, t) for n, t in extra]).empty_table()
@@ -58,31 +59,31 @@ class Db:
             self.con.unregister("_arrow_empty")
         self._create_views(force=True)
 
-    def _source(self, log: str) -> tuple[str, bool]:
-        plog = ParquetLog(self.logs_root, log)
-        if not plog.files():
-            return f"_empty_{log}", True
+    def _source(self, log: str) -> str:
+        files = ParquetLog(self.logs_root, log).files()
+        if not files:
+            return f"_empty_{log}"
         hive = "true" if _HIVE[log] else "false"
-        glob = plog.glob.replace("'", "''")
-        return f"read_parquet('{glob}', hive_partitioning={hive}, union_by_name=true)", False
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        return f"read_parquet([{listed}], hive_partitioning={hive}, union_by_name=true)"
 
     def _create_views(self, force: bool = False) -> None:
+        """(Re)create the views of every log whose manifest changed since the last look."""
         with self._lock:
-            for view, (log, sql) in _VIEWS.items():
-                if not force and view not in self._empty:
+            for log in SCHEMAS:
+                stamp = ParquetLog(self.logs_root, log).stamp()
+                if not force and self._stamps.get(log, ()) == stamp:
                     continue
-                src, empty = self._source(log)
-                if empty and not force and view in self._empty:
-                    continue
-                self.con.execute(
-                    f"CREATE OR REPLACE VIEW {view} AS WITH src AS (SELECT * FROM {src}) {sql}"
-                )
-                (self._empty.add if empty else self._empty.discard)(view)
+                src = self._source(log)
+                for view, (view_log, sql) in _VIEWS.items():
+                    if view_log == log:
+                        body = f"WITH src AS (SELECT * FROM {src}) {sql}"
+                        self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+                self._stamps[log] = stamp
 
     def refresh(self) -> None:
-        """Point views that were empty at their files, once files exist."""
-        if self._empty:
-            self._create_views()
+        """Point the views at the current live files (a few stat calls when nothing changed)."""
+        self._create_views()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         self.refresh()
@@ -93,14 +94,28 @@ class Db:
         return self.con.execute(sql, params or [])
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-        cur = self.cursor()
-        res = cur.execute(sql, params or [])
-        names = [d[0] for d in res.description]
-        return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
+        def run() -> list[dict[str, Any]]:
+            res = self.cursor().execute(sql, params or [])
+            names = [d[0] for d in res.description]
+            return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
+
+        return self._retrying(run)
 
     def arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        cur = self.cursor()
-        return cur.sql(sql, params=params or None).to_arrow_table()
+        return self._retrying(
+            lambda: self.cursor().sql(sql, params=params or None).to_arrow_table()
+        )
+
+    def _retrying(self, fn: Any) -> Any:
+        """A file can vanish under a query only if someone deletes it outside the manifest's
+        grace period (or by hand); re-list the files and try again before giving up."""
+        for attempt in range(3):
+            try:
+                return fn()
+            except duckdb.IOException:
+                if attempt == 2:
+                    raise
+                self._create_views(force=True)
 
     def close(self) -> None:
         self.con.close()

@@ -30,4 +30,7 @@ def binary_metrics(
 
 
 def higher_is_better(metric: str) -> bool:
+    """Direction of a metric, also under the names runs log it with (`holdout_logloss`)."""
+    for prefix in ("holdout_", "valid_", "train_"):
+        metric = metric.removeprefix(prefix)
     return metric not in LOWER_IS_BETTER

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,15 +71,19 @@ def run_job(
     log_path = project.jobs_dir / f"{job_id}.log"
     spec = JobSpec(job_id, kind, module, args, project.root, log_path)
     started: datetime = utcnow()
-    base = {
+    base: dict[str, Any] = {
         "job_id": job_id,
         "kind": kind,
         "runner": runner.name,
         "log_path": str(log_path),
         "started_at": started,
-        "handle": str(os.getpid()),
     }
-    _record(project, status="running", **base)
+    _record(project, status="starting", **base)
+
+    def on_start(handle: str) -> None:
+        base["handle"] = handle
+        _record(project, status="running", **base)
+
     result: dict[str, Any] = {}
     error: list[str] = []
 
@@ -101,7 +104,7 @@ def run_job(
             error.append(str(event.get("message")))
 
     try:
-        code, reason = runner.run(spec, on_line, should_stop)
+        code, reason = runner.run(spec, on_line, should_stop, on_start)
     except KeyboardInterrupt:
         code, reason = 130, "interrupted"
     if error:

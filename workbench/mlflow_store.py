@@ -55,7 +55,8 @@ def connect_ro(db_path: Path) -> Iterator[sqlite3.Connection | None]:
     if not db_path.exists():
         yield None
         return
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    # as_uri() percent-encodes the path: a '#' or '%' in a folder name must not end the URI.
+    con = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
     try:
         yield con
     finally:

@@ -1,15 +1,23 @@
 """Append-only Parquet logs, Hive-partitioned, written atomically, compacted when files pile up.
 
 Each append writes a whole new file under a temp name in the same folder and renames it into
-place, so a reader (DuckDB globbing `**/*.parquet`) never sees half a file. Compaction merges a
-partition's small files into one, again through temp file + rename, then deletes the parts.
+place, so no reader ever sees half a file. A manifest (`_manifest.json`, replaced atomically
+under a file lock) lists the live files; Workbench's DuckDB views read exactly those.
+Compaction merges a partition's files into one and swaps them in the manifest in one step, so
+a reader sees either the parts or the merged file, never both and never neither. The parts
+are deleted only after a grace period, so a query that listed them a moment earlier can
+still open them.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +89,9 @@ SCHEMAS: dict[str, pa.Schema] = {
 
 #: How many files a partition may hold before `compact` merges them.
 COMPACT_AT = 32
+#: Seconds a file replaced by compaction stays on disk for queries that listed it already.
+RETIRE_GRACE_S = 120.0
+MANIFEST = "_manifest.json"
 
 
 def utcnow() -> datetime:
@@ -129,11 +140,49 @@ class ParquetLog:
         self.schema = SCHEMAS[name]
 
     @property
-    def glob(self) -> str:
-        return str(self.folder / "**" / "*.parquet")
+    def manifest_path(self) -> Path:
+        return self.folder / MANIFEST
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "_manifest.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _read_manifest(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.manifest_path.read_text())
+            return {"files": list(data.get("files", [])), "retired": list(data.get("retired", []))}
+        except FileNotFoundError:
+            # No manifest yet (a new log, or files written by hand): adopt what is there.
+            found = sorted(self.folder.rglob("*.parquet")) if self.folder.exists() else []
+            return {"files": [str(f.relative_to(self.folder)) for f in found], "retired": []}
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        tmp = self.folder / f"_manifest.{uuid.uuid4().hex}.tmp"
+        try:
+            tmp.write_text(json.dumps(manifest))
+            os.replace(tmp, self.manifest_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def stamp(self) -> tuple[int, int] | None:
+        """Changes whenever the set of live files changes (for readers caching views)."""
+        try:
+            st = self.manifest_path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
 
     def files(self) -> list[Path]:
-        return sorted(self.folder.rglob("*.parquet")) if self.folder.exists() else []
+        """The live files, as listed by the manifest."""
+        if not self.folder.exists():
+            return []
+        return sorted(self.folder / rel for rel in self._read_manifest()["files"])
 
     def append(
         self,
@@ -148,22 +197,54 @@ class ParquetLog:
         folder = self.folder.joinpath(*(f"{k}={v}" for k, v in part.items()))
         name = f"part-{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
         written = _atomic_write(table, folder, name)
-        if len(list(folder.glob("*.parquet"))) >= COMPACT_AT:
-            self.compact(folder)
+        rel = str(written.relative_to(self.folder))
+        with self._locked():
+            manifest = self._read_manifest()
+            if rel not in manifest["files"]:
+                manifest["files"].append(rel)
+            prefix = str(folder.relative_to(self.folder)) + os.sep
+            in_partition = sum(1 for f in manifest["files"] if f.startswith(prefix))
+            if in_partition >= COMPACT_AT:
+                self._compact(manifest, [folder])
+            self._write_manifest(manifest)
         return written
 
     def compact(self, folder: Path | None = None) -> int:
-        """Merge the small files of each partition into one. Returns files removed."""
-        folders = [folder] if folder else sorted({f.parent for f in self.files()})
-        removed = 0
+        """Merge the files of each partition into one. Returns how many files were merged."""
+        with self._locked():
+            manifest = self._read_manifest()
+            live = [self.folder / f for f in manifest["files"]]
+            folders = [folder] if folder else sorted({f.parent for f in live})
+            merged = self._compact(manifest, folders)
+            self._write_manifest(manifest)
+        return merged
+
+    def _compact(self, manifest: dict[str, Any], folders: list[Path]) -> int:
+        """Merge under the lock: write the merged file, then swap it for its parts in
+        `manifest` (the caller writes it). Also deletes files retired long enough ago."""
+        now = time.time()
+        keep = []
+        for entry in manifest["retired"]:
+            if now - entry["at"] > RETIRE_GRACE_S:
+                (self.folder / entry["path"]).unlink(missing_ok=True)
+            else:
+                keep.append(entry)
+        manifest["retired"] = keep
+        merged_count = 0
         for part in folders:
-            files = sorted(part.glob("*.parquet"))
-            if len(files) < 2:
+            prefix = str(part.relative_to(self.folder)) + os.sep
+            rels = sorted(f for f in manifest["files"] if f.startswith(prefix))
+            if len(rels) < 2:
                 continue
-            merged = pa.concat_tables([pq.read_table(f, partitioning=None) for f in files])
+            tables = [pq.read_table(self.folder / f, partitioning=None) for f in rels]
+            merged = pa.concat_tables(
+                [t.select(self.schema.names).cast(self.schema) for t in tables]
+            )
             name = f"compact-{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
-            _atomic_write(merged.select(self.schema.names).cast(self.schema), part, name)
-            for f in files:
-                f.unlink(missing_ok=True)
-                removed += 1
-        return removed
+            out = _atomic_write(merged, part, name)
+            gone = set(rels)
+            manifest["files"] = [f for f in manifest["files"] if f not in gone]
+            manifest["files"].append(str(out.relative_to(self.folder)))
+            manifest["retired"] += [{"path": f, "at": now} for f in rels]
+            merged_count += len(rels)
+        return merged_count

@@ -83,8 +83,10 @@ class Runner(Protocol):
         spec: JobSpec,
         on_line: Callable[[str], None],
         should_stop: Callable[[], bool] | None = None,
+        on_start: Callable[[str], None] | None = None,
     ) -> tuple[int, str | None]:
-        """Run to completion, feeding each output line to on_line; return (exit code, reason)."""
+        """Run to completion, feeding each output line to on_line; return (exit code, reason).
+        `on_start` receives the job's handle (a pid, a container id) once it runs."""
         ...
 
 

@@ -162,13 +162,17 @@ def move_alias(
 
 
 def promote(
-    project: Project, version: int, reason: str, alias: str = "production"
+    project: Project, version: int, reason: str, alias: str | None = None
 ) -> dict[str, Any]:
+    """Point `alias` (default: the configured production alias) at `version`."""
+    alias = alias or project.config.registry.production_alias
     return move_alias(project, alias, version, reason, "promote")
 
 
-def rollback(project: Project, reason: str, alias: str = "production") -> dict[str, Any]:
+def rollback(project: Project, reason: str, alias: str | None = None) -> dict[str, Any]:
+    """Move `alias` (default: the production alias) back to the version that held it before."""
     if not reason or not reason.strip():
         raise UsageError("a reason is required (--reason TEXT)")
+    alias = alias or project.config.registry.production_alias
     _, target = rollback_target(project, alias)
     return move_alias(project, alias, target, reason, "rollback")

@@ -20,6 +20,8 @@ def available() -> list[str]:
 
 def init(target: Path, sample: str, rows: int = 50_000, seed: int = 7, force: bool = False) -> Path:
     """Create a project in `target` from `sample`, with freshly generated data."""
+    if rows < 500:
+        raise UsageError(f"--rows {rows}: too few rows to train and evaluate (use 500 or more)")
     if sample not in available():
         raise UsageError(f"--sample {sample}: no such sample (available: {', '.join(available())})")
     target = target.expanduser().resolve()
