@@ -46,6 +46,7 @@ async def main():
         painted = app.first_paint_at - t0
         print(json.dumps({
             "paint_s": painted,
+            "paint_wall": time.time() - (time.perf_counter() - app.first_paint_at),
             "mlflow": "mlflow" in sys.modules,
             "lightgbm": "lightgbm" in sys.modules,
             "runs_shown": app.runs_on_first_paint,
@@ -126,15 +127,17 @@ def main() -> int:
         f"({both_ms / (TABLE_GOAL_S * 1000):.2f}x of budget)"
     )
 
+    spawned = time.time()
     paint = subprocess.run(
         [sys.executable, "-c", PAINT_SCRIPT, str(project.root)], capture_output=True, text=True
     )
     if paint.returncode == 0:
         p = json.loads(paint.stdout.strip().splitlines()[-1])
+        wall = p["paint_wall"] - spawned
         print(
-            f"TUI first paint, from process start ({p['runs_shown']} runs on screen): "
-            f"{p['paint_s']:.3f} s (goal {PAINT_GOAL_S} s: "
-            f"{p['paint_s'] / PAINT_GOAL_S:.2f}x of budget); "
+            f"TUI first paint with data ({p['runs_shown']} runs on screen), from process "
+            f"spawn: {wall:.3f} s (goal {PAINT_GOAL_S} s: {wall / PAINT_GOAL_S:.2f}x of "
+            f"budget); from the script's first line: {p['paint_s']:.3f} s; "
             f"mlflow imported: {'yes' if p['mlflow'] else 'no'}; "
             f"lightgbm imported: {'yes' if p['lightgbm'] else 'no'}"
         )

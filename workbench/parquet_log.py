@@ -20,72 +20,113 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-#: The logs and their schemas. Columns named here are the contract with the DuckDB views.
-SCHEMAS: dict[str, pa.Schema] = {
-    "audit": pa.schema(
-        [
-            ("ts", pa.timestamp("us", tz="UTC")),
-            ("actor", pa.string()),
-            ("action", pa.string()),
-            ("model", pa.string()),
-            ("alias", pa.string()),
-            ("from_version", pa.int64()),
-            ("to_version", pa.int64()),
-            ("reason", pa.string()),
-            ("details", pa.string()),
-        ]
+#: Each log's columns as (name, type). Types: string, int64, float64, timestamp_us,
+#: timestamp_ms (UTC), map<string,float64>, map<string,string>. Plain data, so that readers
+#: (the DuckDB views) do not import pyarrow; writers build Arrow schemas from it lazily.
+COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "audit": (
+        ("ts", "timestamp_us"),
+        ("actor", "string"),
+        ("action", "string"),
+        ("model", "string"),
+        ("alias", "string"),
+        ("from_version", "int64"),
+        ("to_version", "int64"),
+        ("reason", "string"),
+        ("details", "string"),
     ),
-    "jobs": pa.schema(
-        [
-            ("ts", pa.timestamp("us", tz="UTC")),
-            ("job_id", pa.string()),
-            ("kind", pa.string()),
-            ("runner", pa.string()),
-            ("status", pa.string()),
-            ("run_id", pa.string()),
-            ("handle", pa.string()),
-            ("started_at", pa.timestamp("us", tz="UTC")),
-            ("ended_at", pa.timestamp("us", tz="UTC")),
-            ("exit_code", pa.int64()),
-            ("reason", pa.string()),
-            ("log_path", pa.string()),
-        ]
+    "jobs": (
+        ("ts", "timestamp_us"),
+        ("job_id", "string"),
+        ("kind", "string"),
+        ("runner", "string"),
+        ("status", "string"),
+        ("run_id", "string"),
+        ("handle", "string"),
+        ("started_at", "timestamp_us"),
+        ("ended_at", "timestamp_us"),
+        ("exit_code", "int64"),
+        ("reason", "string"),
+        ("log_path", "string"),
     ),
-    "runs": pa.schema(
-        [
-            ("synced_at", pa.timestamp("us", tz="UTC")),
-            ("run_id", pa.string()),
-            ("experiment_id", pa.string()),
-            ("experiment", pa.string()),
-            ("run_name", pa.string()),
-            ("status", pa.string()),
-            ("lifecycle_stage", pa.string()),
-            ("user", pa.string()),
-            ("source", pa.string()),
-            ("start_time", pa.timestamp("ms", tz="UTC")),
-            ("end_time", pa.timestamp("ms", tz="UTC")),
-            ("metrics", pa.map_(pa.string(), pa.float64())),
-            ("params", pa.map_(pa.string(), pa.string())),
-            ("tags", pa.map_(pa.string(), pa.string())),
-            ("fingerprint", pa.string()),
-        ]
+    "runs": (
+        ("synced_at", "timestamp_us"),
+        ("run_id", "string"),
+        ("experiment_id", "string"),
+        ("experiment", "string"),
+        ("run_name", "string"),
+        ("status", "string"),
+        ("lifecycle_stage", "string"),
+        ("user", "string"),
+        ("source", "string"),
+        ("start_time", "timestamp_ms"),
+        ("end_time", "timestamp_ms"),
+        ("metrics", "map<string,float64>"),
+        ("params", "map<string,string>"),
+        ("tags", "map<string,string>"),
+        ("fingerprint", "string"),
     ),
-    "metrics": pa.schema(
-        [
-            ("synced_at", pa.timestamp("us", tz="UTC")),
-            ("run_id", pa.string()),
-            ("key", pa.string()),
-            ("step", pa.int64()),
-            ("value", pa.float64()),
-            ("timestamp", pa.timestamp("ms", tz="UTC")),
-        ]
+    "metrics": (
+        ("synced_at", "timestamp_us"),
+        ("run_id", "string"),
+        ("key", "string"),
+        ("step", "int64"),
+        ("value", "float64"),
+        ("timestamp", "timestamp_ms"),
     ),
 }
+
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "float64": "DOUBLE",
+    "timestamp_us": "TIMESTAMPTZ",
+    "timestamp_ms": "TIMESTAMPTZ",
+    "map<string,float64>": "MAP(VARCHAR, DOUBLE)",
+    "map<string,string>": "MAP(VARCHAR, VARCHAR)",
+}
+
+
+def _arrow_type(spec: str) -> pa.DataType:
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "timestamp_us": pa.timestamp("us", tz="UTC"),
+        "timestamp_ms": pa.timestamp("ms", tz="UTC"),
+        "map<string,float64>": pa.map_(pa.string(), pa.float64()),
+        "map<string,string>": pa.map_(pa.string(), pa.string()),
+    }[spec]
+
+
+class _ArrowSchemas(Mapping[str, "pa.Schema"]):
+    """`SCHEMAS[log]`: the Arrow schema of a log, built (and pyarrow imported) on first use."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, pa.Schema] = {}
+
+    def __getitem__(self, log: str) -> pa.Schema:
+        if log not in self._built:
+            import pyarrow as pa
+
+            self._built[log] = pa.schema([(n, _arrow_type(t)) for n, t in COLUMNS[log]])
+        return self._built[log]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COLUMNS)
+
+    def __len__(self) -> int:
+        return len(COLUMNS)
+
+
+SCHEMAS = _ArrowSchemas()
 
 #: How many files a partition may hold before `compact` merges them.
 COMPACT_AT = 32
@@ -99,6 +140,8 @@ def utcnow() -> datetime:
 
 
 def _atomic_write(table: pa.Table, folder: Path, name: str) -> Path:
+    import pyarrow.parquet as pq
+
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / name
     tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
@@ -113,6 +156,8 @@ def _atomic_write(table: pa.Table, folder: Path, name: str) -> Path:
 
 
 def _to_table(log: str, rows: Iterable[Mapping[str, Any]] | pa.Table) -> pa.Table:
+    import pyarrow as pa
+
     schema = SCHEMAS[log]
     if isinstance(rows, pa.Table):
         return rows.select(schema.names).cast(schema)
@@ -133,11 +178,14 @@ class ParquetLog:
     """One log (`audit`, `jobs`, ...) under `<logs>/<name>/`."""
 
     def __init__(self, logs_root: Path, name: str) -> None:
-        if name not in SCHEMAS:
+        if name not in COLUMNS:
             raise KeyError(f"unknown log {name!r}")
         self.name = name
         self.folder = logs_root / name
-        self.schema = SCHEMAS[name]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return SCHEMAS[self.name]
 
     @property
     def manifest_path(self) -> Path:
@@ -222,6 +270,9 @@ class ParquetLog:
     def _compact(self, manifest: dict[str, Any], folders: list[Path]) -> int:
         """Merge under the lock: write the merged file, then swap it for its parts in
         `manifest` (the caller writes it). Also deletes files retired long enough ago."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         now = time.time()
         keep = []
         for entry in manifest["retired"]:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from workbench.db import Db
 from workbench.mlflow_store import StoreRun, read_metric_history, read_runs
 from workbench.parquet_log import ParquetLog, utcnow
 from workbench.project import Project
+
+if TYPE_CHECKING:
+    import polars as pl
 
 #: Columns every runs frame has before the flattened metric and param columns.
 BASE_COLUMNS = ["run_id", "run_name", "experiment", "status", "start_time", "end_time", "user"]
@@ -110,6 +111,26 @@ def sync(project: Project, db: Db | None = None) -> SyncResult:
     return SyncResult(total=len(runs), changed=len(changed))
 
 
+def metric_keys(db: Db) -> list[str]:
+    """Every metric name in the runs index."""
+    return [
+        r["k"]
+        for r in db.rows("SELECT DISTINCT unnest(map_keys(metrics)) AS k FROM runs ORDER BY k")
+    ]
+
+
+def latest_runs(db: Db, limit: int, metrics: list[str]) -> tuple[list[dict[str, Any]], int]:
+    """The newest `limit` runs with `m.<key>` for the given metrics, and how many runs there
+    are. Plain DuckDB rows: no polars, no pyarrow (the TUI's first paint uses this)."""
+    cols = ", ".join(
+        ["run_id", "run_name", "status", "start_time"]
+        + [f"metrics[{_literal(k)}] AS {_quote('m.' + k)}" for k in metrics]
+    )
+    rows = db.rows(f"SELECT {cols} FROM runs ORDER BY start_time DESC NULLS LAST LIMIT ?", [limit])
+    total = db.rows("SELECT count(*) AS n FROM runs")[0]["n"]
+    return rows, int(total)
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -123,6 +144,8 @@ def runs_frame(db: Db, experiment: str | None = None) -> pl.DataFrame:
 
     The MAP columns are flattened in DuckDB, which is both faster and independent of how a
     given polars version maps DuckDB MAPs."""
+    import polars as pl
+
     where = "WHERE experiment = ?" if experiment else ""
     args = [experiment] if experiment else None
     distinct = "SELECT DISTINCT unnest(map_keys({col})) AS k FROM runs " + where
@@ -159,6 +182,8 @@ def sort_filter(
 
 
 def _term_expr(df: pl.DataFrame, term: str) -> pl.Expr:
+    import polars as pl
+
     for op in (">=", "<=", ">", "<", "="):
         if op in term:
             key, _, value = term.partition(op)
@@ -194,6 +219,8 @@ def _resolve_column(df: pl.DataFrame, key: str) -> str | None:
 
 
 def metric_history(db: Db, run_id: str, key: str | None = None) -> pl.DataFrame:
+    import polars as pl
+
     sql = "SELECT key, step, value FROM metrics WHERE run_id = ?"
     args: list[Any] = [run_id]
     if key:
@@ -214,6 +241,8 @@ def compare_runs(
     df: pl.DataFrame, run_ids: list[str], only_diff: bool = False
 ) -> list[dict[str, Any]]:
     """Side-by-side rows {field, <run_id>: value, ...}; with only_diff, fields that differ."""
+    import polars as pl
+
     picked = df.filter(pl.col("run_id").is_in(run_ids))
     by_id = {row["run_id"]: row for row in picked.iter_rows(named=True)}
     missing = [r for r in run_ids if r not in by_id]

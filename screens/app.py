@@ -1,0 +1,401 @@
+"""The Workbench TUI: one screen per area (MODES), switched with 1/2/3.
+
+Start path: textual and the screens only. Data for the first paint comes from workers that
+read DuckDB over the Parquet logs and MLflow's SQLite store; the runs index is synced in a
+worker after the first paint. mlflow is only ever imported inside thread workers
+(promote, rollback, train).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import ModalScreen
+
+from screens.base import DataChanged, WorkbenchScreen, describe_error
+from screens.commands import WorkbenchCommands
+from screens.compare import CompareScreen
+from screens.dialogs import ConfirmDialog
+from screens.experiments import ExperimentsScreen
+from screens.help import HelpScreen
+from screens.models import ModelsScreen
+from screens.overview import OverviewScreen
+from screens.train import TrainFinished, TrainLog, TrainProgress, TrainScreen, TrainState, TrainStep
+from screens.widgets.runs_table import RunsTable
+from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.db import Db
+    from workbench.project import Project
+    from workbench.runs_index import SyncResult
+
+SCREENS_GROUP = Binding.Group("screens", compact=True)
+
+
+class Synced(Message):
+    """The runs index sync finished (result is None when it failed)."""
+
+    def __init__(
+        self,
+        result: SyncResult | None,
+        registry_state: tuple[Any, ...] | None,
+        error: str = "",
+        force: bool = False,
+    ) -> None:
+        super().__init__()
+        self.result = result
+        self.registry_state = registry_state
+        self.error = error
+        self.force = force
+
+
+class WorkbenchApp(App[int]):
+    """Workbench's TUI over one project."""
+
+    TITLE = "Workbench"
+    CSS_PATH = "app.tcss"
+    MODES: ClassVar[dict[str, Any]] = {
+        "overview": OverviewScreen,
+        "experiments": ExperimentsScreen,
+        "models": ModelsScreen,
+        # Later: "jobs", "deployments", "drift", "data", "sql", "audit".
+    }
+    DEFAULT_MODE = "overview"
+    COMMANDS = App.COMMANDS | {WorkbenchCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "1",
+            "switch_mode('overview')",
+            "Overview",
+            id="app.overview",
+            tooltip="Show the overview: production and staging models, latest runs, audit",
+            group=SCREENS_GROUP,
+        ),
+        Binding(
+            "2",
+            "switch_mode('experiments')",
+            "Experiments",
+            id="app.experiments",
+            tooltip="Show every run: filter, sort, mark and compare",
+            group=SCREENS_GROUP,
+        ),
+        Binding(
+            "3",
+            "switch_mode('models')",
+            "Models",
+            id="app.models",
+            tooltip="Show registered versions: promote and roll back",
+            group=SCREENS_GROUP,
+        ),
+        Binding("t", "train", "Train", id="app.train", tooltip="Run the pipeline: train a model"),
+        Binding(
+            "ctrl+r",
+            "refresh",
+            "Refresh",
+            show=False,
+            id="app.refresh",
+            tooltip="Sync the runs index from MLflow and reload",
+        ),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit Workbench"),
+    ]
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        sync_on_start: bool = True,
+        poll_interval: float | None = 30.0,
+    ) -> None:
+        super().__init__()
+        self.project = project
+        self.sync_on_start = sync_on_start
+        self.poll_interval = poll_interval if sync_on_start else None
+        #: Bumped whenever runs or the registry changed; screens reload when they see a new one.
+        self.data_version = 0
+        self.training = TrainState()
+        self._db: Db | None = None
+        self._db_lock = threading.RLock()
+        self._stop_training = threading.Event()
+        self._train_panel: TrainScreen | None = None
+        self._syncing = False
+        self._sync_again = False
+        self._registry_state: tuple[Any, ...] | None = None
+        self._sync_error = ""
+        #: perf_counter() when the first screen was painted with its data (for benchmarks).
+        self.first_paint_at: float | None = None
+        self.runs_on_first_paint = 0
+        tui = project.config.tui
+        self.keymap_overrides: dict[str, str] = dict(tui.keys)
+        if self.keymap_overrides:
+            self.set_keymap(self.keymap_overrides)
+        self._theme_error = ""
+        if tui.theme:
+            try:
+                self.theme = tui.theme
+            except Exception as exc:  # InvalidThemeError: say so once mounted
+                self._theme_error = describe_error(exc)
+
+    # --- shared state --------------------------------------------------------------------
+    @contextmanager
+    def database(self) -> Iterator[Db]:
+        """The project's DuckDB query layer, for one worker at a time.
+
+        Created on first use, from a worker thread (importing DuckDB and building the views
+        stays off the event loop). Workers take turns: one DuckDB connection shared by
+        threads that also recreate its views is not safe to use concurrently, and the
+        queries here take milliseconds."""
+        with self._db_lock:
+            if self._db is None:
+                from workbench.db import Db
+
+                self._db = Db(self.project.logs)
+            yield self._db
+
+    def mark_first_paint(self, runs_shown: int) -> None:
+        if self.first_paint_at is None:
+            self.first_paint_at = time.perf_counter()
+            self.runs_on_first_paint = runs_shown
+
+    def data_changed(self) -> None:
+        self.data_version += 1
+        screen = self.screen
+        if isinstance(screen, WorkbenchScreen):
+            screen.data_changed()
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self._theme_error:
+            self.notify(f"[tui].theme: {self._theme_error}", severity="warning", markup=False)
+        unknown = sorted(set(self.keymap_overrides) - set(binding_ids()))
+        if unknown:
+            self.notify(
+                f"[tui].keys: unknown binding id(s): {', '.join(unknown)} (press ? for the list)",
+                severity="warning",
+                markup=False,
+            )
+        if self.sync_on_start:
+            self.call_after_refresh(self.request_sync)
+            if self.poll_interval:
+                self.set_interval(self.poll_interval, self.request_sync)
+
+    def on_unmount(self) -> None:
+        self._stop_training.set()
+        # A worker may still be querying: close only if it lets go of the connection soon.
+        if self._db is not None and self._db_lock.acquire(timeout=2):
+            try:
+                self._db.close()
+                self._db = None
+            finally:
+                self._db_lock.release()
+
+    # --- syncing -------------------------------------------------------------------------
+    def request_sync(self, force: bool = False) -> None:
+        """Sync the runs index in a worker; one at a time, a request while busy runs after."""
+        if self._syncing:
+            self._sync_again = True
+            return
+        self._syncing = True
+        self._sync(force)
+
+    @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
+    def _sync(self, force: bool) -> None:
+        from workbench import registry, runs_index
+
+        try:
+            # Its own short-lived Db: a long sync does not hold up the screens' queries.
+            result = runs_index.sync(self.project)
+            state = (
+                tuple(sorted(registry.aliases(self.project).items())),
+                len(registry.list_versions(self.project)),
+            )
+        except Exception as exc:
+            self.post_message(Synced(None, None, describe_error(exc), force))
+        else:
+            self.post_message(Synced(result, state, force=force))
+
+    def on_synced(self, message: Synced) -> None:
+        self._syncing = False
+        if message.error and (message.force or message.error != self._sync_error):
+            self.notify(f"sync failed: {message.error}", severity="error", markup=False)
+        self._sync_error = message.error
+        registry_moved = (
+            message.registry_state is not None
+            and self._registry_state is not None
+            and message.registry_state != self._registry_state
+        )
+        if message.registry_state is not None:
+            self._registry_state = message.registry_state
+        changed = message.result is not None and message.result.changed > 0
+        if changed or registry_moved or message.force:
+            self.data_changed()
+        if message.force and message.result is not None:
+            self.notify(
+                f"{message.result.total} run(s), {message.result.changed} new or changed",
+                title="Refreshed",
+            )
+        if self._sync_again:
+            self._sync_again = False
+            self.request_sync()
+
+    def on_data_changed(self, message: DataChanged) -> None:
+        self.data_changed()
+
+    # --- actions -------------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        self.request_sync(force=True)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(help_sections(self.current_mode), self.keymap_overrides))
+
+    async def action_quit(self) -> None:
+        self._stop_training.set()
+        self.exit(0)
+
+    async def action_switch_mode(self, mode: str) -> None:
+        """Switch screens; a dialog or panel open on this one is closed first (cancelled), so
+        nothing is left waiting on a screen you cannot see. Training goes on."""
+        if isinstance(self.screen, ModalScreen):
+            await self.screen.dismiss(None)
+        await self.switch_mode(mode)
+
+    async def run_in_mode(self, mode: str, action: str) -> None:
+        """Switch to `mode` and run one of its screen's actions (used by the command palette)."""
+        await self.switch_mode(mode)
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        await self.screen.run_action(action)
+
+    # --- training ------------------------------------------------------------------------
+    def action_train(self) -> None:
+        if not self.training.running:
+            self.training = TrainState(running=True)
+            self._stop_training.clear()
+            self._train()
+        self.show_train_panel()
+
+    def show_train_panel(self) -> None:
+        if self._train_panel is not None and self._train_panel.is_attached:
+            return
+        self._train_panel = TrainScreen(self.training)
+        self.push_screen(self._train_panel, callback=self._train_panel_closed)
+
+    def _train_panel_closed(self, _result: object) -> None:
+        self._train_panel = None
+
+    def stop_training(self) -> None:
+        if self.training.running and not self.training.stopping:
+            self.training.stopping = True
+            self._stop_training.set()
+            self._update_train_panel()
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def _train(self) -> None:
+        from workbench import pipeline
+        from workbench.jobs import resolve_runner
+
+        post = self.post_message
+        try:
+            runner = resolve_runner(self.project)
+            post(TrainLog(f"runner: {runner.name}"))
+            result = pipeline.run(
+                self.project,
+                runner,
+                on_step=lambda name, status, detail: post(TrainStep(name, status, detail)),
+                on_progress=lambda i, total, scores: post(TrainProgress(i, total, scores)),
+                on_log=lambda line: post(TrainLog(line)),
+                should_stop=self._stop_training.is_set,
+            )
+        except WorkbenchError as exc:
+            post(TrainFinished(False, str(exc)))
+        except Exception as exc:
+            post(TrainFinished(False, describe_error(exc)))
+        else:
+            gate = result.gate.get("decision", "?")
+            aliases = ", ".join(result.aliases_set) or "no alias"
+            post(
+                TrainFinished(
+                    True,
+                    f"{result.model} v{result.version} registered ({aliases}); gate {gate}",
+                )
+            )
+
+    def _update_train_panel(self) -> None:
+        if self._train_panel is not None and self._train_panel.is_attached:
+            self._train_panel.show_state()
+
+    def on_train_step(self, message: TrainStep) -> None:
+        self.training.steps[message.name] = (message.status, message.detail)
+        self._update_train_panel()
+
+    def on_train_progress(self, message: TrainProgress) -> None:
+        self.training.iteration = message.iteration
+        self.training.total = message.total
+        self.training.scores = message.scores
+        self._update_train_panel()
+
+    def on_train_log(self, message: TrainLog) -> None:
+        self.training.log.append(message.line)
+        if self._train_panel is not None and self._train_panel.is_attached:
+            self._train_panel.add_log(message.line)
+
+    def on_train_finished(self, message: TrainFinished) -> None:
+        state = self.training
+        state.running = False
+        state.ok = message.ok
+        state.outcome = message.text
+        if state.stopping and not message.ok:
+            state.outcome = "stopped: " + message.text
+        self._update_train_panel()
+        if message.ok:
+            self.notify(message.text, title="Training done", markup=False)
+        else:
+            self.notify(state.outcome, title="Training failed", severity="error", markup=False)
+        self.request_sync(force=False)
+        self.data_changed()
+
+
+def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]:
+    """Bindings per screen, the current one first."""
+    sections: list[tuple[str, str, list[BindingType]]] = [
+        ("overview", "Overview", list(OverviewScreen.BINDINGS)),
+        (
+            "experiments",
+            "Experiments",
+            list(ExperimentsScreen.BINDINGS) + list(RunsTable.BINDINGS),
+        ),
+        ("compare", "Compare runs", list(CompareScreen.BINDINGS)),
+        ("models", "Models", list(ModelsScreen.BINDINGS)),
+        ("dialog", "Confirm dialog", list(ConfirmDialog.BINDINGS)),
+        ("train", "Training panel", list(TrainScreen.BINDINGS)),
+        ("help", "This help", list(HelpScreen.BINDINGS)),
+    ]
+    current = [(title, b) for name, title, b in sections if name == current_mode]
+    others = [(title, b) for name, title, b in sections if name != current_mode]
+    return [*current, ("Everywhere", list(WorkbenchApp.BINDINGS)), *others]
+
+
+def binding_ids() -> list[str]:
+    ids: list[str] = []
+    for _, bindings in help_sections():
+        for b in bindings:
+            if isinstance(b, Binding) and b.id:
+                ids.append(b.id)
+    return ids
+
+
+def run_tui(project: Project) -> int:
+    """Entry point (`workbench.ui:tui`): run the TUI on `project` until the user quits."""
+    app = WorkbenchApp(project)
+    code = app.run()
+    return int(code or app.return_code or 0)

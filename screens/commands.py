@@ -1,0 +1,80 @@
+"""The command palette (ctrl+p): every Workbench action, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from screens.app import WorkbenchApp
+
+
+class WorkbenchCommands(Provider):
+    """Switch screens, train, promote, roll back, compare, filter, refresh, help, quit."""
+
+    def commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        app = cast("WorkbenchApp", self.app)
+        return [
+            (
+                "Go to overview",
+                "Production, staging, latest runs, audit",
+                partial(app.switch_mode, "overview"),
+            ),
+            (
+                "Go to experiments",
+                "Every run: filter, sort, mark, compare",
+                partial(app.switch_mode, "experiments"),
+            ),
+            (
+                "Go to models",
+                "Registered versions and alias history",
+                partial(app.switch_mode, "models"),
+            ),
+            (
+                "Train a model",
+                "Run the pipeline: validate, train, evaluate, gate, register",
+                app.action_train,
+            ),
+            (
+                "Promote selected version to production",
+                "On the models screen; asks why",
+                partial(app.run_in_mode, "models", "promote"),
+            ),
+            (
+                "Roll back production",
+                "Back to the version that served before; asks why",
+                partial(app.run_in_mode, "models", "rollback"),
+            ),
+            (
+                "Compare marked runs",
+                "Side by side, with only-what-differs",
+                partial(app.run_in_mode, "experiments", "compare"),
+            ),
+            (
+                "Filter runs",
+                "Words, key=value, auc>0.9",
+                partial(app.run_in_mode, "experiments", "filter"),
+            ),
+            (
+                "Sort runs by the next column",
+                "Start time, name, status, metrics",
+                partial(app.run_in_mode, "experiments", "cycle_sort"),
+            ),
+            ("Refresh", "Sync the runs index from MLflow and reload", app.action_refresh),
+            ("Help: keys", "Every key binding, per screen", app.action_help),
+            ("Quit Workbench", "Stop training if any and quit", app.action_quit),
+        ]
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self.commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self.commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)

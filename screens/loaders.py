@@ -1,0 +1,158 @@
+"""Data for the screens, read from the core. Called from thread workers only.
+
+This module is imported lazily (inside workers) so that the first paint does not wait for
+polars, DuckDB or the registry reader to import. It never imports mlflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from workbench import registry, runs_index
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from workbench.db import Db
+    from workbench.project import Project
+    from workbench.registry import VersionInfo
+
+#: Columns every runs table shows before the metrics.
+BASE_COLUMNS = ("run_id", "run_name", "status", "start_time")
+
+
+def key_metrics(columns: list[str], metric: str) -> list[str]:
+    """Metric columns (`m.*`), most telling first: the gate's holdout metric, its validation
+    twin, then the other holdout metrics, then everything else."""
+    present = [c for c in columns if c.startswith("m.")]
+    preferred = [
+        f"m.holdout_{metric}",
+        f"m.valid_{metric}",
+        "m.holdout_logloss",
+        "m.holdout_average_precision",
+        "m.holdout_f1",
+        "m.holdout_precision",
+        "m.holdout_recall",
+        "m.holdout_accuracy",
+    ]
+    head = [c for c in dict.fromkeys(preferred) if c in present]
+    rest = [c for c in present if c not in head]
+    holdout = [c for c in rest if c.startswith("m.holdout_")]
+    valid = [c for c in rest if c.startswith("m.valid_")]
+    other = [c for c in rest if c not in holdout and c not in valid]
+    return head + holdout + valid + other
+
+
+@dataclass
+class AliasCard:
+    alias: str
+    version: int | None
+    run_id: str | None
+    metric: float | None
+
+
+@dataclass
+class OverviewData:
+    model: str
+    metric: str
+    cards: list[AliasCard]
+    versions: int
+    runs: list[dict[str, Any]]
+    run_metrics: list[str]
+    total_runs: int
+    audit: list[dict[str, Any]]
+
+
+def load_overview(project: Project, db: Db, limit: int = 10) -> OverviewData:
+    cfg = project.config
+    metric = f"holdout_{cfg.evaluation.metric}"
+    versions = registry.list_versions(project)
+    by_alias = {alias: v for v in versions for alias in v.aliases}
+    cards = []
+    for alias in (cfg.registry.production_alias, cfg.registry.candidate_alias):
+        v = by_alias.get(alias)
+        cards.append(
+            AliasCard(
+                alias=alias,
+                version=v.version if v else None,
+                run_id=v.run_id if v else None,
+                metric=v.metrics.get(metric) if v else None,
+            )
+        )
+    # A light query (plain rows, no polars): this feeds the first paint.
+    names = [f"m.{k}" for k in runs_index.metric_keys(db)]
+    shown = key_metrics(names, cfg.evaluation.metric)[:2]
+    runs, total = runs_index.latest_runs(db, limit, [c.removeprefix("m.") for c in shown])
+    audit = db.rows("SELECT * FROM audit ORDER BY ts DESC LIMIT 5")
+    return OverviewData(
+        model=cfg.model_name,
+        metric=metric,
+        cards=cards,
+        versions=len(versions),
+        runs=runs,
+        run_metrics=shown,
+        total_runs=total,
+        audit=audit,
+    )
+
+
+def load_runs(db: Db) -> pl.DataFrame:
+    return runs_index.runs_frame(db)
+
+
+def view_runs(
+    df: pl.DataFrame, sort_by: str | None, descending: bool, text: str, keep: str | None
+) -> tuple[pl.DataFrame, int]:
+    """The filtered, sorted view and the row to put the cursor on (the run `keep` if shown)."""
+    view = runs_index.sort_filter(df, sort_by, descending, text)
+    cursor = 0
+    if keep is not None and view.height:
+        ids = view.get_column("run_id")
+        hits = ids.eq(keep).arg_true()
+        if hits.len():
+            cursor = int(hits[0])
+    return view, cursor
+
+
+@dataclass
+class Curve:
+    run_id: str
+    key: str | None
+    values: list[float] = field(default_factory=list)
+
+
+def load_curve(db: Db, run_id: str, metric: str) -> Curve:
+    """The per-step history of the run's most telling metric (valid_<metric> when logged)."""
+    hist = runs_index.metric_history(db, run_id)
+    if not hist.height:
+        return Curve(run_id, None)
+    counts = {k: n for k, n in hist.group_by("key").len().iter_rows()}
+    stepped = [k for k, n in counts.items() if n > 1]
+    for key in (f"valid_{metric}", f"train_{metric}", *sorted(stepped)):
+        if counts.get(key, 0) > 1:
+            values = hist.filter(hist["key"] == key).sort("step")["value"].to_list()
+            return Curve(run_id, key, [float(v) for v in values])
+    return Curve(run_id, None)
+
+
+@dataclass
+class ModelsData:
+    model: str
+    metric: str
+    versions: list[VersionInfo]
+    aliases: dict[str, int]
+    history: list[dict[str, Any]]
+
+
+def load_models(project: Project, db: Db) -> ModelsData:
+    cfg = project.config
+    versions = registry.list_versions(project)
+    history = registry.alias_history(project, db=db)
+    return ModelsData(
+        model=cfg.model_name,
+        metric=f"holdout_{cfg.evaluation.metric}",
+        versions=versions,
+        aliases=registry.aliases(project),
+        history=list(reversed(history)),
+    )

@@ -1,0 +1,274 @@
+"""Models: registered versions with their aliases and metrics, and the alias history.
+`p` promotes the selected version to production, `r` rolls production back; both ask for a
+reason in a ConfirmDialog and call the registry in a thread worker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Static
+
+from screens.base import DataChanged, WorkbenchScreen, describe_error
+from screens.dialogs import ConfirmDialog
+from screens.formatting import ellipsize, fmt_ms, fmt_value, fmt_version, short_id
+
+if TYPE_CHECKING:
+    from screens.loaders import ModelsData
+
+
+class ModelsScreen(WorkbenchScreen):
+    MODE_TITLE = "Models"
+    CSS_PATH = "models.tcss"
+    AUTO_FOCUS = "#versions"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "p",
+            "promote",
+            "Promote",
+            id="models.promote",
+            tooltip="Point the production alias at the selected version (asks for a reason)",
+        ),
+        Binding(
+            "r",
+            "rollback",
+            "Roll back",
+            id="models.rollback",
+            tooltip="Move production back to the version that held it before (asks for a reason)",
+        ),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, data: ModelsData) -> None:
+            super().__init__()
+            self.data = data
+
+    class RollbackPlanned(Message):
+        def __init__(self, current: int | None, target: int | None, error: str = "") -> None:
+            super().__init__()
+            self.current = current
+            self.target = target
+            self.error = error
+
+    class Moved(Message):
+        """An alias move finished: ok with a summary, or an error to show."""
+
+        def __init__(self, ok: bool, text: str) -> None:
+            super().__init__()
+            self.ok = ok
+            self.text = text
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: ModelsData | None = None
+        self.busy = False
+
+    @property
+    def production_alias(self) -> str:
+        return self.project.config.registry.production_alias
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="versions-box") as box:
+            self.versions_box = box
+            box.border_title = "Versions"
+            self.versions = DataTable(cursor_type="row", id="versions")
+            yield self.versions
+            self.no_versions = Static(
+                "No registered versions yet — press t to train one.", classes="placeholder"
+            )
+            yield self.no_versions
+        with Vertical(id="history-box") as box:
+            box.border_title = "Alias history (newest first)"
+            self.history = DataTable(cursor_type="row", id="history")
+            yield self.history
+            self.no_history = Static(
+                "No alias moves yet — promote a version with p.", classes="placeholder"
+            )
+            yield self.no_history
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.no_versions.display = False
+        self.no_history.display = False
+        metric = f"holdout_{self.project.config.evaluation.metric}"
+        self.versions.add_column("version", width=7, key="version")
+        self.versions.add_column("aliases", width=19, key="aliases")
+        self.versions.add_column("run", width=8, key="run")
+        self.versions.add_column("created", width=16, key="created")
+        self.versions.add_column(metric, width=max(8, len(metric)), key="metric")
+        self.versions.add_column("logloss", width=7, key="logloss")
+        for label, width in (
+            ("when (UTC)", 16),
+            ("alias", 10),
+            ("action", 12),
+            ("move", 8),
+            ("reason", 60),
+        ):
+            self.history.add_column(label, width=width, key=label)
+
+    # --- loading -------------------------------------------------------------------------
+    def reload(self) -> None:
+        self.versions.loading = self.data is None
+        self._load()
+
+    @work(thread=True, exclusive=True, group="models-load", exit_on_error=False)
+    def _load(self) -> None:
+        from screens import loaders
+
+        with self.wb.database() as db:
+            data = loaders.load_models(self.project, db)
+        self.post_message(self.Loaded(data))
+
+    def on_models_screen_loaded(self, message: Loaded) -> None:
+        data = self.data = message.data
+        self.versions.loading = False
+        self.versions_box.border_title = f"Versions of {data.model}"
+        selected = self.selected_version
+        self.versions.clear()
+        for v in data.versions:
+            aliases = ", ".join(v.aliases) or "-"
+            style = "bold" if self.production_alias in v.aliases else ""
+            self.versions.add_row(
+                Text(f"v{v.version}", style=style),
+                Text(aliases, style=style),
+                short_id(v.run_id),
+                fmt_ms(v.created_ms),
+                fmt_value(v.metrics.get(data.metric)),
+                fmt_value(v.metrics.get("holdout_logloss")),
+                key=str(v.version),
+            )
+        self.versions.display = bool(data.versions)
+        self.no_versions.display = not data.versions
+        if selected is not None:
+            keys = [v.version for v in data.versions]
+            if selected in keys:
+                self.versions.move_cursor(row=keys.index(selected))
+        self.history.clear()
+        for ev in data.history:
+            ts = ev["ts"]
+            when = ts.strftime("%Y-%m-%d %H:%M") if ts is not None else "-"
+            move = f"{fmt_version(ev['from_version'])}→{fmt_version(ev['to_version'])}"
+            self.history.add_row(
+                when,
+                Text(str(ev["alias"] or "-")),
+                Text(str(ev["action"])),
+                move,
+                Text(ellipsize(str(ev["reason"] or ""), 80)),
+            )
+        self.history.display = bool(data.history)
+        self.no_history.display = not data.history
+
+    @property
+    def selected_version(self) -> int | None:
+        if self.data is None or not self.data.versions or not self.versions.row_count:
+            return None
+        row = self.versions.cursor_row
+        if not 0 <= row < len(self.data.versions):
+            return None
+        return self.data.versions[row].version
+
+    # --- promote -------------------------------------------------------------------------
+    def action_promote(self) -> None:
+        if self.busy:
+            self.notify("a registry change is already running", severity="warning")
+            return
+        version = self.selected_version
+        if version is None or self.data is None:
+            self.notify("no version selected", severity="warning")
+            return
+        alias = self.production_alias
+        current = self.data.aliases.get(alias)
+        if current == version:
+            self.notify(f"v{version} already holds {alias}", severity="warning")
+            return
+
+        def confirmed(reason: str | None) -> None:
+            if reason:
+                self._start_move()
+                self._move("promote", reason, version)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Promote v{version} to {alias}",
+                f"{alias}: {fmt_version(current)} → v{version}",
+                "Promote",
+            ),
+            callback=confirmed,
+        )
+
+    @work(thread=True, exclusive=True, group="models-registry", exit_on_error=False)
+    def _move(self, action: str, reason: str, version: int | None = None) -> None:
+        """Promote `version`, or roll back, in a worker; report with a Moved message."""
+        from workbench import registry
+
+        alias = self.production_alias
+        try:
+            if action == "promote":
+                assert version is not None
+                row = registry.promote(self.project, version, reason, alias=alias)
+            else:
+                row = registry.rollback(self.project, reason, alias=alias)
+        except Exception as exc:
+            self.post_message(self.Moved(False, describe_error(exc)))
+        else:
+            move = f"{fmt_version(row['from_version'])} → {fmt_version(row['to_version'])}"
+            label = alias if action == "promote" else f"rolled back {alias}"
+            self.post_message(self.Moved(True, f"{label}: {move}"))
+
+    # --- rollback ------------------------------------------------------------------------
+    def action_rollback(self) -> None:
+        if self.busy:
+            self.notify("a registry change is already running", severity="warning")
+            return
+        self._plan_rollback()
+
+    @work(thread=True, exclusive=True, group="models-registry", exit_on_error=False)
+    def _plan_rollback(self) -> None:
+        from workbench import registry
+
+        try:
+            current, target = registry.rollback_target(self.project, self.production_alias)
+        except Exception as exc:
+            self.post_message(self.RollbackPlanned(None, None, describe_error(exc)))
+        else:
+            self.post_message(self.RollbackPlanned(current, target))
+
+    def on_models_screen_rollback_planned(self, message: RollbackPlanned) -> None:
+        if message.error:
+            self.notify(message.error, severity="error", title="Cannot roll back", markup=False)
+            return
+        alias = self.production_alias
+
+        def confirmed(reason: str | None) -> None:
+            if reason:
+                self._start_move()
+                self._move("rollback", reason)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Roll back {alias}",
+                f"{alias}: {fmt_version(message.current)} → {fmt_version(message.target)}",
+                "Roll back",
+            ),
+            callback=confirmed,
+        )
+
+    # --- after a move --------------------------------------------------------------------
+    def _start_move(self) -> None:
+        self.busy = True
+        self.versions.loading = True
+
+    def on_models_screen_moved(self, message: Moved) -> None:
+        self.busy = False
+        self.versions.loading = False
+        if message.ok:
+            self.notify(message.text, title="Registry", markup=False)
+            self.post_message(DataChanged("registry"))
+        else:
+            self.notify(message.text, severity="error", title="Registry", markup=False)
