@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import warnings
 from typing import TYPE_CHECKING
 
 from workbench.project import Project
@@ -14,6 +15,10 @@ if TYPE_CHECKING:
 
 
 def _quiet() -> None:
+    # MLflow's own hints (dataset source resolution, integer columns in signatures) are noise
+    # in a job log; errors still surface.
+    for category in (UserWarning, FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"mlflow(\..*)?$")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     for name in ("mlflow", "alembic", "alembic.runtime.migration"):
