@@ -325,3 +325,26 @@ def test_failing_training_job_is_one_line_and_recorded(
     assert [v.version for v in registry.list_versions(trained_project)] == [2, 1]
     # the older jobs are still there, each once
     assert [j["status"] for j in jobs[1:]] == ["succeeded", "succeeded"]
+
+
+@pytest.mark.integration
+def test_training_in_a_git_repo_logs_the_commit(sample_project: Project) -> None:
+    root = sample_project.root
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "workbench.toml"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "config"], cwd=root, check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+    assert main(["--project", str(root), "train", "--param", "num_iterations=10"]) == 0
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=sample_project.tracking_uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name(sample_project.experiment_name).experiment_id]
+    )
+    assert run.data.tags["mlflow.source.git.commit"] == head
+    assert len(client.get_metric_history(run.info.run_id, "valid_auc")) == 10
