@@ -1,6 +1,6 @@
 """Save SVG screenshots of each TUI screen for the README.
 
-    python docs/screenshots.py PROJECT_DIR    (e.g. a project made by `workbench demo DIR`)
+python docs/screenshots.py PROJECT_DIR    (e.g. a project made by `workbench demo DIR`)
 """
 
 from __future__ import annotations
