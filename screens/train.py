@@ -18,12 +18,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Log, ProgressBar, Static
 
 from screens.formatting import ellipsize
+from workbench.events import PIPELINE_STEPS
 
 if TYPE_CHECKING:
     from screens.app import WorkbenchApp
 
-#: The pipeline's steps, in order (as workbench.pipeline.STEPS; not imported: it is slow).
-STEPS = ("validate", "train", "evaluate", "gate", "register", "alias")
+STEPS = PIPELINE_STEPS
 
 
 @dataclass

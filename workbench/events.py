@@ -12,6 +12,10 @@ from typing import Any
 
 PREFIX = "@wb "
 
+#: The pipeline's steps, in order, as its `on_step` callback names them. Here (a light
+#: module) so a UI can lay them out without importing the pipeline.
+PIPELINE_STEPS = ("validate", "train", "evaluate", "gate", "register", "alias")
+
 
 def emit(event: str, **fields: Any) -> None:
     sys.stdout.write(PREFIX + json.dumps({"event": event, **fields}, default=str) + "\n")

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 
 @dataclass
@@ -178,7 +177,3 @@ def read_aliases(db_path: Path, name: str) -> dict[str, int]:
                 "SELECT alias, version FROM registered_model_aliases WHERE name = ?", (name,)
             )
         }
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    return dict(obj.__dict__)

@@ -14,6 +14,7 @@ from typing import Any
 from workbench import data as data_mod
 from workbench import registry
 from workbench.errors import JobFailed, ValidationFailed
+from workbench.events import PIPELINE_STEPS
 from workbench.gate import decide
 from workbench.jobs import ProgressCallback, run_training
 from workbench.plugins import Runner
@@ -21,7 +22,7 @@ from workbench.project import Project
 from workbench.validation import ValidationReport, validate_frame
 
 StepCallback = Callable[[str, str, str], None]
-STEPS = ("validate", "train", "evaluate", "gate", "register", "alias")
+STEPS = PIPELINE_STEPS
 
 
 @dataclass

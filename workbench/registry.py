@@ -91,9 +91,9 @@ def alias_history(
     try:
         sql = (
             "SELECT ts, actor, action, alias, from_version, to_version, reason FROM audit "
-            "WHERE model = ? AND action IN ('promote','auto-promote','rollback','set')"
+            f"WHERE model = ? AND action IN ({', '.join('?' * len(MOVES))})"
         )
-        args: list[Any] = [project.config.model_name]
+        args: list[Any] = [project.config.model_name, *MOVES]
         if alias:
             sql += " AND alias = ?"
             args.append(alias)

@@ -158,9 +158,7 @@ def runs_frame(db: Db, experiment: str | None = None) -> pl.DataFrame:
     for r in keys:
         col = "metrics" if r["kind"] == "m" else "params"
         flat.append(f"{col}[{_literal(r['k'])}] AS {_quote(r['kind'] + '.' + r['k'])}")
-    cols = ", ".join(
-        ["run_id", "run_name", "experiment", "status", "start_time", "end_time", "user", *flat]
-    )
+    cols = ", ".join([*BASE_COLUMNS, *flat])
     df = pl.from_arrow(
         db.arrow(f"SELECT {cols} FROM runs {where} ORDER BY start_time DESC NULLS LAST", args)
     )
