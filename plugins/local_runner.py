@@ -9,12 +9,19 @@ import sys
 import threading
 from collections.abc import Callable
 
+import psutil
+
 from workbench.plugins import JobSpec
+
+STOP_GRACE_S = 10
 
 
 class LocalRunner:
     kind = "runner"
     name = "local"
+
+    def __init__(self) -> None:
+        self._procs: dict[int, psutil.Process] = {}
 
     def available(self) -> bool:
         return True
@@ -38,28 +45,23 @@ class LocalRunner:
                 text=True,
                 bufsize=1,
                 env=env,
-                start_new_session=True,
+                start_new_session=True,  # its own process group: stop() reaches its children
             )
         except OSError as exc:
             return 127, f"cannot start {sys.executable}: {exc}"
         if on_start:
             on_start(str(proc.pid))
-        stopped = threading.Event()
+        done = threading.Event()
+        stop_requested = threading.Event()
 
         def watch() -> None:
-            while proc.poll() is None:
+            while not done.wait(0.2):
                 if should_stop and should_stop():
-                    stopped.set()
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    try:
-                        proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(proc.pid, signal.SIGKILL)
+                    stop_requested.set()
+                    self.stop(str(proc.pid))
                     return
-                stopped.wait(0.2)
 
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
+        threading.Thread(target=watch, daemon=True).start()
         last_error: str | None = None
         assert proc.stdout is not None
         with open(spec.log_path, "a", encoding="utf-8") as log:
@@ -71,10 +73,56 @@ class LocalRunner:
                     last_error = line.removeprefix("error: ")
                 on_line(line)
         code = proc.wait()
-        stopped.set()
+        done.set()
         if code == 0:
             return 0, None
         if code < 0:
-            sig = signal.Signals(-code).name
-            return code, "stopped by user" if should_stop and should_stop() else f"killed by {sig}"
+            sig = signal.Signals(-code)
+            if stop_requested.is_set() or sig == signal.SIGTERM:
+                return code, "stopped"
+            return code, f"killed by {sig.name}"
         return code, last_error or f"exited with code {code}"
+
+    # --- control by handle (a pid), also from another process than the one that started it
+    def _process(self, handle: str) -> psutil.Process | None:
+        try:
+            pid = int(handle)
+        except ValueError:
+            return None
+        proc = self._procs.get(pid)
+        try:
+            if proc is None or not proc.is_running():
+                proc = self._procs[pid] = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return proc
+        except psutil.Error:
+            self._procs.pop(pid, None)
+            return None
+
+    def status(self, handle: str) -> tuple[str, int | None]:
+        return ("running", None) if self._process(handle) else ("exited", None)
+
+    def stop(self, handle: str) -> None:
+        proc = self._process(handle)
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(STOP_GRACE_S)
+        except psutil.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            pass
+
+    def stats(self, handle: str) -> dict[str, float]:
+        proc = self._process(handle)
+        if proc is None:
+            return {}
+        try:
+            family = [proc, *proc.children(recursive=True)]
+            cpu = sum(p.cpu_percent(interval=None) for p in family)
+            rss = sum(p.memory_info().rss for p in family)
+        except psutil.Error:
+            return {}
+        return {"cpu_percent": cpu, "memory_mb": rss / 2**20}

@@ -430,30 +430,119 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runtime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from workbench.db import Db
+    from workbench import jobs
 
     project = _project(args)
-    rows = Db(project.logs).rows(
-        "SELECT * FROM jobs ORDER BY started_at DESC LIMIT ?", [args.limit]
-    )
+    found = jobs.list_jobs(project, limit=args.limit)
     if args.json:
-        _print_json(rows)
+        _print_json([j.to_dict() for j in found])
         return 0
     from rich.table import Table
 
-    table = Table("job", "kind", "runner", "status", "run id", "exit", "reason")
-    for r in rows:
+    table = Table(
+        "job",
+        "kind",
+        "runner",
+        "status",
+        "runtime",
+        "progress",
+        "run id",
+        "exit",
+        title=f"{len(found)} job(s)",
+    )
+    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=48)
+    table.columns[0].no_wrap = True
+    for j in found:
+        progress = f"{j.progress[0]}/{j.progress[1]}" if j.progress else "-"
         table.add_row(
-            r["job_id"],
-            r["kind"],
-            r["runner"],
-            r["status"],
-            (r["run_id"] or "-")[:12],
-            _fmt(r["exit_code"]),
-            r["reason"] or "",
+            j.job_id,
+            j.kind,
+            j.runner,
+            j.status,
+            _runtime(j.runtime_s),
+            progress,
+            (j.run_id or "-")[:12],
+            _fmt(j.exit_code),
+            j.reason or "",
         )
     _console().print(table)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    import time
+
+    from workbench import jobs, plugins
+
+    project = _project(args)
+    job = jobs.get_job(project, args.job)
+    lines, offset = jobs.read_log(job, 0, events_too=args.events)
+    for line in lines:
+        print(line)
+    if not args.follow or not job.active:
+        return 0
+    runner = plugins.load("runner", job.runner)
+    if hasattr(runner, "follow") and job.handle and _owner_gone(job):
+        # Nobody is copying the container's output into the log file: read the container.
+        for i, line in enumerate(runner.follow(job.handle)):
+            if i >= len(lines) and (args.events or not line.startswith("@wb ")):
+                print(line, flush=True)
+        return 0
+    while True:
+        new, offset = jobs.read_log(job, offset, events_too=args.events)
+        for line in new:
+            print(line, flush=True)
+        if not new:
+            job = jobs.get_job(project, job.job_id)
+            if not job.active:
+                new, offset = jobs.read_log(job, offset, events_too=args.events)
+                for line in new:
+                    print(line, flush=True)
+                return 0
+            time.sleep(0.3)
+
+
+def _owner_gone(job: object) -> bool:
+    """Has the job's log file stopped growing (the process that started it is gone)?"""
+    import os
+    import time
+
+    try:
+        return time.time() - os.path.getmtime(job.log_path) > 5  # type: ignore[attr-defined]
+    except OSError:
+        return True
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from workbench import jobs
+
+    project = _project(args)
+    job = jobs.stop_job(project, args.job)
+    print(f"asked job {job.job_id} ({job.runner}) to stop")
+    return 0
+
+
+def cmd_image_bootstrap(args: argparse.Namespace) -> int:
+    from workbench import images
+
+    images.bootstrap_base(args.tag, args.suite, args.mirror)
+    print(f'use it: set [docker].base_image = "{args.tag}" in workbench.toml')
+    return 0
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    from workbench import images
+
+    tag = images.ensure_job_image(_project(args), force=args.force)
+    print(tag)
     return 0
 
 
@@ -583,8 +672,37 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("audit", cmd_audit, "the audit log", jsonp)
     sp.add_argument("--limit", type=int, default=100)
 
-    sp = add("jobs", cmd_jobs, "jobs and their status", jsonp)
+    sp = add(
+        "jobs", cmd_jobs, "jobs and their status (a job that ended unobserved is settled)", jsonp
+    )
     sp.add_argument("--limit", type=int, default=50)
+
+    sp = add("logs", cmd_logs, "a job's log")
+    sp.add_argument("job", metavar="JOB", help="job id or unique prefix")
+    sp.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
+    sp.add_argument("--events", action="store_true", help="include @wb progress/result events")
+
+    sp = add("stop", cmd_stop, "stop a running job")
+    sp.add_argument("job", metavar="JOB", help="job id or unique prefix")
+
+    im = sub.add_parser("image", help="job images: bootstrap a base image, build the job image")
+    im_sub = im.add_subparsers(
+        dest="image_command", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    sp = im_sub.add_parser(
+        "bootstrap",
+        parents=[common],
+        help="make a Python base image with no registry (root, debootstrap)",
+    )
+    sp.add_argument("--tag", default="workbench-base:bookworm")
+    sp.add_argument("--suite", default="bookworm")
+    sp.add_argument("--mirror", help="Debian mirror URL (default: debootstrap's)")
+    sp.set_defaults(func=cmd_image_bootstrap)
+    sp = im_sub.add_parser(
+        "build", parents=[common], help="build the project's job image (skipped when up to date)"
+    )
+    sp.add_argument("--force", action="store_true", help="build even when up to date")
+    sp.set_defaults(func=cmd_image_build)
 
     add("sync", cmd_sync, "sync the runs index from the MLflow store")
     return p

@@ -101,6 +101,23 @@ class RunnerSection(_Section):
     default: Literal["auto", "local", "docker"] = "auto"
 
 
+class DockerSection(_Section):
+    """How jobs run in containers (the docker runner)."""
+
+    base_image: str = "python:3.11-slim"
+    image: str | None = None  # a prebuilt job image: use it, build nothing
+    dockerfile: str | None = None  # the project's own Dockerfile (default: ./Dockerfile if any)
+    requirements: str | None = None  # extra pip requirements (default: ./requirements.txt if any)
+    ca_bundle: str | None = None  # a CA bundle (PEM) trusted during builds, for proxies
+    index_url: str | None = None
+    extra_index_urls: list[str] = Field(default_factory=list)
+    build_network: str = "host"
+    cpus: float | None = Field(default=None, gt=0)
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$")
+    gpus: int | Literal["all"] = 0
+    user: str = "auto"  # "auto": the host user's uid:gid, so files in the store stay yours
+
+
 class ServingSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -133,6 +150,7 @@ class Config(_Section):
     gate: GateSection = GateSection()
     registry: RegistrySection = RegistrySection()
     runner: RunnerSection = RunnerSection()
+    docker: DockerSection = DockerSection()
     serving: ServingSection = ServingSection()
     drift: DriftSection = DriftSection()
     tui: TuiSection = TuiSection()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,8 @@ def resolve_runner(project: Project, requested: str | None = None) -> Runner:
         return plugins.load("runner", "local")  # type: ignore[no-any-return]
     runner = plugins.load("runner", choice)
     if not runner.available():
-        raise UsageError(f"runner {choice!r} is not available on this machine")
+        why = getattr(runner, "why_unavailable", lambda: None)()
+        raise UsageError(f"runner {choice!r} is not available: {why or 'not on this machine'}")
     return runner  # type: ignore[no-any-return]
 
 
@@ -77,6 +79,7 @@ def run_job(
         "runner": runner.name,
         "log_path": str(log_path),
         "started_at": started,
+        "args": json.dumps({"module": module, "args": args}),
     }
     _record(project, status="starting", **base)
 
@@ -111,7 +114,7 @@ def run_job(
         reason = error[-1]
     if code == 0 and "model_uri" in result:
         status = "succeeded"
-    elif should_stop and should_stop():
+    elif reason == "stopped" or (should_stop and should_stop()):
         status, reason = "stopped", "stopped by user"
     else:
         status = "failed"
@@ -138,8 +141,6 @@ def run_training(
     run_name: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> JobOutcome:
-    import json
-
     job_id = new_job_id("train")
     args = ["--project", str(project.root), "--job-id", job_id]
     if run_name:
@@ -156,4 +157,191 @@ def run_training(
         on_log,
         should_stop,
         job_id,
+    )
+
+
+# --- jobs after the fact: list, reconcile, logs, stats, stop, restart ---------------------
+
+ACTIVE = ("starting", "running")
+
+
+@dataclass
+class JobInfo:
+    job_id: str
+    kind: str
+    runner: str
+    status: str
+    run_id: str | None
+    handle: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    exit_code: int | None
+    reason: str | None
+    log_path: str
+    args: str | None = None
+    progress: tuple[int, int] | None = None  # (iteration, total) of a training job
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def runtime_s(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.ended_at or (utcnow() if self.active else None)
+        return None if end is None else (end - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {**asdict(self), "runtime_s": self.runtime_s}
+
+
+def _fields(row: dict[str, Any]) -> dict[str, Any]:
+    names = JobInfo.__dataclass_fields__.keys() - {"progress"}
+    return {k: row.get(k) for k in names}
+
+
+def _log_events(path: str, tail_bytes: int | None = 65536) -> list[dict[str, Any]]:
+    """The `@wb` events in a job's log (the last `tail_bytes` of it, or all of it)."""
+    try:
+        with open(path, "rb") as fh:
+            if tail_bytes:
+                fh.seek(0, 2)
+                fh.seek(max(0, fh.tell() - tail_bytes))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [e for e in map(events.parse, text.splitlines()) if e is not None]
+
+
+def _finish_from_log(project: Project, job: JobInfo, exit_code: int | None) -> JobInfo:
+    """A job whose process ended while nobody watched it: settle its record from its log."""
+    found = _log_events(job.log_path, tail_bytes=None)
+    result = next((e for e in reversed(found) if e.get("event") == "result"), None)
+    error = next((e for e in reversed(found) if e.get("event") == "error"), None)
+    run = next((e for e in found if e.get("event") == "run"), None)
+    if result is not None:
+        status, reason, code = "succeeded", None, 0 if exit_code is None else exit_code
+    else:
+        status = "failed"
+        reason = (error or {}).get("message") or (
+            f"exited with code {exit_code}" if exit_code is not None else "ended while unobserved"
+        )
+        code = exit_code
+    job.status, job.reason, job.exit_code = status, reason, code
+    job.run_id = job.run_id or (result or run or {}).get("run_id")
+    job.ended_at = utcnow()
+    row = {k: v for k, v in job.to_dict().items() if k not in ("progress", "runtime_s")}
+    _record(project, **row)
+    return job
+
+
+def list_jobs(
+    project: Project, db: Any = None, reconcile: bool = True, limit: int = 200
+) -> list[JobInfo]:
+    """Jobs newest first. With `reconcile`, a job recorded as running whose process or
+    container has ended is settled from its log (a job survives the process that started it)."""
+    from workbench.db import Db
+
+    own = db is None
+    db = db or Db(project.logs)
+    try:
+        rows = db.rows("SELECT * FROM jobs ORDER BY started_at DESC NULLS LAST LIMIT ?", [limit])
+    finally:
+        if own:
+            db.close()
+    jobs = [JobInfo(**_fields(r)) for r in rows]
+    for job in jobs:
+        if not job.active:
+            continue
+        if reconcile and job.handle:
+            runner = plugins.load("runner", job.runner)
+            try:
+                state, code = runner.status(job.handle)
+                if state == "exited" and hasattr(runner, "collect"):
+                    runner.collect(job.handle, job.log_path)  # the container's whole log
+            except Exception:  # an engine that is down: leave the record as it is
+                state, code = "running", None
+            if state != "running":
+                _finish_from_log(project, job, code)
+                continue
+        if job.kind == "train":
+            progress = [e for e in _log_events(job.log_path, 8192) if e.get("event") == "progress"]
+            if progress:
+                job.progress = (int(progress[-1]["iteration"]), int(progress[-1]["total"]))
+    return jobs
+
+
+def get_job(project: Project, job_id: str, db: Any = None) -> JobInfo:
+    """A job by id or unique prefix."""
+    jobs = list_jobs(project, db)
+    matches = [j for j in jobs if j.job_id == job_id] or [
+        j for j in jobs if j.job_id.startswith(job_id)
+    ]
+    if len(matches) != 1:
+        known = ", ".join(j.job_id for j in jobs[:5]) or "none yet"
+        what = "no job" if not matches else f"{len(matches)} jobs"
+        raise UsageError(f"{what} matching {job_id!r} (recent: {known})")
+    return matches[0]
+
+
+def read_log(job: JobInfo, offset: int = 0, events_too: bool = False) -> tuple[list[str], int]:
+    """Log lines written since byte `offset`, and the offset to ask from next time.
+    Only whole lines are returned; `@wb` event lines are left out unless `events_too`."""
+    try:
+        with open(job.log_path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except OSError:
+        return [], offset
+    end = chunk.rfind(b"\n") + 1
+    lines = chunk[:end].decode("utf-8", "replace").splitlines()
+    if not events_too:
+        lines = [ln for ln in lines if not ln.startswith(events.PREFIX)]
+    return lines, offset + end
+
+
+def job_stats(job: JobInfo) -> dict[str, float]:
+    if not job.active or not job.handle:
+        return {}
+    try:
+        return plugins.load("runner", job.runner).stats(job.handle)  # type: ignore[no-any-return]
+    except Exception:
+        return {}
+
+
+def stop_job(project: Project, job_id: str) -> JobInfo:
+    job = get_job(project, job_id)
+    if not job.active:
+        raise UsageError(f"job {job.job_id} is not running (status: {job.status})")
+    if not job.handle:
+        raise UsageError(f"job {job.job_id} has not started yet; try again in a moment")
+    plugins.load("runner", job.runner).stop(job.handle)
+    return job
+
+
+def restart_job(
+    project: Project,
+    job_id: str,
+    runner: Runner | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_log: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> JobOutcome:
+    """Run a job again with the same arguments (as a new job), on `runner` or the same kind."""
+    job = get_job(project, job_id)
+    if job.active:
+        raise UsageError(f"job {job.job_id} is still running; stop it first")
+    spec = json.loads(job.args or "{}")
+    if "module" not in spec:
+        raise UsageError(f"job {job.job_id} did not record its arguments; start it anew")
+    new_id = new_job_id(job.kind)
+    args = list(spec["args"])
+    if "--job-id" in args:
+        args[args.index("--job-id") + 1] = new_id
+    runner = runner or resolve_runner(project, job.runner)
+    return run_job(
+        project, job.kind, spec["module"], args, runner, on_progress, on_log, should_stop, new_id
     )

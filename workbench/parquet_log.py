@@ -53,6 +53,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("exit_code", "int64"),
         ("reason", "string"),
         ("log_path", "string"),
+        ("args", "string"),
     ),
     "runs": (
         ("synced_at", "timestamp_us"),

@@ -86,7 +86,20 @@ class Runner(Protocol):
         on_start: Callable[[str], None] | None = None,
     ) -> tuple[int, str | None]:
         """Run to completion, feeding each output line to on_line; return (exit code, reason).
-        `on_start` receives the job's handle (a pid, a container id) once it runs."""
+        `on_start` receives the job's handle (a pid, a container id) once it runs. A job
+        stopped on request returns the reason "stopped"."""
+        ...
+
+    def status(self, handle: str) -> tuple[str, int | None]:
+        """("running" | "exited" | "missing", exit code when known) of a job by its handle."""
+        ...
+
+    def stop(self, handle: str) -> None:
+        """Ask the job to stop (SIGTERM, then SIGKILL after a grace period)."""
+        ...
+
+    def stats(self, handle: str) -> dict[str, float]:
+        """Resource use now: cpu_percent, memory_mb (empty when the job is gone)."""
         ...
 
 

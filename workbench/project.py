@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -49,7 +50,10 @@ class Project:
     # Paths inside the store -------------------------------------------------------------
     @property
     def store(self) -> Path:
-        return self.root / STORE_DIR
+        """`.workbench/` in the project, or WORKBENCH_STORE (a job in a container is given
+        the host's store, bind-mounted at the same absolute path, so MLflow's URIs hold)."""
+        override = os.environ.get("WORKBENCH_STORE")
+        return Path(override) if override else self.root / STORE_DIR
 
     @property
     def mlflow_db(self) -> Path:

@@ -53,6 +53,10 @@ def client(project: Project) -> MlflowClient:
 
 
 def git_commit(root: os.PathLike[str] | str) -> str | None:
+    """HEAD of the project's repo, or WORKBENCH_GIT_COMMIT (set by runners whose job runs
+    where there is no git, such as a container)."""
+    if os.environ.get("WORKBENCH_GIT_COMMIT"):
+        return os.environ["WORKBENCH_GIT_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5

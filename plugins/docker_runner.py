@@ -1,0 +1,261 @@
+"""The Docker runner: each job runs in a container of the project's job image.
+
+Containers carry labels (project, job, role, run id), resource limits, GPU device requests
+when configured, the data mounted read-only, the project's store mounted at the host's
+absolute path (so MLflow's URIs hold inside), the host user's uid:gid, and an argument list
+(never a shell string). Logs stream live. Failures end as a reason, never a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from workbench import docker_engine, images, tracking
+from workbench.plugins import JobSpec
+from workbench.project import Project
+
+STOP_GRACE_S = 10
+
+
+def _gpu_requests(gpus: int | str) -> list[Any]:
+    import docker
+
+    if not gpus:
+        return []
+    count = -1 if gpus == "all" else int(gpus)
+    return [docker.types.DeviceRequest(count=count, capabilities=[["gpu"]])]
+
+
+def container_config(project: Project, spec: JobSpec, image: str) -> dict[str, Any]:
+    """The keyword arguments for `containers.run` (pure: tests check what is formed)."""
+    import docker
+
+    cfg = project.config.docker
+    store = str(project.store.resolve())
+    data = project.data_path
+    data_dir = data.parent
+    inside_data = (
+        f"{images.PROJECT_DIR}/{data_dir.relative_to(project.root)}"
+        if data_dir.is_relative_to(project.root)
+        else f"{images.PROJECT_DIR}/.data"
+    )
+    mounts = [
+        docker.types.Mount(target=store, source=store, type="bind", read_only=False),
+        docker.types.Mount(target=inside_data, source=str(data_dir), type="bind", read_only=True),
+    ]
+    user = f"{os.getuid()}:{os.getgid()}" if cfg.user == "auto" else cfg.user
+    args = list(spec.args)
+    if "--project" in args:
+        args[args.index("--project") + 1] = images.PROJECT_DIR
+    env = {
+        "WORKBENCH_STORE": store,
+        "PYTHONUNBUFFERED": "1",
+        "HOME": "/tmp",
+        "WORKBENCH_USER": os.environ.get("WORKBENCH_USER") or _user(),
+        **({"WORKBENCH_GIT_COMMIT": c} if (c := tracking.git_commit(project.root)) else {}),
+        **spec.env,
+    }
+    kwargs: dict[str, Any] = {
+        "image": image,
+        "command": ["python", "-m", spec.module, *args],
+        "detach": True,
+        "labels": docker_engine.labels(
+            project=project.name, project_root=str(project.root), job=spec.job_id, role=spec.kind
+        ),
+        "mounts": mounts,
+        "environment": env,
+        "user": user,
+        "working_dir": "/tmp",
+        "name": f"wb-{spec.job_id}",
+    }
+    if cfg.cpus:
+        kwargs["nano_cpus"] = int(cfg.cpus * 1e9)
+    if cfg.memory:
+        kwargs["mem_limit"] = cfg.memory
+        kwargs["memswap_limit"] = cfg.memory  # no swap: an over-limit job is OOM-killed
+    if requests := _gpu_requests(cfg.gpus):
+        kwargs["device_requests"] = requests
+    return kwargs
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class DockerRunner:
+    kind = "runner"
+    name = "docker"
+
+    def available(self) -> bool:
+        return docker_engine.available()
+
+    def why_unavailable(self) -> str | None:
+        try:
+            docker_engine.connect(timeout=docker_engine.PING_TIMEOUT_S).close()
+        except docker_engine.EngineUnavailable as exc:
+            return str(exc)
+        return None
+
+    def run(
+        self,
+        spec: JobSpec,
+        on_line: Callable[[str], None],
+        should_stop: Callable[[], bool] | None = None,
+        on_start: Callable[[str], None] | None = None,
+    ) -> tuple[int, str | None]:
+        import docker
+        import requests
+
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(spec.log_path, "a", encoding="utf-8") as log:
+
+            def emit(line: str) -> None:
+                log.write(line + "\n")
+                log.flush()
+                on_line(line)
+
+            try:
+                client = docker_engine.connect()
+                project = Project.load(spec.project_root)
+                image = images.ensure_job_image(project, client, emit)
+                container = client.containers.run(**container_config(project, spec, image))
+            except docker_engine.EngineUnavailable as exc:
+                return 125, str(exc)
+            except images.BuildFailed as exc:
+                return 125, str(exc)
+            except docker.errors.ImageNotFound as exc:
+                return 125, f"image not found: {docker_engine.describe(exc)}"
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                return 125, f"cannot start the container: {docker_engine.describe(exc)}"
+            if on_start:
+                on_start(container.id[:12])
+            return self._follow(container, emit, should_stop)
+
+    def _follow(
+        self, container: Any, emit: Callable[[str], None], should_stop: Callable[[], bool] | None
+    ) -> tuple[int, str | None]:
+        import docker
+        import requests
+
+        done = threading.Event()
+        stop_requested = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.2):
+                if should_stop and should_stop():
+                    stop_requested.set()
+                    with contextlib.suppress(docker.errors.DockerException):
+                        container.stop(timeout=STOP_GRACE_S)
+                    return
+
+        threading.Thread(target=watch, daemon=True).start()
+        last_error: str | None = None
+        try:
+            buf = b""
+            for chunk in container.logs(stream=True, follow=True):
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace")
+                    if line.startswith("error: ") or "Error:" in line:
+                        last_error = line.removeprefix("error: ")
+                    emit(line)
+            if buf:
+                emit(buf.decode("utf-8", "replace"))
+            code = int(container.wait().get("StatusCode", 1))
+            container.reload()
+            state = container.attrs.get("State", {})
+        except docker.errors.NotFound:
+            return 137, "the container was removed from outside"
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            return 125, f"lost the Docker engine: {docker_engine.describe(exc)}"
+        finally:
+            done.set()
+        with contextlib.suppress(docker.errors.DockerException):
+            container.remove(force=True)
+        if code == 0:
+            return 0, None
+        if stop_requested.is_set():
+            return code, "stopped"
+        if state.get("OOMKilled"):
+            return code, "killed: out of memory (raise [docker].memory)"
+        if code == 137:
+            return code, "killed from outside (SIGKILL)"
+        if code == 143:
+            return code, "killed from outside (SIGTERM)"
+        return code, last_error or f"exited with code {code}"
+
+    # --- control by handle (a container id), also from another process -----------------
+    def _container(self, handle: str) -> Any:
+        import docker
+
+        try:
+            return docker_engine.connect(timeout=10).containers.get(handle)
+        except docker.errors.NotFound:
+            return None
+
+    def status(self, handle: str) -> tuple[str, int | None]:
+        container = self._container(handle)
+        if container is None:
+            return "missing", None
+        if container.status in ("running", "created", "restarting"):
+            return "running", None
+        return "exited", int(container.attrs.get("State", {}).get("ExitCode", 1))
+
+    def collect(self, handle: str, log_path: str) -> None:
+        """A job that ended while nobody followed it: keep its whole log, remove the container."""
+        container = self._container(handle)
+        if container is None:
+            return
+        text = container.logs(stream=False).decode("utf-8", "replace")
+        with open(log_path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        container.remove(force=True)
+
+    def follow(self, handle: str) -> Any:
+        """Yield the container's log lines from the start, following until it ends."""
+        container = self._container(handle)
+        if container is None:
+            return
+        buf = b""
+        for chunk in container.logs(stream=True, follow=True):
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for raw in lines:
+                yield raw.decode("utf-8", "replace")
+        if buf:
+            yield buf.decode("utf-8", "replace")
+
+    def stop(self, handle: str) -> None:
+        container = self._container(handle)
+        if container is not None:
+            container.stop(timeout=STOP_GRACE_S)
+
+    def stats(self, handle: str) -> dict[str, float]:
+        container = self._container(handle)
+        if container is None or container.status != "running":
+            return {}
+        s = container.stats(stream=False)
+        cpu, pre = s.get("cpu_stats", {}), s.get("precpu_stats", {})
+        cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
+            "total_usage", 0
+        )
+        sys_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+        online = cpu.get("online_cpus") or len(cpu.get("cpu_usage", {}).get("percpu_usage") or [1])
+        mem = s.get("memory_stats", {})
+        used = mem.get("usage", 0) - mem.get("stats", {}).get(
+            "inactive_file", mem.get("stats", {}).get("cache", 0)
+        )
+        out = {"memory_mb": max(used, 0) / 2**20}
+        if sys_delta > 0:
+            out["cpu_percent"] = cpu_delta / sys_delta * online * 100.0
+        return out
