@@ -1,0 +1,272 @@
+"""The Docker runner against a real engine: a real image built from the project, real
+training in a container, and each failure mode. Skipped only when no engine answers, unless
+WORKBENCH_REQUIRE_DOCKER=1 (CI sets it): then a missing engine fails the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workbench import docker_engine, images, jobs, plugins
+from workbench.cli import main
+from workbench.project import Project
+
+pytestmark = pytest.mark.integration
+
+BASE = os.environ.get("WORKBENCH_TEST_BASE_IMAGE", "workbench-base:bookworm")
+
+
+def _engine() -> object:
+    try:
+        return docker_engine.connect(timeout=10)
+    except docker_engine.EngineUnavailable as exc:
+        if os.environ.get("WORKBENCH_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"WORKBENCH_REQUIRE_DOCKER=1 but {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[object]:
+    client = _engine()
+    before = {img.id for img in client.images.list()}
+    yield client
+    # Remove what the tests made: labelled containers, and labelled images made during the run.
+    for c in client.containers.list(all=True, filters={"label": docker_engine.LABEL}):
+        c.remove(force=True)
+    for img in client.images.list(filters={"label": docker_engine.LABEL}):
+        if img.id not in before:
+            client.images.remove(img.id, force=True)
+
+
+@pytest.fixture(scope="session")
+def base_image(engine: object) -> str:
+    """A registry-free Python base image: bootstrapped once (debootstrap) when not there."""
+    import docker
+
+    try:
+        engine.images.get(BASE)  # type: ignore[attr-defined]
+    except docker.errors.ImageNotFound:
+        if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+            pytest.skip("no base image, and cannot bootstrap one (needs root and debootstrap)")
+        images.bootstrap_base(BASE, on_line=lambda _line: None, client=engine)
+    return BASE
+
+
+def _docker_config(base: str, **extra: str) -> str:
+    ca = next(
+        (
+            os.environ[k]
+            for k in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+            if os.environ.get(k) and Path(os.environ[k]).is_file()
+        ),
+        None,
+    )
+    lines = ["", "[docker]", f'base_image = "{base}"']
+    if ca:
+        lines.append(f'ca_bundle = "{ca}"')
+    lines += [f"{k} = {v}" for k, v in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _with_docker(project: Project, base: str, **extra: str) -> Project:
+    with open(project.root / "workbench.toml", "a") as fh:
+        fh.write(_docker_config(base, **extra))
+    return Project.load(project.root)
+
+
+@pytest.fixture
+def docker_project(sample_project: Project, base_image: str) -> Project:
+    return _with_docker(sample_project, base_image)
+
+
+def _runner():
+    return plugins.load("runner", "docker")
+
+
+def test_training_in_a_container_lands_in_mlflow(docker_project: Project) -> None:
+    lines: list[str] = []
+    progress: list[tuple[int, int]] = []
+    out = jobs.run_training(
+        docker_project,
+        _runner(),
+        on_progress=lambda i, n, _m: progress.append((i, n)),
+        on_log=lines.append,
+        params={"num_iterations": 25},
+    )
+    assert out.ok, out.reason
+    assert out.runner == "docker"
+    assert progress and progress[-1] == (25, 25)
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=docker_project.tracking_uri)
+    run = client.get_run(out.result["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["num_iterations"] == "25"
+    assert run.data.metrics["holdout_auc"] > 0.7
+    model = mlflow.pyfunc.load_model(out.result["model_uri"])
+    from workbench import data as data_mod
+
+    frame = data_mod.to_model_frame(
+        data_mod.load_frame(docker_project.data_path).head(20), docker_project.config
+    )
+    proba = model.predict(frame)
+    assert len(proba) == 20 and ((proba >= 0) & (proba <= 1)).all()
+    # the files the container wrote into the store belong to the host user
+    art = Path(out.result["model_uri"].removeprefix("file://"))
+    assert art.stat().st_uid == os.getuid()
+    # the container is gone, the job recorded
+    (job,) = [j for j in jobs.list_jobs(docker_project) if j.job_id == out.job_id]
+    assert job.status == "succeeded" and job.runner == "docker" and job.run_id == run.info.run_id
+
+
+def test_unchanged_project_does_not_rebuild(docker_project: Project, engine: object) -> None:
+    said: list[str] = []
+    tag = images.ensure_job_image(docker_project, engine, said.append)
+    again: list[str] = []
+    assert images.ensure_job_image(docker_project, engine, again.append) == tag
+    assert again == [f"image {tag} is up to date"]
+    # a change to the project's code changes the tag
+    (docker_project.root / "features.py").write_text("X = 1\n")
+    files, _ = images._context(docker_project)
+    assert images.image_tag(docker_project, files) != tag
+
+
+def test_container_config_is_formed_as_configured(sample_project: Project) -> None:
+    project = _with_docker(sample_project, "base:x", cpus="1.5", memory='"512m"', gpus="2")
+    spec = plugins.JobSpec(
+        "train-x",
+        "train",
+        "workbench.training",
+        ["--project", str(project.root), "--job-id", "train-x"],
+        project.root,
+        project.jobs_dir / "x.log",
+    )
+    from plugins.docker_runner import container_config
+
+    kw = container_config(project, spec, "img:1")
+    assert kw["command"][:3] == ["python", "-m", "workbench.training"]
+    assert kw["command"][kw["command"].index("--project") + 1] == images.PROJECT_DIR
+    assert kw["nano_cpus"] == 1_500_000_000 and kw["mem_limit"] == "512m"
+    # GPUs cannot run here: we check the device request is formed (a GPU machine runs it)
+    (req,) = kw["device_requests"]
+    assert req["Count"] == 2 and req["Capabilities"] == [["gpu"]]
+    assert kw["user"] == f"{os.getuid()}:{os.getgid()}"
+    assert kw["labels"]["workbench.job"] == "train-x"
+    assert kw["labels"]["workbench.role"] == "train"
+    store = str(project.store.resolve())
+    by_target = {m["Target"]: m for m in kw["mounts"]}
+    assert by_target[store]["ReadOnly"] is False
+    data_mount = by_target[f"{images.PROJECT_DIR}/data"]
+    assert data_mount["ReadOnly"] is True and data_mount["Source"] == str(project.data_path.parent)
+    assert kw["environment"]["WORKBENCH_STORE"] == store
+
+
+def test_a_failing_container_ends_with_its_reason(docker_project: Project) -> None:
+    out = jobs.run_training(docker_project, _runner(), params={"objective": "nonsense"})
+    assert out.status == "failed" and out.exit_code == 1
+    assert "nonsense" in (out.reason or "").lower() or "objective" in (out.reason or "").lower()
+
+
+def test_a_container_killed_from_outside_fails_with_the_reason(
+    docker_project: Project, engine: object
+) -> None:
+    import threading
+
+    result: list[jobs.JobOutcome] = []
+    t = threading.Thread(
+        target=lambda: result.append(
+            jobs.run_training(docker_project, _runner(), params={"num_iterations": 100000})
+        )
+    )
+    t.start()
+    deadline = time.time() + 120
+    container = None
+    while time.time() < deadline and container is None:
+        found = engine.containers.list(  # type: ignore[attr-defined]
+            filters={"label": f"workbench.project_root={docker_project.root}"}
+        )
+        container = found[0] if found else None
+        time.sleep(0.3)
+    assert container is not None, "the job's container never started"
+    time.sleep(3)
+    container.kill()
+    t.join(60)
+    assert not t.is_alive(), "the runner hung after the container was killed"
+    (out,) = result
+    assert out.status == "failed"
+    assert out.reason == "killed from outside (SIGKILL)"
+
+
+def test_out_of_memory_is_reported(sample_project: Project, base_image: str) -> None:
+    project = _with_docker(sample_project, base_image, memory='"48m"')
+    out = jobs.run_training(project, _runner(), params={"num_iterations": 10})
+    assert out.status == "failed"
+    assert "out of memory" in (out.reason or "")
+
+
+def test_missing_image_is_a_clear_failure(sample_project: Project, engine: object) -> None:
+    project = _with_docker(sample_project, "python:3.11-slim", image='"workbench-test/none:0"')
+    out = jobs.run_training(project, _runner())
+    assert out.status == "failed"
+    assert "workbench-test/none:0" in (out.reason or "") and "not in the local engine" in out.reason
+
+
+def test_unreachable_engine_is_one_line_and_auto_falls_back(
+    sample_project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    rc = main(["--project", str(sample_project.root), "train", "--runner", "docker"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err == [err[0]] and err[0].startswith("workbench: error: runner 'docker' is not")
+    assert "tcp://127.0.0.1:1" in err[0]
+    assert jobs.resolve_runner(sample_project).name == "local"
+
+
+def test_a_job_outlives_the_process_that_started_it(docker_project: Project) -> None:
+    """The CLI that started a container job is killed; the container goes on, and
+    `workbench jobs` finds it by its handle, then settles it from the container's log."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "--project",
+            str(docker_project.root),
+            "train",
+            "--runner",
+            "docker",
+            "--param",
+            "num_iterations=400",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 180
+    running = []
+    while time.time() < deadline and not running:
+        running = [j for j in jobs.list_jobs(docker_project) if j.status == "running" and j.handle]
+        time.sleep(0.5)
+    assert running, "the job never started"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (job,) = running
+    while time.time() < deadline:
+        (job,) = [j for j in jobs.list_jobs(docker_project) if j.job_id == job.job_id]
+        if not job.active:
+            break
+        time.sleep(1)
+    assert job.status == "succeeded", job.reason
+    assert job.run_id
+    lines, _ = jobs.read_log(job, 0, events_too=True)
+    assert any(ln.startswith("@wb ") and '"result"' in ln for ln in lines)
