@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 import psutil
@@ -109,8 +110,13 @@ class LocalRunner:
             return
         try:
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(STOP_GRACE_S)
-        except psutil.TimeoutExpired:
+            # Poll, never wait(): psutil's wait() would reap our own child and rob the
+            # Popen that started it of the exit status.
+            deadline = time.monotonic() + STOP_GRACE_S
+            while time.monotonic() < deadline:
+                if self._process(handle) is None:
+                    return
+                time.sleep(0.1)
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError, psutil.Error):
             pass
