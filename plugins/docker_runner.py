@@ -98,6 +98,28 @@ class DockerRunner:
     def available(self) -> bool:
         return docker_engine.available()
 
+    def why_not_for(self, project: Project) -> str | None:
+        """Why this project's jobs cannot run here now (None: they can): the engine must
+        answer, and the job image must be buildable without a registry we may not have."""
+        import docker
+
+        try:
+            client = docker_engine.connect(timeout=docker_engine.PING_TIMEOUT_S)
+        except docker_engine.EngineUnavailable as exc:
+            return str(exc)
+        cfg = project.config.docker
+        own = cfg.dockerfile or (project.root / "Dockerfile").is_file()
+        needed = cfg.image or (None if own else cfg.base_image)
+        if needed:
+            try:
+                client.images.get(needed)
+            except docker.errors.ImageNotFound:
+                return (
+                    f"the Docker engine answers, but image {needed!r} is not here "
+                    "(run `workbench image bootstrap` and set [docker].base_image)"
+                )
+        return None
+
     def why_unavailable(self) -> str | None:
         try:
             docker_engine.connect(timeout=docker_engine.PING_TIMEOUT_S).close()

@@ -1,4 +1,4 @@
-"""The Workbench TUI: one screen per area (MODES), switched with 1/2/3.
+"""The Workbench TUI: one screen per area (MODES), switched with 1/2/3/4.
 
 Start path: textual and the screens only. Data for the first paint comes from workers that
 read DuckDB over the Parquet logs and MLflow's SQLite store; the runs index is synced in a
@@ -26,6 +26,7 @@ from screens.compare import CompareScreen
 from screens.dialogs import ConfirmDialog
 from screens.experiments import ExperimentsScreen
 from screens.help import HelpScreen
+from screens.jobs import JobsScreen
 from screens.models import ModelsScreen
 from screens.overview import OverviewScreen
 from screens.train import TrainFinished, TrainLog, TrainProgress, TrainScreen, TrainState, TrainStep
@@ -66,7 +67,8 @@ class WorkbenchApp(App[int]):
         "overview": OverviewScreen,
         "experiments": ExperimentsScreen,
         "models": ModelsScreen,
-        # Later: "jobs", "deployments", "drift", "data", "sql", "audit".
+        "jobs": JobsScreen,
+        # Later: "deployments", "drift", "data", "sql", "audit".
     }
     DEFAULT_MODE = "overview"
     COMMANDS = App.COMMANDS | {WorkbenchCommands}
@@ -93,6 +95,14 @@ class WorkbenchApp(App[int]):
             "Models",
             id="app.models",
             tooltip="Show registered versions: promote and roll back",
+            group=SCREENS_GROUP,
+        ),
+        Binding(
+            "4",
+            "switch_mode('jobs')",
+            "Jobs",
+            id="app.jobs",
+            tooltip="Show jobs: status, resources, live logs; stop and restart",
             group=SCREENS_GROUP,
         ),
         Binding("t", "train", "Train", id="app.train", tooltip="Run the pipeline: train a model"),
@@ -376,6 +386,7 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
         ),
         ("compare", "Compare runs", list(CompareScreen.BINDINGS)),
         ("models", "Models", list(ModelsScreen.BINDINGS)),
+        ("jobs", "Jobs", list(JobsScreen.BINDINGS)),
         ("dialog", "Confirm dialog", list(ConfirmDialog.BINDINGS)),
         ("train", "Training panel", list(TrainScreen.BINDINGS)),
         ("help", "This help", list(HelpScreen.BINDINGS)),

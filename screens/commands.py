@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class WorkbenchCommands(Provider):
-    """Switch screens, train, promote, roll back, compare, filter, refresh, help, quit."""
+    """Switch screens, train, promote, roll back, compare, filter, jobs, refresh, help, quit."""
 
     def commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         app = cast("WorkbenchApp", self.app)
@@ -32,6 +32,31 @@ class WorkbenchCommands(Provider):
                 "Go to models",
                 "Registered versions and alias history",
                 partial(app.switch_mode, "models"),
+            ),
+            (
+                "Go to jobs",
+                "Jobs with status and resources; the selected job's live log",
+                partial(app.switch_mode, "jobs"),
+            ),
+            (
+                "Stop selected job",
+                "On the jobs screen; asks first",
+                partial(app.run_in_mode, "jobs", "stop"),
+            ),
+            (
+                "Restart selected job",
+                "Run it again as a new job with the same arguments; asks first",
+                partial(app.run_in_mode, "jobs", "restart"),
+            ),
+            (
+                "Search job log",
+                "Show only the selected job's log lines that contain some text",
+                partial(app.run_in_mode, "jobs", "search"),
+            ),
+            (
+                "Toggle job log follow",
+                "Keep the newest log line in view, or not",
+                partial(app.run_in_mode, "jobs", "toggle_follow"),
             ),
             (
                 "Train a model",

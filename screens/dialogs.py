@@ -1,4 +1,5 @@
-"""ConfirmDialog: says what will change and asks why; dismisses with the reason or None."""
+"""ConfirmDialog: says what will change and asks why; dismisses with the reason or None.
+With `require_reason=False` it only asks for a yes: it dismisses with "" or None."""
 
 from __future__ import annotations
 
@@ -27,11 +28,18 @@ class ConfirmDialog(ModalScreen[str | None]):
         ),
     ]
 
-    def __init__(self, title: str, change: str, action_label: str = "Confirm") -> None:
+    def __init__(
+        self,
+        title: str,
+        change: str,
+        action_label: str = "Confirm",
+        require_reason: bool = True,
+    ) -> None:
         super().__init__()
         self.dialog_title = title
         self.change = change
         self.action_label = action_label
+        self.require_reason = require_reason
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as box:
@@ -41,7 +49,8 @@ class ConfirmDialog(ModalScreen[str | None]):
             self.reason = Input(
                 placeholder="reason (required, goes to the audit log)", id="dialog-reason"
             )
-            yield self.reason
+            if self.require_reason:
+                yield self.reason
             self.error = Label("", id="dialog-error")
             yield self.error
             with Horizontal(id="dialog-buttons"):
@@ -50,11 +59,14 @@ class ConfirmDialog(ModalScreen[str | None]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        self.reason.focus()
+        if self.require_reason:
+            self.reason.focus()
+        else:
+            self.confirm_button.focus()
 
     def action_confirm(self) -> None:
         reason = self.reason.value.strip()
-        if not reason:
+        if not reason and self.require_reason:
             self.error.update("a reason is required")
             self.reason.focus()
             self.app.bell()

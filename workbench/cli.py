@@ -94,8 +94,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 class _Progress:
     """A rich progress bar for training on a terminal; plain lines otherwise."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, quiet: bool = False) -> None:
         self.enabled = enabled
+        self.quiet = quiet
         self.bar: Any = None
         self.task: Any = None
 
@@ -126,6 +127,17 @@ class _Progress:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
+    def log(self, line: str) -> None:
+        """A job's output line: above the bar on a terminal, else on stderr."""
+        if self.quiet:
+            return
+        if self.bar is not None:
+            from rich.text import Text
+
+            self.bar.console.print(Text(line, style="dim"), highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
     def progress(self, i: int, total: int, metrics: dict[str, float]) -> None:
         if self.bar is None:
             return
@@ -146,9 +158,11 @@ class _Progress:
 def _runner(args: argparse.Namespace, project: Any, quiet: bool) -> Any:
     from workbench.jobs import resolve_runner
 
-    runner = resolve_runner(project, args.runner)
+    notes: list[str] = []
+    runner = resolve_runner(project, args.runner, notes)
     if not quiet:
-        print(f"runner: {runner.name}", file=sys.stderr)
+        why = f" ({notes[0]})" if notes and not str(notes[0]).startswith("cannot reach") else ""
+        print(f"runner: {runner.name}{why}", file=sys.stderr)
     return runner
 
 
@@ -170,11 +184,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     project = _project(args)
     runner = _runner(args, project, args.json)
-    with _Progress(enabled=not args.json and sys.stdout.isatty()) as bar:
+    with _Progress(
+        enabled=not args.json and sys.stdout.isatty(), quiet=args.quiet or args.json
+    ) as bar:
         outcome = run_training(
             project,
             runner,
             on_progress=bar.progress,
+            on_log=bar.log,
             run_name=args.run_name,
             params=_parse_params(args.param),
         )
@@ -205,7 +222,9 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
 
     project = _project(args)
     runner = _runner(args, project, args.json)
-    with _Progress(enabled=not args.json and sys.stdout.isatty()) as bar:
+    with _Progress(
+        enabled=not args.json and sys.stdout.isatty(), quiet=args.quiet or args.json
+    ) as bar:
         plain = not args.json and not sys.stdout.isatty()
 
         def on_step(name: str, status: str, detail: str) -> None:
@@ -218,6 +237,7 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
             runner,
             on_step=on_step,
             on_progress=bar.progress,
+            on_log=bar.log,
             auto_promote=True if args.auto_promote else None,
         )
     if args.json:
@@ -587,6 +607,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--runner",
         choices=["auto", "local", "docker"],
         help="where jobs run (default: [runner].default, auto = docker if an engine answers)",
+    )
+    runp.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="do not stream the job's log (on stderr, or above the progress bar)",
     )
 
     p = _Parser(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,20 +39,60 @@ def new_job_id(kind: str) -> str:
     return f"{kind}-{utcnow().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def resolve_runner(project: Project, requested: str | None = None) -> Runner:
-    """`requested` or config's default; `auto` means docker when an engine answers, else local."""
+def resolve_runner(
+    project: Project, requested: str | None = None, notes: list[str] | None = None
+) -> Runner:
+    """`requested` or config's default. `auto` means docker when an engine answers and the job
+    image can be had (a configured image, the project's Dockerfile, or the base image present),
+    else local; the reason for falling back is appended to `notes`."""
     choice = requested or project.config.runner.default
     if choice == "auto":
         if "docker" in plugins.available("runner"):
             docker = plugins.load("runner", "docker")
-            if docker.available():
+            why = docker.why_not_for(project) if hasattr(docker, "why_not_for") else None
+            if why is None and docker.available():
                 return docker  # type: ignore[no-any-return]
+            if notes is not None and why:
+                notes.append(why)
         return plugins.load("runner", "local")  # type: ignore[no-any-return]
     runner = plugins.load("runner", choice)
     if not runner.available():
         why = getattr(runner, "why_unavailable", lambda: None)()
         raise UsageError(f"runner {choice!r} is not available: {why or 'not on this machine'}")
     return runner  # type: ignore[no-any-return]
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _starter_gone(job: JobInfo) -> bool:
+    """Did the process that started this job (on this host) end?"""
+    try:
+        info = json.loads(job.args or "{}")
+    except json.JSONDecodeError:
+        return False
+    pid = info.get("starter_pid")
+    if not pid or info.get("host") != _host():
+        return False
+    import psutil
+
+    try:
+        return psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+_RUNNERS: dict[str, Runner] = {}
+
+
+def runner_for(name: str) -> Runner:
+    """One runner instance per name in this process (stats need two readings of one object)."""
+    if name not in _RUNNERS:
+        _RUNNERS[name] = plugins.load("runner", name)
+    return _RUNNERS[name]
 
 
 def _record(project: Project, **row: Any) -> None:
@@ -79,7 +121,10 @@ def run_job(
         "runner": runner.name,
         "log_path": str(log_path),
         "started_at": started,
-        "args": json.dumps({"module": module, "args": args}),
+        # who started it: lets another process settle a job whose starter died early
+        "args": json.dumps(
+            {"module": module, "args": args, "starter_pid": os.getpid(), "host": _host()}
+        ),
     }
     _record(project, status="starting", **base)
 
@@ -110,6 +155,16 @@ def run_job(
         code, reason = runner.run(spec, on_line, should_stop, on_start)
     except KeyboardInterrupt:
         code, reason = 130, "interrupted"
+    except BaseException as exc:  # a broken pipe, a bug: the record must not stay "running"
+        _record(
+            project,
+            status="failed",
+            ended_at=utcnow(),
+            exit_code=1,
+            reason=f"the runner failed: {type(exc).__name__}: {exc}",
+            **base,
+        )
+        raise
     if error:
         reason = error[-1]
     if code == 0 and "model_uri" in result:
@@ -216,8 +271,21 @@ def _log_events(path: str, tail_bytes: int | None = 65536) -> list[dict[str, Any
     return [e for e in map(events.parse, text.splitlines()) if e is not None]
 
 
-def _finish_from_log(project: Project, job: JobInfo, exit_code: int | None) -> JobInfo:
-    """A job whose process ended while nobody watched it: settle its record from its log."""
+def _finish_from_log(
+    project: Project, job: JobInfo, exit_code: int | None, why: str | None = None
+) -> JobInfo:
+    """A job whose process ended while nobody watched it: settle its record from its log,
+    unless its starter settled it meanwhile (then keep what the starter wrote)."""
+    from workbench.db import Db
+
+    db = Db(project.logs)
+    try:
+        latest = db.rows("SELECT status FROM jobs WHERE job_id = ?", [job.job_id])
+    finally:
+        db.close()
+    if latest and latest[0]["status"] not in ACTIVE:
+        job.status = latest[0]["status"]
+        return job
     found = _log_events(job.log_path, tail_bytes=None)
     result = next((e for e in reversed(found) if e.get("event") == "result"), None)
     error = next((e for e in reversed(found) if e.get("event") == "error"), None)
@@ -226,8 +294,14 @@ def _finish_from_log(project: Project, job: JobInfo, exit_code: int | None) -> J
         status, reason, code = "succeeded", None, 0 if exit_code is None else exit_code
     else:
         status = "failed"
-        reason = (error or {}).get("message") or (
-            f"exited with code {exit_code}" if exit_code is not None else "ended while unobserved"
+        reason = (
+            (error or {}).get("message")
+            or why
+            or (
+                f"exited with code {exit_code}"
+                if exit_code is not None
+                else "ended while unobserved"
+            )
         )
         code = exit_code
     job.status, job.reason, job.exit_code = status, reason, code
@@ -256,8 +330,11 @@ def list_jobs(
     for job in jobs:
         if not job.active:
             continue
+        if reconcile and not job.handle and _starter_gone(job):
+            _finish_from_log(project, job, None, "its starter ended before the job ran")
+            continue
         if reconcile and job.handle:
-            runner = plugins.load("runner", job.runner)
+            runner = runner_for(job.runner)
             try:
                 state, code = runner.status(job.handle)
                 if state == "exited" and hasattr(runner, "collect"):
@@ -307,7 +384,7 @@ def job_stats(job: JobInfo) -> dict[str, float]:
     if not job.active or not job.handle:
         return {}
     try:
-        return plugins.load("runner", job.runner).stats(job.handle)  # type: ignore[no-any-return]
+        return runner_for(job.runner).stats(job.handle)
     except Exception:
         return {}
 
@@ -318,7 +395,7 @@ def stop_job(project: Project, job_id: str) -> JobInfo:
         raise UsageError(f"job {job.job_id} is not running (status: {job.status})")
     if not job.handle:
         raise UsageError(f"job {job.job_id} has not started yet; try again in a moment")
-    plugins.load("runner", job.runner).stop(job.handle)
+    runner_for(job.runner).stop(job.handle)
     return job
 
 

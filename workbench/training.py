@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from workbench.errors import WorkbenchError
 
+    project: Project | None = None
     try:
         overrides = json.loads(args.params)
         project = Project.load(args.project)
@@ -157,7 +158,31 @@ def main(argv: list[str] | None = None) -> int:
         events.emit("error", message=str(exc))
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # the trainer or a library failed: one line, traceback kept
+        first = (str(exc).strip().splitlines() or [""])[0]
+        message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        where = _save_traceback(project, args.job_id)
+        events.emit("error", message=message)
+        print(f"error: {message}" + (f" (traceback: {where})" if where else ""), file=sys.stderr)
+        return 1
     return 0
+
+
+def _save_traceback(project: Project | None, job_id: str) -> str | None:
+    import traceback
+
+    text = traceback.format_exc()
+    if project is None:
+        sys.stderr.write(text)
+        return None
+    path = project.jobs_dir / f"{job_id}.traceback.txt"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError:
+        sys.stderr.write(text)
+        return None
+    return str(path)
 
 
 if __name__ == "__main__":

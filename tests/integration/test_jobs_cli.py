@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -91,3 +92,46 @@ def test_unknown_job_is_one_line(
     assert main(["--project", str(sample_project.root), "logs", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no job matching 'nope'" in err[0]
+
+
+def test_a_job_whose_starter_died_before_it_ran_is_settled(sample_project: Project) -> None:
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    log = sample_project.jobs_dir / "train-x.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("building workbench-job/x:1\n")
+    args = {
+        "module": "workbench.training",
+        "args": [],
+        "starter_pid": dead.pid,
+        "host": socket.gethostname(),
+    }
+    jobs._record(
+        sample_project,
+        job_id="train-x",
+        kind="train",
+        runner="docker",
+        status="starting",
+        log_path=str(log),
+        started_at=jobs.utcnow(),
+        args=json.dumps(args),
+    )
+    (job,) = jobs.list_jobs(sample_project)
+    assert job.status == "failed"
+    assert job.reason == "its starter ended before the job ran"
+    # a live starter leaves it alone
+    args["starter_pid"] = os.getpid()
+    jobs._record(
+        sample_project,
+        job_id="train-y",
+        kind="train",
+        runner="docker",
+        status="starting",
+        log_path=str(log),
+        started_at=jobs.utcnow(),
+        args=json.dumps(args),
+    )
+    assert {j.job_id: j.status for j in jobs.list_jobs(sample_project)}["train-y"] == "starting"

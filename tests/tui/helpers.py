@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from textual.command import CommandList
 from textual.pilot import Pilot
 
 from workbench.parquet_log import SCHEMAS, ParquetLog
@@ -223,3 +224,21 @@ async def wait_until(
             return
         await pilot.pause(0.05)
     raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+def record_notes(app: Any) -> list[tuple[str, str]]:
+    """Collect (severity, message) of every notification the app raises."""
+    notes: list[tuple[str, str]] = []
+    original = app.notify
+
+    def notify(message: str, *args: Any, **kwargs: Any) -> None:
+        notes.append((kwargs.get("severity", "information"), str(message)))
+        original(message, *args, **kwargs)
+
+    app.notify = notify
+    return notes
+
+
+def palette_hits(app: Any) -> int:
+    lists = app.screen.query(CommandList)
+    return lists.first().option_count if lists else 0

@@ -13,7 +13,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from textual.command import CommandList
 
 from screens.app import WorkbenchApp, binding_ids
 from screens.base import WorkbenchScreen
@@ -24,7 +23,7 @@ from screens.help import HelpScreen
 from screens.models import ModelsScreen
 from screens.overview import OverviewScreen
 from screens.train import TrainScreen
-from tests.tui.helpers import run_metrics, run_name, settle, wait_until
+from tests.tui.helpers import palette_hits, record_notes, run_metrics, run_name, settle, wait_until
 from workbench import registry
 from workbench.config import TuiSection
 from workbench.db import Db
@@ -35,24 +34,6 @@ pytestmark = pytest.mark.tui
 
 SIZE = (80, 24)
 REPO = Path(__file__).resolve().parents[2]
-
-
-def record_notes(app: WorkbenchApp) -> list[tuple[str, str]]:
-    """Collect (severity, message) of every notification the app raises."""
-    notes: list[tuple[str, str]] = []
-    original = app.notify
-
-    def notify(message: str, *args: Any, **kwargs: Any) -> None:
-        notes.append((kwargs.get("severity", "information"), str(message)))
-        original(message, *args, **kwargs)
-
-    app.notify = notify  # type: ignore[method-assign]
-    return notes
-
-
-def palette_hits(app: WorkbenchApp) -> int:
-    lists = app.screen.query(CommandList)
-    return lists.first().option_count if lists else 0
 
 
 def with_tui(project: Project, **settings: Any) -> Project:
