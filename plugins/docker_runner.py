@@ -19,6 +19,31 @@ from workbench.plugins import JobSpec
 from workbench.project import Project
 
 STOP_GRACE_S = 10
+#: Who a job runs as when Workbench itself runs as root: never root in the container.
+NONROOT = (65532, 65532)
+
+
+def job_user(project: Project) -> str:
+    """`[docker].user`, or for "auto" the host user's uid:gid, or NONROOT when that is root."""
+    cfg = project.config.docker
+    if cfg.user != "auto":
+        return cfg.user
+    uid, gid = os.getuid(), os.getgid()
+    return f"{NONROOT[0]}:{NONROOT[1]}" if uid == 0 else f"{uid}:{gid}"
+
+
+def grant_store(project: Project, user: str) -> None:
+    """Let the job's user write where a job writes: the store folder, mlflow.db, artifacts/
+    and jobs/ (not recursively: existing runs stay as they are). Only root needs this."""
+    if os.getuid() != 0:
+        return
+    uid, _, gid = user.partition(":")
+    if not uid.isdigit() or int(uid) == 0:
+        return
+    project.ensure_store()
+    for path in (project.store, project.mlflow_db, project.artifacts, project.jobs_dir):
+        if path.exists():
+            os.chown(path, int(uid), int(gid or uid))
 
 
 def _gpu_requests(gpus: int | str) -> list[Any]:
@@ -47,7 +72,7 @@ def container_config(project: Project, spec: JobSpec, image: str) -> dict[str, A
         docker.types.Mount(target=store, source=store, type="bind", read_only=False),
         docker.types.Mount(target=inside_data, source=str(data_dir), type="bind", read_only=True),
     ]
-    user = f"{os.getuid()}:{os.getgid()}" if cfg.user == "auto" else cfg.user
+    user = job_user(project)
     args = list(spec.args)
     if "--project" in args:
         args[args.index("--project") + 1] = images.PROJECT_DIR
@@ -149,7 +174,9 @@ class DockerRunner:
                 client = docker_engine.connect()
                 project = Project.load(spec.project_root)
                 image = images.ensure_job_image(project, client, emit)
-                container = client.containers.run(**container_config(project, spec, image))
+                config = container_config(project, spec, image)
+                grant_store(project, config["user"])
+                container = client.containers.run(**config)
             except docker_engine.EngineUnavailable as exc:
                 return 125, str(exc)
             except images.BuildFailed as exc:

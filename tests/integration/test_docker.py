@@ -4,6 +4,7 @@ WORKBENCH_REQUIRE_DOCKER=1 (CI sets it): then a missing engine fails the run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from plugins.docker_runner import NONROOT
 from workbench import docker_engine, images, jobs, plugins
 from workbench.cli import main
 from workbench.project import Project
@@ -35,14 +37,19 @@ def _engine() -> object:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[object]:
+    import docker
+
     client = _engine()
     before = {img.id for img in client.images.list()}
     yield client
     # Remove what the tests made: labelled containers, and labelled images made during the run.
     for c in client.containers.list(all=True, filters={"label": docker_engine.LABEL}):
         c.remove(force=True)
-    for img in client.images.list(filters={"label": docker_engine.LABEL}):
-        if img.id not in before:
+    made = [
+        i for i in client.images.list(filters={"label": docker_engine.LABEL}) if i.id not in before
+    ]
+    for img in sorted(made, key=lambda i: i.attrs.get("Created", ""), reverse=True):
+        with contextlib.suppress(docker.errors.APIError):  # children first; a shared layer may stay
             client.images.remove(img.id, force=True)
 
 
@@ -120,9 +127,10 @@ def test_training_in_a_container_lands_in_mlflow(docker_project: Project) -> Non
     )
     proba = model.predict(frame)
     assert len(proba) == 20 and ((proba >= 0) & (proba <= 1)).all()
-    # the files the container wrote into the store belong to the host user
+    # the container ran as a non-root user: the host user, or "nonroot" when that is root
     art = Path(out.result["model_uri"].removeprefix("file://"))
-    assert art.stat().st_uid == os.getuid()
+    expected = os.getuid() or NONROOT[0]
+    assert art.stat().st_uid == expected != 0
     # the container is gone, the job recorded
     (job,) = [j for j in jobs.list_jobs(docker_project) if j.job_id == out.job_id]
     assert job.status == "succeeded" and job.runner == "docker" and job.run_id == run.info.run_id
@@ -159,7 +167,9 @@ def test_container_config_is_formed_as_configured(sample_project: Project) -> No
     # GPUs cannot run here: we check the device request is formed (a GPU machine runs it)
     (req,) = kw["device_requests"]
     assert req["Count"] == 2 and req["Capabilities"] == [["gpu"]]
-    assert kw["user"] == f"{os.getuid()}:{os.getgid()}"
+    uid = os.getuid()
+    assert kw["user"] == (f"{uid}:{os.getgid()}" if uid else f"{NONROOT[0]}:{NONROOT[1]}")
+    assert not kw["user"].startswith("0:")
     assert kw["labels"]["workbench.job"] == "train-x"
     assert kw["labels"]["workbench.role"] == "train"
     store = str(project.store.resolve())
@@ -220,15 +230,21 @@ def test_missing_image_is_a_clear_failure(sample_project: Project, engine: objec
     assert "workbench-test/none:0" in (out.reason or "") and "not in the local engine" in out.reason
 
 
+@pytest.mark.parametrize("host", ["tcp://127.0.0.1:1", "ssh://nobody@127.0.0.1:1"])
 def test_unreachable_engine_is_one_line_and_auto_falls_back(
-    sample_project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sample_project: Project,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    host: str,
 ) -> None:
-    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    """DOCKER_HOST is honoured, ssh:// included (through the ssh binary; no remote host
+    exists here, so only the refusal is checked)."""
+    monkeypatch.setenv("DOCKER_HOST", host)
     rc = main(["--project", str(sample_project.root), "train", "--runner", "docker"])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("workbench:")]
     assert rc == 2
     assert err == [err[0]] and err[0].startswith("workbench: error: runner 'docker' is not")
-    assert "tcp://127.0.0.1:1" in err[0]
+    assert host in err[0]
     assert jobs.resolve_runner(sample_project).name == "local"
 
 
@@ -270,3 +286,34 @@ def test_a_job_outlives_the_process_that_started_it(docker_project: Project) -> 
     assert job.run_id
     lines, _ = jobs.read_log(job, 0, events_too=True)
     assert any(ln.startswith("@wb ") and '"result"' in ln for ln in lines)
+
+
+def test_generated_dockerfile_carries_index_ca_and_requirements(sample_project: Project) -> None:
+    project = _with_docker(
+        sample_project,
+        "base:x",
+        index_url='"https://pypi.example/simple"',
+        extra_index_urls='["https://extra.example/simple"]',
+    )
+    (project.root / "requirements.txt").write_text("six==1.16.0\n")
+    files, own = images._context(project)
+    text = files["Dockerfile"].decode()
+    assert not own and text.splitlines()[1] == "FROM base:x"
+    assert "PIP_INDEX_URL=https://pypi.example/simple" in text
+    assert 'PIP_EXTRA_INDEX_URL="https://extra.example/simple"' in text
+    assert "COPY requirements.txt" in text and files["requirements.txt"] == b"six==1.16.0\n"
+    assert ("COPY ca.pem" in text) == ("ca.pem" in files)
+    # the project's code goes in; its data and store do not
+    assert "project/workbench.toml" in files
+    assert not any(n.startswith("project/data/") or "/.workbench/" in n for n in files)
+
+
+def test_the_projects_own_dockerfile_is_used(docker_project: Project, engine: object) -> None:
+    generated = images.ensure_job_image(docker_project, engine, lambda _l: None)
+    (docker_project.root / "Dockerfile").write_text(f"FROM {generated}\nLABEL custom=yes\n")
+    said: list[str] = []
+    tag = images.ensure_job_image(docker_project, engine, said.append, force=True)
+    assert tag != generated
+    assert any("from the project Dockerfile" in line for line in said)
+    labels = engine.images.get(tag).labels  # type: ignore[attr-defined]
+    assert labels["custom"] == "yes" and labels[docker_engine.LABEL] == "1"
