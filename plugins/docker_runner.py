@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from workbench import docker_engine, images, tracking
-from workbench.plugins import JobSpec
+from workbench.plugins import JobSpec, StopWatcher, error_line, lines_of
 from workbench.project import Project
 
 STOP_GRACE_S = 10
@@ -195,31 +194,16 @@ class DockerRunner:
         import docker
         import requests
 
-        done = threading.Event()
-        stop_requested = threading.Event()
+        def stop() -> None:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.stop(timeout=STOP_GRACE_S)
 
-        def watch() -> None:
-            while not done.wait(0.2):
-                if should_stop and should_stop():
-                    stop_requested.set()
-                    with contextlib.suppress(docker.errors.DockerException):
-                        container.stop(timeout=STOP_GRACE_S)
-                    return
-
-        threading.Thread(target=watch, daemon=True).start()
+        watcher = StopWatcher(should_stop, stop)
         last_error: str | None = None
         try:
-            buf = b""
-            for chunk in container.logs(stream=True, follow=True):
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for raw in lines:
-                    line = raw.decode("utf-8", "replace")
-                    if line.startswith("error: ") or "Error:" in line:
-                        last_error = line.removeprefix("error: ")
-                    emit(line)
-            if buf:
-                emit(buf.decode("utf-8", "replace"))
+            for line in lines_of(container.logs(stream=True, follow=True)):
+                last_error = error_line(line) or last_error
+                emit(line)
             code = int(container.wait().get("StatusCode", 1))
             container.reload()
             state = container.attrs.get("State", {})
@@ -228,12 +212,12 @@ class DockerRunner:
         except (docker.errors.DockerException, requests.RequestException) as exc:
             return 125, f"lost the Docker engine: {docker_engine.describe(exc)}"
         finally:
-            done.set()
+            watcher.close()
         with contextlib.suppress(docker.errors.DockerException):
             container.remove(force=True)
         if code == 0:
             return 0, None
-        if stop_requested.is_set():
+        if watcher.requested:
             return code, "stopped"
         if state.get("OOMKilled"):
             return code, "killed: out of memory (raise [docker].memory)"
@@ -273,16 +257,8 @@ class DockerRunner:
     def follow(self, handle: str) -> Any:
         """Yield the container's log lines from the start, following until it ends."""
         container = self._container(handle)
-        if container is None:
-            return
-        buf = b""
-        for chunk in container.logs(stream=True, follow=True):
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for raw in lines:
-                yield raw.decode("utf-8", "replace")
-        if buf:
-            yield buf.decode("utf-8", "replace")
+        if container is not None:
+            yield from lines_of(container.logs(stream=True, follow=True))
 
     def stop(self, handle: str) -> None:
         container = self._container(handle)

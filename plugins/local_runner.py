@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 
 import psutil
 
-from workbench.plugins import JobSpec
+from workbench.plugins import JobSpec, StopWatcher, error_line
 
 STOP_GRACE_S = 10
 
@@ -52,17 +51,7 @@ class LocalRunner:
             return 127, f"cannot start {sys.executable}: {exc}"
         if on_start:
             on_start(str(proc.pid))
-        done = threading.Event()
-        stop_requested = threading.Event()
-
-        def watch() -> None:
-            while not done.wait(0.2):
-                if should_stop and should_stop():
-                    stop_requested.set()
-                    self.stop(str(proc.pid))
-                    return
-
-        threading.Thread(target=watch, daemon=True).start()
+        watcher = StopWatcher(should_stop, lambda: self.stop(str(proc.pid)))
         last_error: str | None = None
         assert proc.stdout is not None
         with open(spec.log_path, "a", encoding="utf-8") as log:
@@ -70,16 +59,15 @@ class LocalRunner:
                 line = line.rstrip("\n")
                 log.write(line + "\n")
                 log.flush()
-                if line.startswith("error: ") or "Error:" in line:
-                    last_error = line.removeprefix("error: ")
+                last_error = error_line(line) or last_error
                 on_line(line)
         code = proc.wait()
-        done.set()
+        watcher.close()
         if code == 0:
             return 0, None
         if code < 0:
             sig = signal.Signals(-code)
-            if stop_requested.is_set() or sig == signal.SIGTERM:
+            if watcher.requested or sig == signal.SIGTERM:
                 return code, "stopped"
             return code, f"killed by {sig.name}"
         return code, last_error or f"exited with code {code}"

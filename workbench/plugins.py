@@ -8,7 +8,7 @@ Each entry point names a class with a `kind` ("trainer", "runner") and a `name`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
@@ -101,6 +101,48 @@ class Runner(Protocol):
     def stats(self, handle: str) -> dict[str, float]:
         """Resource use now: cpu_percent, memory_mb (empty when the job is gone)."""
         ...
+
+
+class StopWatcher:
+    """For runners: polls `should_stop` in a thread and calls `stop` once when it says so."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None, stop: Callable[[], None]) -> None:
+        import threading
+
+        self._should_stop, self._stop = should_stop, stop
+        self._done = threading.Event()
+        self.requested = False
+        if should_stop is not None:
+            threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.2):
+            if self._should_stop and self._should_stop():
+                self.requested = True
+                self._stop()
+                return
+
+    def close(self) -> None:
+        self._done.set()
+
+
+def error_line(line: str) -> str | None:
+    """The error a job's output line reports, if it reports one (for the job's reason)."""
+    if line.startswith("error: ") or "Error:" in line:
+        return line.removeprefix("error: ")
+    return None
+
+
+def lines_of(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Whole text lines from a stream of byte chunks (a container's log stream)."""
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        *whole, buf = buf.split(b"\n")
+        for raw in whole:
+            yield raw.decode("utf-8", "replace")
+    if buf:
+        yield buf.decode("utf-8", "replace")
 
 
 @cache
