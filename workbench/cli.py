@@ -566,6 +566,15 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_labels_ingest(args: argparse.Namespace) -> int:
+    from workbench import labels
+
+    project = _project(args)
+    n = labels.ingest(project, Path(args.file))
+    print(f"ingested {n:,} label(s) from {args.file}")
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from workbench import runs_index
 
@@ -729,6 +738,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--force", action="store_true", help="build even when up to date")
     sp.set_defaults(func=cmd_image_build)
+
+    lb = sub.add_parser("labels", help="delayed ground truth for logged predictions")
+    lb_sub = lb.add_subparsers(
+        dest="labels_command", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    sp = lb_sub.add_parser(
+        "ingest", parents=[common], help="add labels from a CSV/Parquet file (request_id, label)"
+    )
+    sp.add_argument("file", metavar="FILE")
+    sp.set_defaults(func=cmd_labels_ingest)
 
     add("sync", cmd_sync, "sync the runs index from the MLflow store")
     return p

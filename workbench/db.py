@@ -35,14 +35,18 @@ _VIEWS: dict[str, tuple[str, str]] = {
         "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY synced_at DESC) = 1 "
         "AND lifecycle_stage = 'active'",
     ),
+    "predictions": ("predictions", "SELECT * EXCLUDE (date) FROM src"),
+    "labels": (
+        "labels",
+        "SELECT * EXCLUDE (date) FROM src "
+        "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY ts DESC) = 1",
+    ),
     "metrics": (
         "metrics",
         "SELECT run_id, key, step, value, timestamp FROM src "
         "QUALIFY synced_at = max(synced_at) OVER (PARTITION BY run_id)",
     ),
 }
-
-_HIVE = {"audit": True, "jobs": True, "runs": True, "metrics": True}
 
 
 class Db:
@@ -56,8 +60,7 @@ class Db:
         for log, columns in COLUMNS.items():
             # Plain DDL: registering an Arrow table would make DuckDB import pandas (~0.25 s).
             cols = [f'"{name}" {DUCKDB_TYPES[kind]}' for name, kind in columns]
-            if _HIVE[log]:
-                cols.append('"date" VARCHAR')
+            cols.append('"date" VARCHAR')  # every log is partitioned by date=
             self.con.execute(f"CREATE TABLE _empty_{log} ({', '.join(cols)})")
         self._create_views(force=True)
 
@@ -65,9 +68,8 @@ class Db:
         files = ParquetLog(self.logs_root, log).files()
         if not files:
             return f"_empty_{log}"
-        hive = "true" if _HIVE[log] else "false"
         listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-        return f"read_parquet([{listed}], hive_partitioning={hive}, union_by_name=true)"
+        return f"read_parquet([{listed}], hive_partitioning=true, union_by_name=true)"
 
     def _create_views(self, force: bool = False) -> None:
         """(Re)create the views of every log whose manifest changed since the last look."""

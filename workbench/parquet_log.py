@@ -72,6 +72,22 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("tags", "map<string,string>"),
         ("fingerprint", "string"),
     ),
+    "predictions": (
+        ("ts", "timestamp_us"),
+        ("request_id", "string"),
+        ("model", "string"),
+        ("version", "int64"),
+        ("variant", "string"),
+        ("features", "string"),  # the request's record, as JSON
+        ("output", "float64"),
+        ("latency_ms", "float64"),
+    ),
+    "labels": (
+        ("ts", "timestamp_us"),
+        ("request_id", "string"),
+        ("label", "float64"),
+        ("source", "string"),
+    ),
     "metrics": (
         ("synced_at", "timestamp_us"),
         ("run_id", "string"),
