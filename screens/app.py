@@ -8,6 +8,7 @@ worker after the first paint. mlflow is only ever imported inside thread workers
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from collections.abc import Iterator
@@ -22,15 +23,10 @@ from textual.screen import ModalScreen
 
 from screens.base import DataChanged, WorkbenchScreen, describe_error
 from screens.commands import WorkbenchCommands
-from screens.compare import CompareScreen
 from screens.dialogs import ConfirmDialog
-from screens.experiments import ExperimentsScreen
 from screens.help import HelpScreen
-from screens.jobs import JobsScreen
-from screens.models import ModelsScreen
 from screens.overview import OverviewScreen
 from screens.train import TrainFinished, TrainLog, TrainProgress, TrainScreen, TrainState, TrainStep
-from screens.widgets.runs_table import RunsTable
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
@@ -58,6 +54,13 @@ class Synced(Message):
         self.force = force
 
 
+def _lazy(module: str, name: str) -> Any:
+    def make() -> Any:
+        return getattr(importlib.import_module(module), name)()
+
+    return make
+
+
 class WorkbenchApp(App[int]):
     """Workbench's TUI over one project."""
 
@@ -65,9 +68,10 @@ class WorkbenchApp(App[int]):
     CSS_PATH = "app.tcss"
     MODES: ClassVar[dict[str, Any]] = {
         "overview": OverviewScreen,
-        "experiments": ExperimentsScreen,
-        "models": ModelsScreen,
-        "jobs": JobsScreen,
+        # The other screens load on first use: their imports stay off the first paint.
+        "experiments": _lazy("screens.experiments", "ExperimentsScreen"),
+        "models": _lazy("screens.models", "ModelsScreen"),
+        "jobs": _lazy("screens.jobs", "JobsScreen"),
         # Later: "deployments", "drift", "data", "sql", "audit".
     }
     DEFAULT_MODE = "overview"
@@ -185,7 +189,9 @@ class WorkbenchApp(App[int]):
     def on_mount(self) -> None:
         if self._theme_error:
             self.notify(f"[tui].theme: {self._theme_error}", severity="warning", markup=False)
-        unknown = sorted(set(self.keymap_overrides) - set(binding_ids()))
+        unknown = (
+            sorted(set(self.keymap_overrides) - set(binding_ids())) if self.keymap_overrides else []
+        )
         if unknown:
             self.notify(
                 f"[tui].keys: unknown binding id(s): {', '.join(unknown)} (press ? for the list)",
@@ -377,6 +383,12 @@ class WorkbenchApp(App[int]):
 
 def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]:
     """Bindings per screen, the current one first."""
+    from screens.compare import CompareScreen
+    from screens.experiments import ExperimentsScreen
+    from screens.jobs import JobsScreen
+    from screens.models import ModelsScreen
+    from screens.widgets.runs_table import RunsTable
+
     sections: list[tuple[str, str, list[BindingType]]] = [
         ("overview", "Overview", list(OverviewScreen.BINDINGS)),
         (
