@@ -287,9 +287,7 @@ class JobsScreen(WorkbenchScreen):
         self._restart_new: str | None = None
         self._stop_restart = threading.Event()
         self._reconcile_after = 0.0  # time.monotonic(); read by the load worker
-        self._runners: dict[str, Any] = {}
         self._finished_progress: dict[str, tuple[int, int] | None] = {}  # load worker's
-        self._stats_lock = threading.Lock()
         self._log_seq = 0
         self._log_offset = 0
         self._log_complete = False
@@ -401,20 +399,11 @@ class JobsScreen(WorkbenchScreen):
             return f"{choice} ({describe_error(exc)})"
 
     def _job_stats(self, job: JobInfo) -> dict[str, float]:
-        """CPU and memory from the job's runner. The runner instance is kept between calls:
-        CPU percent is measured since the previous call on the same process handle."""
-        if not job.active or not job.handle:
-            return {}
-        from workbench import plugins
+        """CPU and memory from the job's runner (one runner instance per name is kept by the
+        core, so CPU percent is measured since the previous call)."""
+        from workbench import jobs
 
-        with self._stats_lock:
-            try:
-                runner = self._runners.get(job.runner)
-                if runner is None:
-                    runner = self._runners[job.runner] = plugins.load("runner", job.runner)
-                return dict(runner.stats(job.handle))
-            except Exception:
-                return {}
+        return jobs.job_stats(job)
 
     def _final_progress(self, job: JobInfo) -> tuple[int, int] | None:
         """Where a finished training job got to, from its log's last progress event (read

@@ -23,8 +23,6 @@ from workbench.events import PIPELINE_STEPS
 if TYPE_CHECKING:
     from screens.app import WorkbenchApp
 
-STEPS = PIPELINE_STEPS
-
 
 @dataclass
 class TrainState:
@@ -122,7 +120,7 @@ class TrainScreen(ModalScreen[None]):
     def show_state(self) -> None:
         s = self.state
         lines = []
-        for name in STEPS:
+        for name in PIPELINE_STEPS:
             status, detail = s.steps.get(name, ("", ""))
             mark = _MARKS.get(status, "[dim]·[/]")
             lines.append(f"{mark} {name:<9} [dim]{escape(ellipsize(detail, 60))}[/]")

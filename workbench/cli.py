@@ -530,13 +530,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
             time.sleep(0.3)
 
 
-def _owner_gone(job: object) -> bool:
+def _owner_gone(job: Any) -> bool:
     """Has the job's log file stopped growing (the process that started it is gone)?"""
     import os
     import time
 
     try:
-        return time.time() - os.path.getmtime(job.log_path) > 5  # type: ignore[attr-defined]
+        return time.time() - os.path.getmtime(job.log_path) > 5
     except OSError:
         return True
 

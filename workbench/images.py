@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from workbench import docker_engine
 from workbench.errors import UsageError, WorkbenchError
@@ -322,7 +322,3 @@ def bootstrap_base(
         )
     on_line(f"base image {tag} is ready")
     return tag
-
-
-def job_images(client: docker.DockerClient) -> list[Any]:
-    return client.images.list(filters={"label": docker_engine.LABEL})

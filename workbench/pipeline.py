@@ -14,7 +14,6 @@ from typing import Any
 from workbench import data as data_mod
 from workbench import registry
 from workbench.errors import JobFailed, ValidationFailed
-from workbench.events import PIPELINE_STEPS
 from workbench.gate import decide
 from workbench.jobs import ProgressCallback, run_training
 from workbench.plugins import Runner
@@ -22,7 +21,6 @@ from workbench.project import Project
 from workbench.validation import ValidationReport, validate_frame
 
 StepCallback = Callable[[str, str, str], None]
-STEPS = PIPELINE_STEPS
 
 
 @dataclass
