@@ -118,9 +118,26 @@ class DockerSection(_Section):
     user: str = "auto"  # "auto": the host user's uid:gid, so files in the store stay yours
 
 
+class CanarySection(_Section):
+    """The automatic-rollback rule: the server judges the canary against production over a
+    sliding window and rolls it back on its own (audited) when it is worse by a margin."""
+
+    auto_rollback: bool = True
+    window_s: float = Field(default=60.0, gt=0)
+    min_requests: int = Field(default=50, ge=1)  # per variant in the window before judging
+    max_error_rate_increase: float = Field(default=0.02, ge=0, le=1)  # canary - production
+    max_p99_increase_ms: float = Field(default=25.0, ge=0)  # canary p99 - production p99
+
+
 class ServingSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    alias: str = "production"  # what `workbench serve` serves by default
+    token_env: str = "WORKBENCH_SERVE_TOKEN"  # bearer token read from this variable, if set
+    max_batch: int = Field(default=10_000, ge=1)  # records per request
+    log_max_rows: int = Field(default=5_000, ge=1)  # prediction log: rows per file at most
+    log_interval_s: float = Field(default=1.0, gt=0)  # and a file at least this often
+    canary: CanarySection = CanarySection()
 
 
 class DriftSection(_Section):

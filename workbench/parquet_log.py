@@ -79,8 +79,10 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("version", "int64"),
         ("variant", "string"),
         ("features", "string"),  # the request's record, as JSON
-        ("output", "float64"),
+        ("output", "float64"),  # null when the request failed
         ("latency_ms", "float64"),
+        ("status", "int64"),  # the HTTP status the request got (200, 422, 500, ...)
+        ("error", "string"),  # one line, when it failed
     ),
     "labels": (
         ("ts", "timestamp_us"),

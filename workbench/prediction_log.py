@@ -46,11 +46,14 @@ class PredictionLogger:
         model: str,
         version: int,
         variant: str,
-        features: Mapping[str, Any],
-        output: float,
+        features: Mapping[str, Any] | str,
+        output: float | None,
         latency_ms: float,
+        status: int = 200,
+        error: str | None = None,
     ) -> None:
-        """Queue one prediction (cheap: no I/O on the caller's thread)."""
+        """Queue one prediction (cheap: no I/O on the caller's thread). `features` is the
+        record, or its JSON text already made."""
         if self._closed.is_set():
             raise RuntimeError("the prediction log is closed")
         values = (
@@ -59,9 +62,13 @@ class PredictionLogger:
             model,
             version,
             variant,
-            json.dumps(features, default=str, separators=(",", ":")),
-            float(output),
+            features
+            if isinstance(features, str)
+            else json.dumps(features, default=str, separators=(",", ":")),
+            None if output is None else float(output),
             float(latency_ms),
+            status,
+            error,
         )
         self._rows.append(values)
         if len(self._rows) >= self.max_rows:
