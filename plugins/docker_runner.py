@@ -96,6 +96,8 @@ def container_config(project: Project, spec: JobSpec, image: str) -> dict[str, A
         "working_dir": "/tmp",
         "name": f"wb-{spec.job_id}",
     }
+    if spec.ports:
+        kwargs["ports"] = {f"{inside}/tcp": outside for inside, outside in spec.ports.items()}
     if cfg.cpus:
         kwargs["nano_cpus"] = int(cfg.cpus * 1e9)
     if cfg.memory:

@@ -143,14 +143,16 @@ def parse_gpu(csv: str) -> str | None:
         parts = [p.strip() for p in line.split(",")]
         if len(parts) < 2:
             continue
-        try:
-            util.append(float(parts[0]))
-            mem.append(float(parts[1]))
-        except ValueError:  # "[N/A]"
-            continue
-    if not util:
+        # Each figure on its own: with MIG, utilization reads "[N/A]" but memory is real.
+        for text, into in ((parts[0], util), (parts[1], mem)):
+            try:
+                into.append(float(text))
+            except ValueError:
+                pass
+    if not util and not mem:
         return None
-    return f"{sum(util) / len(util):.0f}% {sum(mem) / 1024:.1f}G"
+    used = f"{sum(util) / len(util):.0f}%" if util else "?%"
+    return f"{used} {sum(mem) / 1024:.1f}G" if mem else used
 
 
 def _style(cell: Any) -> Any:

@@ -30,11 +30,13 @@ def record(
     from_version: int | None,
     to_version: int | None,
     reason: str,
+    by: str | None = None,
     **details: Any,
 ) -> dict[str, Any]:
+    """Append one audit row; `by` names an actor other than the user (e.g. "auto-rollback")."""
     row = {
         "ts": utcnow(),
-        "actor": actor(),
+        "actor": by or actor(),
         "action": action,
         "model": model,
         "alias": alias,

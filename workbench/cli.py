@@ -750,6 +750,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_labels_ingest)
 
     add("sync", cmd_sync, "sync the runs index from the MLflow store")
+
+    from workbench import cli_serving
+
+    cli_serving.register(sub, add, common, jsonp, _Parser)
     return p
 
 

@@ -31,7 +31,7 @@ OnLine = Callable[[str], None]
 #: Where the job's Python lives in generated images.
 VENV = "/opt/workbench"
 PROJECT_DIR = "/project"
-#: Distributions a training job imports; pinned to the host's versions.
+#: Distributions a job (training or serving) imports; pinned to the host's versions.
 JOB_DEPENDENCIES = (
     "mlflow",
     "lightgbm",
@@ -44,6 +44,9 @@ JOB_DEPENDENCIES = (
     "tomli-w",
     "rich",
     "docker",
+    "uvicorn",
+    "httptools",
+    "uvloop",
 )
 SKIP_DIRS = {STORE_DIR, ".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache"}
 MAX_PROJECT_FILE = 5 * 2**20

@@ -109,11 +109,15 @@ def run_job(
     on_log: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     job_id: str | None = None,
+    ports: dict[int, tuple[str, int]] | None = None,
+    env: dict[str, str] | None = None,
 ) -> JobOutcome:
+    """Run `python -m module args` through `runner` as a recorded job. A "train" job succeeds
+    when it reports a model; a "serve" job runs until stopped, which is how it ends well."""
     project.ensure_store()
     job_id = job_id or new_job_id(kind)
     log_path = project.jobs_dir / f"{job_id}.log"
-    spec = JobSpec(job_id, kind, module, args, project.root, log_path)
+    spec = JobSpec(job_id, kind, module, args, project.root, log_path, env or {}, ports or {})
     started: datetime = utcnow()
     base: dict[str, Any] = {
         "job_id": job_id,
@@ -123,7 +127,13 @@ def run_job(
         "started_at": started,
         # who started it: lets another process settle a job whose starter died early
         "args": json.dumps(
-            {"module": module, "args": args, "starter_pid": os.getpid(), "host": _host()}
+            {
+                "module": module,
+                "args": args,
+                "starter_pid": os.getpid(),
+                "host": _host(),
+                **({"ports": {str(k): list(v) for k, v in ports.items()}} if ports else {}),
+            }
         ),
     }
     _record(project, status="starting", **base)
@@ -167,7 +177,9 @@ def run_job(
         raise
     if error:
         reason = error[-1]
-    if code == 0 and "model_uri" in result:
+    if kind == "serve" and code == 0:
+        status, reason = "stopped", "stopped"
+    elif code == 0 and "model_uri" in result:
         status = "succeeded"
     elif reason == "stopped" or (should_stop and should_stop()):
         status, reason = "stopped", "stopped by user"
@@ -292,6 +304,8 @@ def _finish_from_log(
     run = next((e for e in found if e.get("event") == "run"), None)
     if result is not None:
         status, reason, code = "succeeded", None, 0 if exit_code is None else exit_code
+    elif job.kind == "serve" and exit_code == 0:
+        status, reason, code = "stopped", "stopped", 0
     else:
         status = "failed"
         reason = (
@@ -419,6 +433,16 @@ def restart_job(
     if "--job-id" in args:
         args[args.index("--job-id") + 1] = new_id
     runner = runner or resolve_runner(project, job.runner)
+    ports = {int(k): (str(v[0]), int(v[1])) for k, v in spec.get("ports", {}).items()}
     return run_job(
-        project, job.kind, spec["module"], args, runner, on_progress, on_log, should_stop, new_id
+        project,
+        job.kind,
+        spec["module"],
+        args,
+        runner,
+        on_progress,
+        on_log,
+        should_stop,
+        new_id,
+        ports,
     )

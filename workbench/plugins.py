@@ -63,12 +63,14 @@ class Trainer(Protocol):
 @dataclass
 class JobSpec:
     job_id: str
-    kind: str  # "train"
+    kind: str  # "train" | "serve"
     module: str  # python module run with -m
     args: list[str]
     project_root: Path
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    # container port -> (host address, host port) to publish; a local process ignores it
+    ports: dict[int, tuple[str, int]] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -294,6 +294,10 @@ def test_formats() -> None:
     assert short_job_id("train-20260115-090000-a1b2") == "a1b2"
     assert parse_gpu("45, 1024\n55, 2048\n") == "50% 3.0G"
     assert parse_gpu("[N/A], [N/A]\n") is None and parse_gpu("") is None
+    # MIG: utilization reads N/A while memory is real; neither figure may shift the other
+    assert parse_gpu("[N/A], 36537\n58, 23100\n") == "58% 58.2G"
+    assert parse_gpu("58, [N/A]\n") == "58%"
+    assert parse_gpu("[N/A], 2048\n") == "?% 2.0G"
 
 
 # --- a deterministic snapshot -------------------------------------------------------------
