@@ -31,18 +31,30 @@ def job_user(project: Project) -> str:
     return f"{NONROOT[0]}:{NONROOT[1]}" if uid == 0 else f"{uid}:{gid}"
 
 
-def grant_store(project: Project, user: str) -> None:
+def grant_store(project: Project, user: str, kind: str = "train") -> None:
     """Let the job's user write where a job writes: the store folder, mlflow.db, artifacts/
-    and jobs/ (not recursively: existing runs stay as they are). Only root needs this."""
+    and jobs/ (not recursively: existing runs stay as they are). A server also writes the
+    prediction, label and audit logs and its deployment report: those trees are granted
+    whole (their manifests and lock files are rewritten in place). Only root needs this."""
     if os.getuid() != 0:
         return
     uid, _, gid = user.partition(":")
     if not uid.isdigit() or int(uid) == 0:
         return
+    ids = int(uid), int(gid or uid)
     project.ensure_store()
     for path in (project.store, project.mlflow_db, project.artifacts, project.jobs_dir):
         if path.exists():
-            os.chown(path, int(uid), int(gid or uid))
+            os.chown(path, *ids)
+    if kind != "serve":
+        return
+    project.logs.mkdir(parents=True, exist_ok=True)
+    os.chown(project.logs, *ids)
+    trees = [project.logs / name for name in ("predictions", "labels", "audit")]
+    for tree in [*trees, project.store / "deployments"]:
+        tree.mkdir(parents=True, exist_ok=True)
+        for path in [tree, *tree.rglob("*")]:
+            os.chown(path, *ids)
 
 
 def _gpu_requests(gpus: int | str) -> list[Any]:
@@ -176,7 +188,7 @@ class DockerRunner:
                 project = Project.load(spec.project_root)
                 image = images.ensure_job_image(project, client, emit)
                 config = container_config(project, spec, image)
-                grant_store(project, config["user"])
+                grant_store(project, config["user"], spec.kind)
                 container = client.containers.run(**config)
             except docker_engine.EngineUnavailable as exc:
                 return 125, str(exc)

@@ -317,3 +317,64 @@ def test_the_projects_own_dockerfile_is_used(docker_project: Project, engine: ob
     assert any("from the project Dockerfile" in line for line in said)
     labels = engine.images.get(tag).labels  # type: ignore[attr-defined]
     assert labels["custom"] == "yes" and labels[docker_engine.LABEL] == "1"
+
+
+def test_serving_in_a_container(docker_project: Project, engine: object) -> None:
+    """`workbench serve --runner docker --detach`: the server runs in a container published on
+    127.0.0.1 only, answers predictions, logs them into the mounted store, and stops by
+    `workbench stop` with its log flushed."""
+    import http.client
+    import json
+    import socket
+
+    from workbench import deployments
+    from workbench.db import Db
+
+    root = str(docker_project.root)
+    assert main(["pipeline", "run", "--runner", "local", "--auto-promote", "--project", root]) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["serve", "--runner", "docker", "--detach", "--port", str(port), "--project", root]
+    assert main(args) == 0
+    report = deployments.read_server(docker_project)
+    assert report is not None and report["url"] == f"http://127.0.0.1:{port}"
+    (container,) = engine.containers.list(  # type: ignore[attr-defined]
+        filters={"label": f"{docker_engine.LABEL}.job={report['job_id']}"}
+    )
+    published = container.attrs["HostConfig"]["PortBindings"][f"{port}/tcp"]
+    assert published == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
+    assert container.attrs["Config"]["User"] != "0"
+
+    record = {
+        "amount": 120.5,
+        "merchant_category": "electronics",
+        "card_age_days": 30,
+        "hour": 3,
+        "distance_from_home_km": 250.0,
+        "num_tx_last_24h": 6,
+        "avg_amount_30d": 40.0,
+        "is_foreign": 1,
+        "device_score": 0.2,
+    }
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for i in range(20):
+        conn.request("POST", "/predict", json.dumps({**record, "request_id": f"ctr-{i}"}))
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        assert resp.status == 200, body
+        assert 0.0 <= body["prediction"] <= 1.0 and body["version"] == 1
+    conn.request("POST", "/predict", json.dumps({**record, "hour": "three"}))
+    resp = conn.getresponse()
+    assert resp.status == 422 and json.loads(resp.read())["error"].startswith("hour:")
+    conn.close()
+
+    assert main(["stop", report["job_id"], "--project", root]) == 0
+    deadline = time.time() + 60
+    while time.time() < deadline and deployments.read_server(docker_project) is not None:
+        time.sleep(0.5)
+    assert deployments.read_server(docker_project) is None
+    db = Db(docker_project.logs)
+    rows = db.rows("SELECT request_id FROM predictions WHERE request_id LIKE 'ctr-%'")
+    db.close()
+    assert len(rows) == 20  # flushed on the graceful stop

@@ -20,6 +20,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from workbench import deployments, registry
 from workbench.cli import main
@@ -479,3 +481,38 @@ def test_serve_errors_are_one_line(
     assert "--traffic" in capsys.readouterr().err
     assert cli(trained_project, "canary", "promote", "--reason", "x") == 2
     assert "no canary" in capsys.readouterr().err
+
+
+# --- property-based: whatever the body, a 200 or a one-line 422, never a 500 ---------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=_json)
+def test_any_json_body_gets_a_200_or_a_one_line_422(served: Server, body: Any) -> None:
+    status, answer = served.call("POST", "/predict", raw=json.dumps(body).encode())
+    assert status in (200, 422), answer
+    if status == 422:
+        assert answer["error"] and "\n" not in answer["error"] and answer["detail"]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_records_with_fields_of_any_type(served: Server, data: st.DataObject) -> None:
+    record = dict(served.records[data.draw(st.integers(0, len(served.records) - 1))])
+    names = sorted(record)
+    for name in data.draw(st.lists(st.sampled_from(names), max_size=3, unique=True)):
+        record[name] = data.draw(_json)
+    status, answer = served.call("POST", "/predict", record)
+    assert status in (200, 422), answer
+    if status == 422:
+        bad = answer["detail"][0]["loc"][-1]
+        assert bad in names and answer["error"].startswith(f"{bad}:")
+    assert served.call("GET", "/health")[0] == 200
