@@ -1,4 +1,4 @@
-"""The Workbench TUI: one screen per area (MODES), switched with 1/2/3/4.
+"""The Workbench TUI: one screen per area (MODES), switched with 1/2/3/4/5.
 
 Start path: textual and the screens only. Data for the first paint comes from workers that
 read DuckDB over the Parquet logs and MLflow's SQLite store; the runs index is synced in a
@@ -72,7 +72,8 @@ class WorkbenchApp(App[int]):
         "experiments": _lazy("screens.experiments", "ExperimentsScreen"),
         "models": _lazy("screens.models", "ModelsScreen"),
         "jobs": _lazy("screens.jobs", "JobsScreen"),
-        # Later: "deployments", "drift", "data", "sql", "audit".
+        "deployments": _lazy("screens.deployments", "DeploymentsScreen"),
+        # Later: "drift", "data", "sql", "audit".
     }
     DEFAULT_MODE = "overview"
     COMMANDS = App.COMMANDS | {WorkbenchCommands}
@@ -107,6 +108,14 @@ class WorkbenchApp(App[int]):
             "Jobs",
             id="app.jobs",
             tooltip="Show jobs: status, resources, live logs; stop and restart",
+            group=SCREENS_GROUP,
+        ),
+        Binding(
+            "5",
+            "switch_mode('deployments')",
+            "Deployments",
+            id="app.deployments",
+            tooltip="Show production and canary live: traffic share, promote, roll back",
             group=SCREENS_GROUP,
         ),
         Binding("t", "train", "Train", id="app.train", tooltip="Run the pipeline: train a model"),
@@ -384,6 +393,7 @@ class WorkbenchApp(App[int]):
 def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]:
     """Bindings per screen, the current one first."""
     from screens.compare import CompareScreen
+    from screens.deployments import CanaryDialog, DeploymentsScreen
     from screens.experiments import ExperimentsScreen
     from screens.jobs import JobsScreen
     from screens.models import ModelsScreen
@@ -399,7 +409,9 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
         ("compare", "Compare runs", list(CompareScreen.BINDINGS)),
         ("models", "Models", list(ModelsScreen.BINDINGS)),
         ("jobs", "Jobs", list(JobsScreen.BINDINGS)),
+        ("deployments", "Deployments", list(DeploymentsScreen.BINDINGS)),
         ("dialog", "Confirm dialog", list(ConfirmDialog.BINDINGS)),
+        ("canary_dialog", "Deploy canary dialog", list(CanaryDialog.BINDINGS)),
         ("train", "Training panel", list(TrainScreen.BINDINGS)),
         ("help", "This help", list(HelpScreen.BINDINGS)),
     ]

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 class WorkbenchCommands(Provider):
-    """Switch screens, train, promote, roll back, compare, filter, jobs, refresh, help, quit."""
+    """Switch screens, train, promote, roll back, compare, filter, jobs, canary, refresh, help,
+    quit."""
 
     def commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         app = cast("WorkbenchApp", self.app)
@@ -37,6 +38,36 @@ class WorkbenchCommands(Provider):
                 "Go to jobs",
                 "Jobs with status and resources; the selected job's live log",
                 partial(app.switch_mode, "jobs"),
+            ),
+            (
+                "Go to deployments",
+                "Production and canary live: traffic, latency, errors, promote, roll back",
+                partial(app.switch_mode, "deployments"),
+            ),
+            (
+                "Deploy a canary",
+                "Serve a version beside production on a share of traffic; asks which",
+                partial(app.run_in_mode, "deployments", "canary"),
+            ),
+            (
+                "Promote the canary",
+                "The canary takes the production alias and all traffic; asks why",
+                partial(app.run_in_mode, "deployments", "promote"),
+            ),
+            (
+                "Roll back the canary",
+                "Drop the canary: production takes all traffic; asks why",
+                partial(app.run_in_mode, "deployments", "rollback"),
+            ),
+            (
+                "More canary traffic",
+                "Five more points of traffic to the canary",
+                partial(app.run_in_mode, "deployments", "traffic(5)"),
+            ),
+            (
+                "Less canary traffic",
+                "Five fewer points of traffic to the canary",
+                partial(app.run_in_mode, "deployments", "traffic(-5)"),
             ),
             (
                 "Stop selected job",

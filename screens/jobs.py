@@ -11,6 +11,7 @@ The GPU column shows the whole device's use (nvidia-smi), only where nvidia-smi 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -145,10 +146,8 @@ def parse_gpu(csv: str) -> str | None:
             continue
         # Each figure on its own: with MIG, utilization reads "[N/A]" but memory is real.
         for text, into in ((parts[0], util), (parts[1], mem)):
-            try:
+            with contextlib.suppress(ValueError):
                 into.append(float(text))
-            except ValueError:
-                pass
     if not util and not mem:
         return None
     used = f"{sum(util) / len(util):.0f}%" if util else "?%"

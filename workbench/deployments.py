@@ -250,6 +250,48 @@ def set_traffic(project: Project, traffic: float, reason: str = "") -> Deploymen
     return after
 
 
+def adjust_traffic(project: Project, points: float) -> tuple[float, DeploymentState | None]:
+    """Move the canary's share by `points` percentage points (clamped to 1..100), reading the
+    share under the state's lock so concurrent presses from any process add up. Returns the
+    share before (percent) and the new state, or None when it was already at the limit."""
+    before: list[float] = []
+
+    def mutate(s: DeploymentState) -> DeploymentState:
+        if s.canary is None:
+            raise UsageError(
+                "no canary is deployed (workbench deploy VERSION --canary --traffic N)"
+            )
+        current = s.canary.traffic * 100
+        before.append(current)
+        target = min(100.0, max(1.0, round(current + points, 6)))
+        if abs(target - current) < 1e-9:
+            raise _Unchanged
+        return replace(s, canary=replace(s.canary, traffic=target / 100))
+
+    try:
+        after = change(project, mutate, "canary.traffic", "")
+    except _Unchanged:
+        return before[0], None
+    assert after.canary is not None
+    reason = f"canary traffic {before[0]:g}% -> {after.canary.traffic * 100:g}%"
+    audit.record(
+        project,
+        "canary.traffic",
+        project.config.model_name,
+        "canary",
+        after.canary.version,
+        after.canary.version,
+        reason,
+        traffic=after.canary.traffic,
+        generation=after.generation,
+    )
+    return before[0], after
+
+
+class _Unchanged(Exception):
+    pass
+
+
 def promote_canary(project: Project, reason: str) -> DeploymentState:
     """The canary takes all traffic and the production alias (audited as a promotion)."""
     from workbench import registry
@@ -299,8 +341,9 @@ def rollback_canary(project: Project, reason: str, actor: str | None = None) -> 
     return after
 
 
-def status(project: Project, window_s: float) -> dict[str, Any]:
-    """The deployment (desired and applied), the server and per-variant stats from the log."""
+def status(project: Project, window_s: float, db: Any = None) -> dict[str, Any]:
+    """The deployment (desired and applied), the server and per-variant stats from the log.
+    Pass the caller's `Db` to reuse its connection (a poll every second should)."""
     from datetime import datetime
 
     from workbench import serving_stats
@@ -311,13 +354,15 @@ def status(project: Project, window_s: float) -> dict[str, Any]:
     since = None
     if state.canary and state.canary.started_at:
         since = datetime.fromisoformat(state.canary.started_at)
-    db = Db(project.logs)
+    own = db is None
+    db = Db(project.logs) if own else db
     try:
         stats = serving_stats.variant_stats(
             db, window_s, model=project.config.model_name, metric_since=since
         )
     finally:
-        db.close()
+        if own:
+            db.close()
     out: dict[str, Any] = {
         "model": project.config.model_name,
         "state": state.to_dict(),
