@@ -1,6 +1,7 @@
 """Save SVG screenshots of each TUI screen for the README.
 
-python docs/screenshots.py PROJECT_DIR    (e.g. a project made by `workbench demo DIR`)
+python docs/screenshots.py PROJECT_DIR    (e.g. a project made by `workbench demo DIR`; for
+the Deployments screen, with a server running, a canary deployed and some traffic sent)
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ SIZE = (100, 30)
 async def main(root: str) -> None:
     app = WorkbenchApp(Project.load(root), sync_on_start=True, poll_interval=None)
     async with app.run_test(size=SIZE) as pilot:
-        for key, name in (("1", "overview"), ("2", "experiments"), ("3", "models")):
+        for key, name in (
+            ("1", "overview"),
+            ("2", "experiments"),
+            ("3", "models"),
+            ("5", "deployments"),
+        ):
             await pilot.press(key)
             await app.workers.wait_for_complete()
             await pilot.pause(0.3)

@@ -257,7 +257,7 @@ def cmd_canary_status(args: argparse.Namespace) -> int:
     def num(value: Any, fmt: str = "{:.2f}") -> str:
         return "-" if value is None else fmt.format(value)
 
-    for name, s in report["variants"].items():
+    for name, s in sorted(report["variants"].items(), key=lambda kv: kv[0] != "production"):
         metric = f"{s['metric_name']} {s['metric']:.4f}" if s.get("metric") is not None else "-"
         table.add_row(
             name,
