@@ -1,4 +1,4 @@
-"""The Workbench TUI: one screen per area (MODES), switched with 1/2/3/4/5.
+"""The Workbench TUI: one screen per area (MODES), switched with 1/2/3/4/5/6/7.
 
 Start path: textual and the screens only. Data for the first paint comes from workers that
 read DuckDB over the Parquet logs and MLflow's SQLite store; the runs index is synced in a
@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,6 +32,7 @@ from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.db import Db
+    from workbench.monitor import MonitorOutcome
     from workbench.project import Project
     from workbench.runs_index import SyncResult
 
@@ -73,7 +75,9 @@ class WorkbenchApp(App[int]):
         "models": _lazy("screens.models", "ModelsScreen"),
         "jobs": _lazy("screens.jobs", "JobsScreen"),
         "deployments": _lazy("screens.deployments", "DeploymentsScreen"),
-        # Later: "drift", "data", "sql", "audit".
+        "sql": _lazy("screens.sql", "SqlScreen"),
+        "drift": _lazy("screens.drift", "DriftScreen"),
+        # Later: "data", "audit".
     }
     DEFAULT_MODE = "overview"
     COMMANDS = App.COMMANDS | {WorkbenchCommands}
@@ -118,6 +122,24 @@ class WorkbenchApp(App[int]):
             tooltip="Show production and canary live: traffic share, promote, roll back",
             group=SCREENS_GROUP,
         ),
+        Binding(
+            "6",
+            "switch_mode('sql')",
+            "SQL",
+            id="app.sql",
+            tooltip="Query the logs with SQL: runs, metrics, predictions, labels, drift, jobs, "
+            "audit",
+            group=SCREENS_GROUP,
+        ),
+        Binding(
+            "7",
+            "switch_mode('drift')",
+            "Drift",
+            id="app.drift",
+            tooltip="Show drift: features by drift score, histograms, prediction drift, "
+            "performance, the monitor",
+            group=SCREENS_GROUP,
+        ),
         Binding("t", "train", "Train", id="app.train", tooltip="Run the pipeline: train a model"),
         Binding(
             "ctrl+r",
@@ -153,6 +175,11 @@ class WorkbenchApp(App[int]):
         self._sync_again = False
         self._registry_state: tuple[Any, ...] | None = None
         self._sync_error = ""
+        #: The monitor's latest outcomes (screens.drift), and the round running now, if any.
+        self.monitor_outcomes: deque[MonitorOutcome] = deque(maxlen=20)
+        self.monitor_busy = ""
+        self._stop_monitor = threading.Event()
+        self._monitor_started = False
         #: perf_counter() when the first screen was painted with its data (for benchmarks).
         self.first_paint_at: float | None = None
         self.runs_on_first_paint = 0
@@ -211,9 +238,12 @@ class WorkbenchApp(App[int]):
             self.call_after_refresh(self.request_sync)
             if self.poll_interval:
                 self.set_interval(self.poll_interval, self.request_sync)
+        if self.project.config.monitor.enabled:
+            self.call_after_refresh(self.start_monitor)
 
     def on_unmount(self) -> None:
         self._stop_training.set()
+        self._stop_monitor.set()
         # A worker may still be querying: close only if it lets go of the connection soon.
         if self._db is not None and self._db_lock.acquire(timeout=2):
             try:
@@ -285,6 +315,7 @@ class WorkbenchApp(App[int]):
 
     async def action_quit(self) -> None:
         self._stop_training.set()
+        self._stop_monitor.set()
         self.exit(0)
 
     async def action_switch_mode(self, mode: str) -> None:
@@ -300,6 +331,39 @@ class WorkbenchApp(App[int]):
         while len(self.screen_stack) > 1:
             await self.pop_screen()
         await self.screen.run_action(action)
+
+    # --- the monitor: drift checks on a schedule ([monitor] enabled = true) ---------------
+    def start_monitor(self) -> None:
+        """Start the background monitor (after the first paint; it imports in its worker)."""
+        if not self._monitor_started and not self._stop_monitor.is_set():
+            self._monitor_started = True
+            self._monitor()
+
+    @work(thread=True, exclusive=True, group="monitor", exit_on_error=False)
+    def _monitor(self) -> None:
+        from screens.drift import monitor_loop
+
+        monitor_loop(self, self._stop_monitor)
+
+    def run_monitor_round(self) -> None:
+        """One monitor round now (the Drift screen's `m`, after it asked)."""
+        if self.monitor_busy:
+            self.notify("a monitor round is already running", severity="warning", title="Monitor")
+            return
+        self.monitor_busy = "round running…"
+        self._monitor_round()
+
+    @work(thread=True, exclusive=True, group="monitor-round", exit_on_error=False)
+    def _monitor_round(self) -> None:
+        from screens.drift import monitor_round
+
+        monitor_round(self)
+
+    def on_monitor_report(self, message: Message) -> None:
+        from screens.drift import MonitorReport, monitor_reported
+
+        if isinstance(message, MonitorReport):
+            monitor_reported(self, message)
 
     # --- training ------------------------------------------------------------------------
     def action_train(self) -> None:
@@ -394,9 +458,11 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
     """Bindings per screen, the current one first."""
     from screens.compare import CompareScreen
     from screens.deployments import CanaryDialog, DeploymentsScreen
+    from screens.drift import DriftScreen
     from screens.experiments import ExperimentsScreen
     from screens.jobs import JobsScreen
     from screens.models import ModelsScreen
+    from screens.sql import SqlScreen
     from screens.widgets.runs_table import RunsTable
 
     sections: list[tuple[str, str, list[BindingType]]] = [
@@ -410,6 +476,8 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
         ("models", "Models", list(ModelsScreen.BINDINGS)),
         ("jobs", "Jobs", list(JobsScreen.BINDINGS)),
         ("deployments", "Deployments", list(DeploymentsScreen.BINDINGS)),
+        ("sql", "SQL", list(SqlScreen.BINDINGS)),
+        ("drift", "Drift", list(DriftScreen.BINDINGS)),
         ("dialog", "Confirm dialog", list(ConfirmDialog.BINDINGS)),
         ("canary_dialog", "Deploy canary dialog", list(CanaryDialog.BINDINGS)),
         ("train", "Training panel", list(TrainScreen.BINDINGS)),

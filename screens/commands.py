@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
 
 class WorkbenchCommands(Provider):
-    """Switch screens, train, promote, roll back, compare, filter, jobs, canary, refresh, help,
-    quit."""
+    """Switch screens, train, promote, roll back, compare, filter, jobs, canary, SQL, refresh,
+    help, quit."""
 
     def commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         app = cast("WorkbenchApp", self.app)
@@ -43,6 +43,36 @@ class WorkbenchCommands(Provider):
                 "Go to deployments",
                 "Production and canary live: traffic, latency, errors, promote, roll back",
                 partial(app.switch_mode, "deployments"),
+            ),
+            (
+                "Go to SQL",
+                "Query the logs with SQL: runs, metrics, predictions, labels, drift, jobs, audit",
+                partial(app.switch_mode, "sql"),
+            ),
+            (
+                "Run SQL query",
+                "Run the SQL screen's query (ctrl+r there)",
+                partial(app.run_in_mode, "sql", "run"),
+            ),
+            (
+                "Show SQL views and columns",
+                "The views of every log and their columns, beside the SQL editor",
+                partial(app.run_in_mode, "sql", "toggle_views"),
+            ),
+            (
+                "Go to drift",
+                "Features by drift score, histograms, prediction drift, performance, monitor",
+                partial(app.switch_mode, "drift"),
+            ),
+            (
+                "Re-check drift",
+                "Run the drift check now and record it in the drift log",
+                partial(app.run_in_mode, "drift", "recheck"),
+            ),
+            (
+                "Run a monitor round now",
+                "Check drift; retrain when the [monitor] policy fires; asks first",
+                partial(app.run_in_mode, "drift", "monitor_round"),
             ),
             (
                 "Deploy a canary",

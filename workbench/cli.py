@@ -586,11 +586,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from workbench import demo
 
-    root = demo.prepare(Path(args.dir) if args.dir else None, echo=print)
+    def echo(line: str) -> None:  # with --json, stdout carries only the JSON
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    root = demo.prepare(Path(args.dir) if args.dir else None, echo=echo)
+    act2 = None if args.first_act_only else demo.second_act(root, echo=echo)
     if args.headless:
-        return demo.summary(root, as_json=args.json)
-    args.project = str(root)
-    return cmd_tui(args)
+        code = demo.summary(root, as_json=args.json)
+    else:
+        args.project = str(root)
+        code = cmd_tui(args)
+    if act2:
+        echo(f"the demo's server still runs at {act2['url']}: workbench stop {act2['job']}")
+    return code
 
 
 # --- parser ------------------------------------------------------------------------------
@@ -654,6 +662,11 @@ def build_parser() -> argparse.ArgumentParser:
         "dir", nargs="?", metavar="DIR", help="where to create it (default: a temp dir)"
     )
     sp.add_argument("--headless", action="store_true", help="run the same steps, print a summary")
+    sp.add_argument(
+        "--first-act-only",
+        action="store_true",
+        help="stop after training (no server, drifted traffic, retraining or canary)",
+    )
 
     add("validate", cmd_validate, "validate the data snapshot (exit 1 when it fails)", jsonp)
 
@@ -754,6 +767,12 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench import cli_serving
 
     cli_serving.register(sub, add, common, jsonp, _Parser)
+    from workbench import cli_sql
+
+    cli_sql.register(sub, add, common, jsonp, _Parser)
+    from workbench import cli_drift
+
+    cli_drift.register(sub, add, common, jsonp, _Parser)
     return p
 
 

@@ -112,8 +112,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 1
 
 
-def _detach(args: argparse.Namespace, project: Any, host: str, port: int) -> int:
-    """Start `workbench serve` in the background; return once the server is ready."""
+def start_detached(
+    project: Any,
+    host: str,
+    port: int,
+    alias: str | None = None,
+    runner: str | None = None,
+    timeout: float = 300.0,
+) -> tuple[str, str, int]:
+    """Start `workbench serve` in the background; return (job id, url, pid) once the server
+    is ready. Its output goes to deployments/<model>.serve.out."""
     from workbench import deployments
     from workbench.jobs import new_job_id
 
@@ -122,17 +130,17 @@ def _detach(args: argparse.Namespace, project: Any, host: str, port: int) -> int
     out_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "workbench", "serve", "--project", str(project.root)]
     cmd += ["--port", str(port), "--host", host, "--job-id", job_id]
-    if args.alias:
-        cmd += ["--alias", args.alias]
-    if args.runner:
-        cmd += ["--runner", args.runner]
+    if alias:
+        cmd += ["--alias", alias]
+    if runner:
+        cmd += ["--runner", runner]
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
     url = f"http://{host}:{port}"
-    deadline = time.monotonic() + args.timeout
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = out_path.read_text(errors="replace").strip().splitlines()[-5:]
@@ -141,12 +149,17 @@ def _detach(args: argparse.Namespace, project: Any, host: str, port: int) -> int
             )
         report = deployments.read_server(project)
         if report and report.get("applied_generation", -1) >= 0 and _http_ok(f"{url}/ready"):
-            print(f"serving {project.config.model_name} at {url} (job {job_id}, pid {proc.pid})")
-            print(f"API docs: {url}/docs; stop it with: workbench stop {job_id}")
-            return 0
+            return job_id, url, proc.pid
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGTERM)
-    raise UsageError(f"the server was not ready after {args.timeout:g} s (its output: {out_path})")
+    raise UsageError(f"the server was not ready after {timeout:g} s (its output: {out_path})")
+
+
+def _detach(args: argparse.Namespace, project: Any, host: str, port: int) -> int:
+    job_id, url, pid = start_detached(project, host, port, args.alias, args.runner, args.timeout)
+    print(f"serving {project.config.model_name} at {url} (job {job_id}, pid {pid})")
+    print(f"API docs: {url}/docs; stop it with: workbench stop {job_id}")
+    return 0
 
 
 def _applied_line(project: Any, generation: int, wait_s: float) -> str:

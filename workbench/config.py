@@ -140,16 +140,46 @@ class ServingSection(_Section):
     canary: CanarySection = CanarySection()
 
 
+DriftTest = Literal["psi", "kl", "js", "wasserstein", "ks", "chi2"]
+
+
+class DriftFeatureRule(_Section):
+    """`[drift.features.<column>]`: the test that decides this feature's status, and its
+    warn/alert thresholds (p-values for ks and chi2: drift when p is below them)."""
+
+    test: DriftTest | None = None
+    warn: float | None = Field(default=None, ge=0.0)
+    alert: float | None = Field(default=None, ge=0.0)
+
+
 class DriftSection(_Section):
     psi_warn: float = Field(default=0.1, ge=0.0)
     psi_alert: float = Field(default=0.25, ge=0.0)
     p_value: float = Field(default=0.05, gt=0.0, lt=1.0)
+    numeric_test: Literal["psi", "kl", "js", "wasserstein", "ks"] = "psi"
+    categorical_test: Literal["psi", "chi2", "js"] = "psi"
+    window: str = Field(default="24h", pattern=r"^[0-9]+(\.[0-9]+)?[smhd]$")  # e.g. 30m, 24h, 7d
+    last_n: int | None = Field(default=None, ge=1)  # check the last N predictions instead
+    features: dict[str, DriftFeatureRule] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _warn_below_alert(self) -> DriftSection:
         if self.psi_warn > self.psi_alert:
             raise ValueError("psi_warn must not exceed psi_alert")
         return self
+
+
+class MonitorSection(_Section):
+    """`workbench monitor` and the TUI's monitor: when to retrain on drift or decay."""
+
+    enabled: bool = False  # the TUI runs the monitor in the background when true
+    interval_s: float = Field(default=300.0, gt=0)
+    min_rows: int = Field(default=500, ge=1)  # predictions needed in the window to judge
+    alert_features: int = Field(default=2, ge=1)  # retrain when this many features alert
+    metric_drop: float = Field(default=0.05, gt=0)  # or the model metric fell this much
+    cooldown_s: float = Field(default=3600.0, ge=0)  # between two retrainings
+    canary_traffic: float = Field(default=10.0, ge=0, le=100)  # start the candidate as a
+    # canary at this share when a server runs (0: register it only)
 
 
 class TuiSection(_Section):
@@ -170,6 +200,7 @@ class Config(_Section):
     docker: DockerSection = DockerSection()
     serving: ServingSection = ServingSection()
     drift: DriftSection = DriftSection()
+    monitor: MonitorSection = MonitorSection()
     tui: TuiSection = TuiSection()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -36,6 +36,7 @@ _VIEWS: dict[str, tuple[str, str]] = {
         "AND lifecycle_stage = 'active'",
     ),
     "predictions": ("predictions", "SELECT * EXCLUDE (date) FROM src"),
+    "drift": ("drift", "SELECT * EXCLUDE (date) FROM src"),
     "labels": (
         "labels",
         "SELECT * EXCLUDE (date) FROM src "

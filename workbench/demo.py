@@ -6,6 +6,7 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from workbench import pipeline, registry, samples
 from workbench.config import CONFIG_FILE
@@ -65,3 +66,132 @@ def summary(root: Path, as_json: bool = False) -> int:
         )
     print(f"open it: workbench --project {root}")
     return 0
+
+
+# --- the second act: serving, drift, retraining, a canary ------------------------------------
+
+
+def _post(url: str, path: str, body: Any) -> Any:
+    import urllib.request
+
+    req = urllib.request.Request(
+        url + path, json.dumps(body).encode(), {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:  # loopback
+        return json.loads(resp.read())
+
+
+def _traffic(url: str, frame: Any, features: list[str], target: str, prefix: str) -> int:
+    """Send the rows as predictions in batches of 250, then their labels (delayed truth)."""
+    rows = frame.select([*features, target]).to_dicts()
+    labels = []
+    for start in range(0, len(rows), 250):
+        chunk = rows[start : start + 250]
+        records = [
+            {**{k: r[k] for k in features}, "request_id": f"{prefix}-{start + i}"}
+            for i, r in enumerate(chunk)
+        ]
+        _post(url, "/predict", records)
+        labels += [
+            {"request_id": f"{prefix}-{start + i}", "label": r[target]} for i, r in enumerate(chunk)
+        ]
+    _post(url, "/labels", {"labels": labels})
+    return len(rows)
+
+
+def second_act(root: Path, echo: Callable[[str], None] = print, port: int | None = None) -> dict:
+    """Serve production, send clean then drifted traffic (with labels), let the monitor see
+    the drift, retrain on the newest data and start the candidate as a canary."""
+    import importlib
+    import socket
+
+    import polars as pl
+
+    from workbench import cli_serving, deployments, monitor
+
+    project = Project.load(root)
+    cfg = project.config
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+    running = deployments.read_server(project)
+    if running:
+        url, job = str(running["url"]), str(running.get("job_id"))
+        echo(f"act 2: the server already runs at {url}")
+    else:
+        echo("act 2: serving production over HTTP")
+        job, url, _ = cli_serving.start_detached(project, "127.0.0.1", port, timeout=600)
+        echo(f"  serving at {url} (job {job}; stop it: workbench stop {job})")
+    clean = pl.read_parquet(project.data_path).sort(cfg.data.timestamp or pl.first()).tail(1_500)
+    sent = _traffic(url, clean, cfg.features, cfg.data.target, "demo-clean")
+    echo(f"  sent {sent:,} ordinary requests, then their labels")
+    generator = importlib.import_module("sample_projects.fraud_detection.generate")
+    drifted = generator.generate(3_000, seed=11, drift=True)
+    sent = _traffic(url, drifted, cfg.features, cfg.data.target, "demo-drift")
+    echo(f"  sent {sent:,} requests from a world that moved on (bigger amounts, crypto exchanges)")
+
+    # The newest data joins the snapshot, and the business now accepts crypto exchanges:
+    # the schema learns the category, so validation lets the retraining through.
+    newest = project.data_path.parent / "transactions-later.parquet"
+    generator.generate(20_000, seed=12, drift=True).write_parquet(newest)
+    _allow_category(project, "merchant_category", "crypto_exchange")
+    echo(f"  newest data: {newest.name}; schema now allows merchant_category 'crypto_exchange'")
+
+    project = Project.load(root)
+    _wait_logged(project, "demo-drift-%", sent)
+    echo("  monitor: checking drift and performance")
+    outcome = monitor.check_once(
+        project, on_step=lambda n, s, d: echo(f"    {n:<9} {s}: {d}") if s != "running" else None
+    )
+    echo(f"  monitor: {outcome.reason}")
+    if outcome.candidate:
+        canary = " and started it as a canary" if outcome.canary else ""
+        echo(f"  retrained: v{outcome.candidate} registered{canary}")
+        # a little traffic so the canary shows up in the stats
+        _traffic(url, drifted.head(1_000), cfg.features, cfg.data.target, "demo-canary")
+    if outcome.error:
+        echo(f"  retraining failed: {outcome.error}")
+    echo(
+        "  next: press 7 (Drift) and 5 (Deployments) in the TUI, then promote (p) or roll back "
+        "(r) the canary; or `workbench canary promote --reason ...`"
+    )
+    return {"url": url, "job": job, "monitor": outcome.to_dict()}
+
+
+def _wait_logged(project: Project, pattern: str, n: int, timeout_s: float = 15.0) -> None:
+    """Wait until the server's prediction log holds the requests sent (it writes every
+    second, on its own thread)."""
+    import time
+
+    from workbench.db import Db
+
+    deadline = time.monotonic() + timeout_s
+    db = Db(project.logs)
+    try:
+        while time.monotonic() < deadline:
+            sql = "SELECT count(*) AS n FROM predictions WHERE request_id LIKE ?"
+            if db.rows(sql, [pattern])[0]["n"] >= n:
+                return
+            time.sleep(0.2)
+    finally:
+        db.close()
+
+
+def _allow_category(project: Project, column: str, value: str) -> None:
+    """Add `value` to `[schema.column].allowed` and point `[data].path` at every file in the
+    data folder, editing workbench.toml as text (comments stay)."""
+    import re
+
+    path = project.root / CONFIG_FILE
+    text = path.read_text()
+    spec = project.config.schema_.get(column)
+    if spec is not None and spec.allowed is not None and value not in spec.allowed:
+        pattern = re.compile(rf"(\[schema\.{re.escape(column)}\][^\[]*?allowed\s*=\s*\[)", re.S)
+        text = pattern.sub(lambda m: f'{m.group(1)}\n    "{value}",', text, count=1)
+    data_path = project.config.data.path
+    if "*" not in data_path:
+        folder = str(Path(data_path).parent)
+        glob = "*.parquet" if folder in ("", ".") else f"{folder}/*.parquet"
+        text = text.replace(f'path = "{data_path}"', f'path = "{glob}"', 1)
+    path.write_text(text)

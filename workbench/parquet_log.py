@@ -84,6 +84,33 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("status", "int64"),  # the HTTP status the request got (200, 422, 500, ...)
         ("error", "string"),  # one line, when it failed
     ),
+    "drift": (  # one row per feature per check; feature "__prediction__" is prediction drift
+        ("ts", "timestamp_us"),
+        ("check_id", "string"),
+        ("model", "string"),
+        ("version", "int64"),
+        ("source", "string"),  # "predictions" or the data file checked
+        ("window", "string"),  # e.g. "24h", "last 5000"
+        ("feature", "string"),
+        ("kind", "string"),  # numeric | categorical | prediction | metric
+        ("test", "string"),  # the test that decided the status
+        ("score", "float64"),
+        ("warn", "float64"),
+        ("alert", "float64"),
+        ("status", "string"),  # ok | warn | alert | no_data
+        ("psi", "float64"),
+        ("kl", "float64"),
+        ("js", "float64"),
+        ("wasserstein", "float64"),
+        ("ks", "float64"),
+        ("ks_p", "float64"),
+        ("chi2", "float64"),
+        ("chi2_p", "float64"),
+        ("n_ref", "int64"),
+        ("n_cur", "int64"),
+        ("missing", "int64"),
+        ("nonfinite", "int64"),
+    ),
     "labels": (
         ("ts", "timestamp_us"),
         ("request_id", "string"),

@@ -120,9 +120,22 @@ def train(
 
         example = holdout_x.head(5)
         signature = infer_signature(example, model.predict(example))
+        # The drift reference, computed once here and stored beside the model: checks
+        # never rescan the training data. Features from the training rows; the prediction
+        # distribution from the holdout (what serving traffic should look like).
+        from workbench.drift_profile import build_profile
+
+        profile = build_profile(
+            parts.train.select(features),
+            features,
+            set(categorical),
+            predictions=proba,
+            source=f"training rows of snapshot {snapshot}",
+        )
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = Path(tmp) / "model"
             model.save_mlflow_model(model_dir, signature, example)
+            profile.save(model_dir / "drift_profile.json")
             mlflow.log_artifacts(str(model_dir), artifact_path="model")
         if model.feature_importance:
             mlflow.log_dict(model.feature_importance, "feature_importance.json")

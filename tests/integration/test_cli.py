@@ -292,7 +292,7 @@ def test_demo_prepare_then_headless_summary(
     said.clear()
     demo.prepare(root, echo=said.append, rows=3000)
     assert said == []
-    code, out, err = run(capsys, "demo", str(root), "--headless", "--json")
+    code, out, err = run(capsys, "demo", str(root), "--headless", "--json", "--first-act-only")
     assert code == 0, err
     summary = as_json(out)
     assert summary["model"] == "fraud_detection"

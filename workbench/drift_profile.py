@@ -1,0 +1,750 @@
+"""Reference profiles for drift checks, and the streaming counter for current data.
+
+A `ReferenceProfile` is computed once, when a model is trained, and stored beside it as JSON;
+drift checks compare binned counts of current data against it and never rescan the training
+data. Per numeric feature it holds:
+
+- `decile_edges`/`decile_counts`: the 9 inner decile edges of the finite reference values and
+  the reference counts in the (up to) 10 bins they make. PSI, KL and Jensen-Shannon use these.
+  Tied values collapse equal edges, giving fewer bins (a constant feature has one edge, two
+  bins); that is fine for every statistic.
+- `fine_edges`/`fine_counts`/`fine_centers`: up to 100 percentile bins (the deciles are among
+  their edges) with the mean of the reference values in each; KS and Wasserstein use these.
+- `hist_edges`/`hist_counts`: 20 equal-width bins between the reference's 0.5th and 99.5th
+  percentiles for drawing; values outside land in the outer bins. `hist_edges` holds all 21
+  edges (2 when the feature is constant there: one bin).
+- the count of rows, missing values (null) and non-finite values (NaN, inf): these are counted
+  and reported, and excluded from the bins.
+
+A bin `i` holds the values `x` with `edges[i-1] <= x < edges[i]` (`searchsorted(..., "right")`).
+
+Per categorical feature: the 200 most frequent categories (ties by name) and their counts,
+the rest pooled as `"__other__"`. Columns of string, categorical or boolean type are
+categorical even when not named in `categorical`; values are compared as strings.
+
+`Counter` bins current data against a profile batch by batch (polars frames or Arrow
+batches/tables); its state is a few fixed-size arrays per feature, so its memory does not
+depend on the number of rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from workbench.errors import DataError, WorkbenchError
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+OTHER = "__other__"
+FINE_BINS = 100
+HIST_BINS = 20
+MAX_CATEGORIES = 200
+UNSEEN_KEEP = 50
+# The counter keeps exact counts for up to this many distinct unlisted categories; past it,
+# it keeps the most frequent UNSEEN_PRUNE_TO (their later counts stay exact, the tail's are
+# dropped from the names but never from the bins).
+UNSEEN_MAX = 10_000
+UNSEEN_PRUNE_TO = 1_000
+FORMAT = "workbench-drift-profile"
+FORMAT_VERSION = 1
+PREDICTION = "prediction"
+# Batches smaller than this are binned on the calling thread.
+PARALLEL_MIN_ROWS = 50_000
+
+_PERCENTILES = np.arange(1, FINE_BINS) / FINE_BINS  # 0.01 .. 0.99
+_DECILE_IDX = np.arange(FINE_BINS // 10 - 1, FINE_BINS - 1, FINE_BINS // 10)  # 0.1 .. 0.9
+
+
+class ProfileError(WorkbenchError):
+    """A reference profile file is missing, unreadable or not a profile."""
+
+
+@dataclass
+class FeatureProfile:
+    name: str
+    kind: str  # "numeric" | "categorical"
+    n: int = 0  # rows seen (including missing)
+    missing: int = 0  # null / None
+    nonfinite: int = 0  # NaN, +inf, -inf (numeric)
+    # numeric
+    decile_edges: list[float] = field(default_factory=list)
+    decile_counts: list[int] = field(default_factory=list)
+    fine_edges: list[float] = field(default_factory=list)
+    fine_counts: list[int] = field(default_factory=list)
+    fine_centers: list[float] = field(default_factory=list)
+    hist_edges: list[float] = field(default_factory=list)
+    hist_counts: list[int] = field(default_factory=list)
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    # categorical
+    categories: list[str] = field(default_factory=list)
+    category_counts: list[int] = field(default_factory=list)
+
+    @property
+    def valid(self) -> int:
+        """Rows in the bins (neither missing nor non-finite)."""
+        return self.n - self.missing - self.nonfinite
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureProfile:
+        if not isinstance(d, dict) or "name" not in d or "kind" not in d:
+            raise ValueError("a feature profile needs 'name' and 'kind'")
+        if d["kind"] not in (NUMERIC, CATEGORICAL):
+            raise ValueError(f"feature {d['name']!r}: unknown kind {d['kind']!r}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class ReferenceProfile:
+    features: dict[str, FeatureProfile]
+    prediction: FeatureProfile | None
+    n_rows: int
+    created_at: str  # ISO UTC
+    source: str  # e.g. "training data <digest>"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "n_rows": self.n_rows,
+                "created_at": self.created_at,
+                "source": self.source,
+                "features": [f.to_dict() for f in self.features.values()],
+                "prediction": self.prediction.to_dict() if self.prediction else None,
+            },
+            separators=(",", ":"),
+            allow_nan=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ReferenceProfile:
+        try:
+            d = json.loads(text)
+        except ValueError as e:
+            raise ProfileError(f"not a drift profile: invalid JSON ({e})") from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ProfileError("not a drift profile (no 'format': 'workbench-drift-profile')")
+        if d.get("version") != FORMAT_VERSION:
+            raise ProfileError(
+                f"drift profile version {d.get('version')!r} is not supported "
+                f"(this workbench reads version {FORMAT_VERSION})"
+            )
+        try:
+            feats = [FeatureProfile.from_dict(f) for f in d["features"]]
+            pred = d.get("prediction")
+            return cls(
+                features={f.name: f for f in feats},
+                prediction=FeatureProfile.from_dict(pred) if pred else None,
+                n_rows=int(d["n_rows"]),
+                created_at=str(d.get("created_at", "")),
+                source=str(d.get("source", "")),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProfileError(f"drift profile is malformed: {e}") from None
+
+    def save(self, path: Path) -> None:
+        """Write atomically (temp file + rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> ReferenceProfile:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ProfileError(f"{path}: no drift profile there") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ProfileError(f"{path}: cannot read drift profile ({e})") from None
+        try:
+            return cls.from_json(text)
+        except ProfileError as e:
+            raise ProfileError(f"{path}: {e}") from None
+
+
+# ---------------------------------------------------------------------------- columns
+
+
+def _is_categorical_dtype(dtype: Any) -> bool:
+    import polars as pl
+
+    return dtype in (pl.String, pl.Categorical, pl.Boolean) or isinstance(
+        dtype, pl.Enum | pl.Categorical
+    )
+
+
+def _numeric_values(series: pl.Series) -> tuple[np.ndarray, int]:
+    """(float64 values with nulls as NaN, null count)."""
+    import polars as pl
+
+    nulls = series.null_count()
+    if series.dtype != pl.Float64:
+        series = series.cast(pl.Float64)
+    values = series.to_numpy()
+    if values.dtype != np.float64:
+        values = values.astype(np.float64)
+    return values, nulls
+
+
+def _value_counts(series: pl.Series) -> tuple[list[str], np.ndarray, int]:
+    """(distinct non-null values as strings, their counts, null count)."""
+    import polars as pl
+
+    nulls = series.null_count()
+    s = series.cast(pl.String).drop_nulls().rename("v")
+    if s.len() == 0:
+        return [], np.zeros(0, dtype=np.int64), nulls
+    vc = s.value_counts(name="c")
+    return vc["v"].to_list(), vc["c"].to_numpy().astype(np.int64), nulls
+
+
+def _arrow_is_categorical(dtype: Any) -> bool:
+    import pyarrow as pa
+
+    t = pa.types
+    return bool(
+        t.is_string(dtype)
+        or t.is_large_string(dtype)
+        or t.is_string_view(dtype)
+        or t.is_dictionary(dtype)
+        or t.is_boolean(dtype)
+    )
+
+
+def _arrow_numeric_values(col: Any) -> tuple[np.ndarray, int]:
+    """(float64 values with nulls as NaN, null count) of an Arrow (chunked) array."""
+    import pyarrow as pa
+
+    nulls = int(col.null_count)
+    if col.type != pa.float64():
+        col = col.cast(pa.float64())
+    values = col.to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float64), nulls
+
+
+def _arrow_value_counts(col: Any) -> tuple[list[str], np.ndarray, int]:
+    """As `_value_counts`, on an Arrow (chunked) array, with polars' string forms."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    nulls = int(col.null_count)
+    t = pa.types
+    if t.is_dictionary(col.type) or t.is_string_view(col.type) or t.is_boolean(col.type):
+        col = col.cast(pa.string())
+    if not (t.is_string(col.type) or t.is_large_string(col.type)):
+        # Other types (numbers, dates) as polars writes them, for the same category names.
+        import polars as pl
+
+        filled = pc.fill_null(col, pa.scalar(0, col.type)) if nulls else col
+        try:
+            series = pl.Series("v", filled.to_numpy(zero_copy_only=False))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+            series = pl.Series("v", col.to_pylist())
+        if nulls:
+            null_idx = np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))
+            series = series.scatter(null_idx, None)
+        return _value_counts(series)
+    if col.null_count == len(col):
+        return [], np.zeros(0, dtype=np.int64), nulls
+    vc = pc.value_counts(col)
+    if isinstance(vc, pa.ChunkedArray):
+        vc = vc.combine_chunks()
+    values = vc.field("values")
+    counts = vc.field("counts").to_numpy(zero_copy_only=False).astype(np.int64)
+    keep = values.is_valid().to_numpy(zero_copy_only=False)
+    names = values.to_pylist()
+    if not keep.all():
+        names = [v for v, k in zip(names, keep, strict=True) if k]
+        counts = counts[keep]
+    return names, counts, nulls
+
+
+class _Batch:
+    """Column access over a polars frame or an Arrow batch/table without copying.
+
+    Arrow data is read with pyarrow and numpy directly: `pl.from_arrow` keeps each imported
+    batch's buffers alive here (polars 2.1, pyarrow 25), so streaming through it would
+    grow memory with the row count.
+    """
+
+    def __init__(self, batch: Any) -> None:
+        import polars as pl
+
+        self.polars = isinstance(batch, pl.DataFrame)
+        self.batch = batch
+        if self.polars:
+            self.names = list(batch.columns)
+            self.height = int(batch.height)
+        else:
+            self.names = list(batch.schema.names)
+            self.height = int(batch.num_rows)
+
+    def dtype(self, name: str) -> Any:
+        return self.batch[name].dtype if self.polars else self.batch.schema.field(name).type
+
+    def is_categorical(self, name: str) -> bool:
+        dtype = self.dtype(name)
+        return _is_categorical_dtype(dtype) if self.polars else _arrow_is_categorical(dtype)
+
+    def numeric(self, name: str) -> tuple[np.ndarray, int]:
+        if self.polars:
+            return _numeric_values(self.batch[name])
+        return _arrow_numeric_values(self.batch.column(name))
+
+    def value_counts(self, name: str) -> tuple[list[str], np.ndarray, int]:
+        if self.polars:
+            return _value_counts(self.batch[name])
+        return _arrow_value_counts(self.batch.column(name))
+
+
+# ---------------------------------------------------------------------------- profile
+
+
+def _numeric_profile(name: str, values: np.ndarray, nulls: int) -> FeatureProfile:
+    n = int(values.size)
+    finite = np.isfinite(values)
+    x = values[finite] if not finite.all() else values
+    fp = FeatureProfile(name=name, kind=NUMERIC, n=n, missing=nulls)
+    fp.nonfinite = n - int(x.size) - nulls
+    if x.size == 0:
+        return fp
+    xs = np.sort(x)
+    q = np.quantile(xs, _PERCENTILES)
+    fine = np.unique(q)
+    deciles = np.unique(q[_DECILE_IDX])
+    lo, hi = np.quantile(xs, [0.005, 0.995])
+    hist = np.linspace(lo, hi, HIST_BINS + 1) if hi > lo else np.array([lo, hi])
+
+    def counts(inner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        bounds = np.concatenate(([0], np.searchsorted(xs, inner, side="left"), [xs.size]))
+        return bounds, np.diff(bounds)
+
+    _, dec_counts = counts(deciles)
+    bounds, fine_counts = counts(fine)
+    _, hist_counts = counts(hist[1:-1])
+    cum = np.concatenate(([0.0], np.cumsum(xs)))
+    sums = cum[bounds[1:]] - cum[bounds[:-1]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centers = sums / fine_counts
+    # An empty bin (rare: ties) sits at the middle of its edges; its weight is 0 anyway.
+    full = np.concatenate(([xs[0]], fine, [xs[-1]]))
+    mids = (full[:-1] + full[1:]) / 2
+    centers = np.where(fine_counts > 0, centers, mids)
+    # Keep every center inside its bin despite cumsum rounding, so centers stay sorted.
+    centers = np.clip(centers, full[:-1], full[1:])
+
+    fp.decile_edges = deciles.tolist()
+    fp.decile_counts = dec_counts.tolist()
+    fp.fine_edges = fine.tolist()
+    fp.fine_counts = fine_counts.tolist()
+    fp.fine_centers = centers.tolist()
+    fp.hist_edges = hist.tolist()
+    fp.hist_counts = hist_counts.tolist()
+    fp.mean = float(x.mean())
+    fp.std = float(x.std())
+    fp.min = float(xs[0])
+    fp.max = float(xs[-1])
+    return fp
+
+
+def _categorical_profile(name: str, series: pl.Series) -> FeatureProfile:
+    values, counts, nulls = _value_counts(series)
+    order = sorted(range(len(values)), key=lambda i: (-int(counts[i]), values[i]))
+    top = order[:MAX_CATEGORIES]
+    rest = int(sum(int(counts[i]) for i in order[MAX_CATEGORIES:]))
+    cats = [values[i] for i in top]
+    cat_counts = [int(counts[i]) for i in top]
+    if rest:
+        cats.append(OTHER)
+        cat_counts.append(rest)
+    return FeatureProfile(
+        name=name,
+        kind=CATEGORICAL,
+        n=int(series.len()),
+        missing=nulls,
+        categories=cats,
+        category_counts=cat_counts,
+    )
+
+
+def _prediction_array(predictions: Any) -> np.ndarray:
+    arr = np.asarray(predictions, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"predictions must be one value per row, not shape {arr.shape}")
+    return arr
+
+
+def build_profile(
+    frame: pl.DataFrame,
+    features: list[str],
+    categorical: set[str],
+    predictions: np.ndarray | None = None,
+    source: str = "",
+) -> ReferenceProfile:
+    """Profile `features` of the reference `frame` (and the model's `predictions` on it)."""
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise DataError(f"reference data lacks feature column(s): {', '.join(missing)}")
+
+    def one(name: str) -> FeatureProfile:
+        series = frame[name]
+        if name in categorical or _is_categorical_dtype(series.dtype):
+            return _categorical_profile(name, series)
+        values, nulls = _numeric_values(series)
+        return _numeric_profile(name, values, nulls)
+
+    parallel = frame.height >= PARALLEL_MIN_ROWS and len(features) > 1
+    profiles = list(_executor().map(one, features)) if parallel else [one(f) for f in features]
+    pred = None
+    if predictions is not None:
+        arr = _prediction_array(predictions)
+        pred = _numeric_profile(PREDICTION, arr, 0)
+    return ReferenceProfile(
+        features={p.name: p for p in profiles},
+        prediction=pred,
+        n_rows=int(frame.height),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        source=source,
+    )
+
+
+# ---------------------------------------------------------------------------- counting
+
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """One shared pool: numpy's sorting, searchsorted and bincount release the GIL."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            workers = max(1, min(8, os.cpu_count() or 1))
+            _EXECUTOR = ThreadPoolExecutor(workers, thread_name_prefix="drift")
+        return _EXECUTOR
+
+
+# Values are binned in chunks of this many: work arrays stay in cache and are reused.
+CHUNK_ROWS = 1 << 18
+_SCRATCH = threading.local()
+
+
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's work arrays (float64, intp, intp, bool) of at least `n` elements.
+
+    Reused between calls: a fresh multi-megabyte array costs more in page faults than the
+    arithmetic done on it.
+    """
+    arrays = getattr(_SCRATCH, "arrays", None)
+    if arrays is None or arrays[0].size < n:
+        size = max(n, CHUNK_ROWS)
+        arrays = (
+            np.empty(size, np.float64),
+            np.empty(size, np.intp),
+            np.empty(size, np.intp),
+            np.empty(size, np.bool_),
+        )
+        _SCRATCH.arrays = arrays
+    return arrays
+
+
+class Binner:
+    """`np.searchsorted(edges, x, side="right")`, exactly, ~5x faster on continuous data.
+
+    A lookup table over 4,096 equal cells between the first and last edge gives each value's
+    bin directly; values in the few cells that hold an edge go through `searchsorted`. The
+    cell of a value and of an edge are computed by the same monotone float operations, so a
+    value in a cell without edges is below every edge of a higher cell and at or above every
+    edge of a lower one: the table is exact, not approximate. On data whose values sit on
+    the edges (discrete features) most cells are ambiguous; the binner then falls back to
+    plain `searchsorted`.
+    """
+
+    CELLS = 4096
+
+    def __init__(self, edges: np.ndarray) -> None:
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.use_table = self.edges.size >= 2 and self.edges[-1] > self.edges[0]
+        if not self.use_table:
+            return
+        cells = self.CELLS
+        self.lo = float(self.edges[0])
+        self.top = float(cells)
+        # The last edge lands in cell `cells`; values clearly above it in cell `cells + 1`.
+        self.scale = (cells - 1) / (float(self.edges[-1]) - self.lo)
+        edge_cells = self._cells(self.edges).copy()
+        counts = np.bincount(edge_cells, minlength=cells + 2)
+        self.ambiguous = counts > 0
+        self.table = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
+
+    def _cells(self, x: np.ndarray) -> np.ndarray:
+        """Cell numbers 0..cells+1 of `x` (monotone in x), in this thread's scratch array."""
+        n = x.size
+        f, cells, _, _ = _scratch(n)
+        c = f[:n]
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.subtract(x, self.lo, out=c)
+            np.multiply(c, self.scale, out=c)
+        np.clip(c, -1.0, self.top, out=c)
+        c += 1.0
+        out = cells[:n]
+        np.copyto(out, c, casting="unsafe")  # truncation: monotone
+        return out
+
+    def index(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Bin numbers of the finite values `x` (into `out` when given)."""
+        if out is None:
+            out = np.empty(x.size, np.intp)
+        if not self.use_table:
+            out[:] = np.searchsorted(self.edges, x, side="right")
+            return out
+        c = self._cells(x)
+        np.take(self.table, c, out=out, mode="clip")
+        amb = _scratch(x.size)[3][: x.size]
+        np.take(self.ambiguous, c, out=amb, mode="clip")
+        idx = np.flatnonzero(amb)
+        if idx.size:
+            out[idx] = np.searchsorted(self.edges, x[idx], side="right")
+            if idx.size > x.size // 2:  # mostly ambiguous: the table does not pay
+                self.use_table = False
+        return out
+
+
+class NumericCounts:
+    """Current-data counts of one numeric feature on its profile's bins."""
+
+    def __init__(self, fp: FeatureProfile) -> None:
+        self.profile = fp
+        self.decile_edges = np.asarray(fp.decile_edges, dtype=np.float64)
+        self.fine_edges = np.asarray(fp.fine_edges, dtype=np.float64)
+        self.hist_inner = np.asarray(fp.hist_edges[1:-1], dtype=np.float64)
+        self.fine_binner = Binner(self.fine_edges)
+        self.hist_binner = Binner(self.hist_inner)
+        nd, nf = self.decile_edges.size + 1, self.fine_edges.size + 1
+        nh = max(len(fp.hist_edges) - 1, 1)
+        self.decile_counts = np.zeros(nd, dtype=np.int64)
+        self.fine_counts = np.zeros(nf, dtype=np.int64)
+        self.fine_sums = np.zeros(nf, dtype=np.float64)
+        self.hist_counts = np.zeros(nh, dtype=np.int64)
+        # Each decile edge is a fine edge (profiles built here): a fine bin then lies in one
+        # decile bin, and decile counts are sums of fine counts (one binary search saved).
+        self.fine_to_decile: np.ndarray | None = None
+        if np.isin(self.decile_edges, self.fine_edges).all():
+            lower = np.concatenate(([-np.inf], self.fine_edges))
+            self.fine_to_decile = np.searchsorted(self.decile_edges, lower, side="right")
+        self.n = 0
+        self.missing = 0
+        self.nonfinite = 0
+        self.sum = 0.0
+        self.sumsq = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    @property
+    def valid(self) -> int:
+        return int(self.fine_counts.sum())
+
+    def update(self, values: np.ndarray, nulls: int) -> None:
+        """Count float64 `values` (NaN where null; `nulls` of them are nulls)."""
+        n = int(values.size)
+        self.n += n
+        self.missing += nulls
+        nonfinite = 0
+        for start in range(0, n, CHUNK_ROWS):
+            nonfinite += self._update_chunk(values[start : start + CHUNK_ROWS])
+        self.nonfinite += nonfinite - nulls
+
+    def _update_chunk(self, values: np.ndarray) -> int:
+        n = values.size
+        finite = np.isfinite(values, out=_scratch(n)[3][:n])
+        nfin = int(np.count_nonzero(finite))
+        x = values if nfin == n else values[finite]
+        if x.size == 0:
+            return n - nfin
+        if self.fine_edges.size == 0:  # a profile with no finite reference values
+            self.fine_counts[0] += x.size
+            self.decile_counts[0] += x.size
+            self.hist_counts[0] += x.size
+            self.fine_sums[0] += float(x.sum())
+        else:
+            bins = _scratch(x.size)[2][: x.size]
+            fi = self.fine_binner.index(x, out=bins)
+            fc = np.bincount(fi, minlength=self.fine_counts.size)
+            self.fine_counts += fc
+            self.fine_sums += np.bincount(fi, weights=x, minlength=self.fine_counts.size)
+            if self.fine_to_decile is not None:
+                self.decile_counts += np.bincount(
+                    self.fine_to_decile, weights=fc, minlength=self.decile_counts.size
+                ).astype(np.int64)
+            else:
+                di = np.searchsorted(self.decile_edges, x, side="right")
+                self.decile_counts += np.bincount(di, minlength=self.decile_counts.size)
+            hi = self.hist_binner.index(x, out=bins)
+            self.hist_counts += np.bincount(hi, minlength=self.hist_counts.size)
+        self.sum += float(x.sum())
+        self.sumsq += float(np.dot(x, x))
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        return n - nfin
+
+    @property
+    def mean(self) -> float | None:
+        v = self.valid
+        return self.sum / v if v else None
+
+    @property
+    def std(self) -> float | None:
+        v = self.valid
+        if not v:
+            return None
+        m = self.sum / v
+        return math.sqrt(max(self.sumsq / v - m * m, 0.0))
+
+    def fine_cur_centers(self) -> np.ndarray:
+        """Mean of the current values per fine bin (the reference center where empty)."""
+        ref = np.asarray(self.profile.fine_centers, dtype=np.float64)
+        if ref.size != self.fine_counts.size:
+            ref = np.zeros(self.fine_counts.size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cur = self.fine_sums / self.fine_counts
+        return np.where(self.fine_counts > 0, cur, ref)
+
+    def nbytes(self) -> int:
+        arrays = (self.decile_counts, self.fine_counts, self.fine_sums, self.hist_counts)
+        return sum(a.nbytes for a in arrays)
+
+
+class CategoricalCounts:
+    """Current-data counts of one categorical feature on its profile's categories.
+
+    `counts` has one slot per listed reference category (not "__other__") and a last slot
+    for every value not listed (unseen ones, and the reference's pooled tail when it had
+    one). `unseen` names the unlisted values with their counts.
+    """
+
+    def __init__(self, fp: FeatureProfile) -> None:
+        self.profile = fp
+        self.listed = [c for c in fp.categories if c != OTHER]
+        self.index = {c: i for i, c in enumerate(self.listed)}
+        self.counts = np.zeros(len(self.listed) + 1, dtype=np.int64)
+        self.unseen: dict[str, int] = {}
+        self.n = 0
+        self.missing = 0
+        self.nonfinite = 0
+
+    @property
+    def valid(self) -> int:
+        return int(self.counts.sum())
+
+    def update(self, values: list[str], counts: np.ndarray, nulls: int) -> None:
+        self.n += int(counts.sum()) + nulls
+        self.missing += nulls
+        other = len(self.listed)
+        idx = np.fromiter((self.index.get(v, other) for v in values), np.int64, len(values))
+        self.counts += np.bincount(idx, weights=counts, minlength=self.counts.size).astype(np.int64)
+        unseen = self.unseen
+        for i in np.flatnonzero(idx == other):
+            v = values[i]
+            unseen[v] = unseen.get(v, 0) + int(counts[i])
+        if len(unseen) > UNSEEN_MAX:
+            keep = sorted(unseen.items(), key=lambda kv: (-kv[1], kv[0]))[:UNSEEN_PRUNE_TO]
+            self.unseen = dict(keep)
+
+    def top_unseen(self, k: int = UNSEEN_KEEP) -> dict[str, int]:
+        return dict(sorted(self.unseen.items(), key=lambda kv: (-kv[1], kv[0]))[:k])
+
+    def nbytes(self) -> int:
+        return self.counts.nbytes
+
+
+class Counter:
+    """Streaming binning of current data against a profile; memory independent of row count.
+
+    `update` may be called with any number of batches; `rows` counts them. Feature columns
+    missing from a batch raise `DataError`. Predictions, when given, are counted against the
+    profile's prediction bins.
+    """
+
+    def __init__(self, profile: ReferenceProfile, features: list[str] | None = None) -> None:
+        self.profile = profile
+        names = list(profile.features) if features is None else list(features)
+        unknown = [f for f in names if f not in profile.features]
+        if unknown:
+            raise ProfileError(f"not in the reference profile: {', '.join(unknown)}")
+        self.features = names
+        self.states: dict[str, NumericCounts | CategoricalCounts] = {}
+        for name in names:
+            fp = profile.features[name]
+            self.states[name] = NumericCounts(fp) if fp.kind == NUMERIC else CategoricalCounts(fp)
+        self.prediction: NumericCounts | None = (
+            NumericCounts(profile.prediction) if profile.prediction is not None else None
+        )
+        self.rows = 0
+
+    def update(
+        self,
+        batch: pl.DataFrame | pa.RecordBatch | pa.Table,
+        predictions: np.ndarray | None = None,
+    ) -> None:
+        frame = _Batch(batch)
+        present = set(frame.names)
+        missing = [f for f in self.features if f not in present]
+        if missing:
+            raise DataError(f"current data lacks feature column(s): {', '.join(missing)}")
+
+        def one(name: str) -> None:
+            state = self.states[name]
+            if isinstance(state, NumericCounts):
+                if frame.is_categorical(name):
+                    raise DataError(
+                        f"feature {name!r} is numeric in the reference profile "
+                        f"but {frame.dtype(name)} in the current data"
+                    )
+                state.update(*frame.numeric(name))
+            else:
+                state.update(*frame.value_counts(name))
+
+        jobs: list[Callable[[], None]] = [lambda n=n: one(n) for n in self.features]
+        if predictions is not None and self.prediction is not None:
+            arr = _prediction_array(predictions)
+            pstate = self.prediction
+            jobs.append(lambda: pstate.update(arr, 0))
+        if frame.height >= PARALLEL_MIN_ROWS and len(jobs) > 1:
+            for fut in [_executor().submit(j) for j in jobs]:
+                fut.result()
+        else:
+            for j in jobs:
+                j()
+        self.rows += int(frame.height)
+
+    def nbytes(self) -> int:
+        """Bytes held in count arrays (constant in the number of rows)."""
+        total = sum(s.nbytes() for s in self.states.values())
+        return total + (self.prediction.nbytes() if self.prediction else 0)
