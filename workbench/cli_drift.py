@@ -96,6 +96,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
             f"predictions (holdout {_num(metric.get('reference'))}, "
             f"drop {_num(metric.get('drop'), 3)})"
         )
+        points = [p["auc"] for p in metric.get("series", []) if p["auc"] is not None]
+        if len(points) > 1:
+            line = " ".join(f"{v:.3f}" for v in points)
+            console.print(f"{metric['name']} over the window, oldest first: {line}")
     elif metric:
         console.print(f"{metric.get('labeled', 0):,} labelled predictions: no model metric yet")
     return 1 if report.alerts else 0

@@ -229,7 +229,7 @@ def _metric(
     from workbench import registry
 
     sql = (
-        "SELECT p.output AS output, l.label AS label FROM predictions p "
+        "SELECT p.ts AS ts, p.output AS output, l.label AS label FROM predictions p "
         "JOIN labels l USING (request_id) WHERE p.model = ? AND p.version = ? "
         "AND p.status = 200 AND p.output IS NOT NULL"
     )
@@ -262,7 +262,34 @@ def _metric(
     out["current"] = current
     if reference is not None:
         out["drop"] = float(reference) - current
+    out["series"] = _metric_series(rows.column("ts"), labels, scores)
     return out
+
+
+def _metric_series(ts: Any, labels: Any, scores: Any, buckets: int = 12) -> list[dict[str, Any]]:
+    """The AUC over `buckets` equal time slices of the window (decay over time); a slice
+    with one class only has no AUC."""
+    import numpy as np
+
+    from workbench.evaluation import binary_metrics
+
+    micros = np.asarray(ts.cast("int64").to_numpy(zero_copy_only=False), dtype=np.int64)
+    lo, hi = int(micros.min()), int(micros.max()) + 1
+    edges = np.linspace(lo, hi, buckets + 1)
+    which = np.clip(np.searchsorted(edges, micros, side="right") - 1, 0, buckets - 1)
+    from datetime import UTC, datetime
+
+    series = []
+    for b in range(buckets):
+        mask = which == b
+        n = int(mask.sum())
+        y = labels[mask]
+        auc = None
+        if n and 0 < int((y == 1).sum()) < n:
+            auc = float(binary_metrics(y, scores[mask], 0.5)["auc"])
+        start = datetime.fromtimestamp(edges[b] / 1e6, UTC).isoformat(timespec="seconds")
+        series.append({"start": start, "labeled": n, "auc": auc})
+    return series
 
 
 def append(project: Project, result: CheckResult) -> None:
