@@ -175,7 +175,7 @@ class WorkbenchApp(App[int]):
         self._sync_again = False
         self._registry_state: tuple[Any, ...] | None = None
         self._sync_error = ""
-        #: The monitor's latest outcomes (screens.drift), and the round running now, if any.
+        #: The monitor's latest outcomes (screens.monitor_task), and the round running now, if any.
         self.monitor_outcomes: deque[MonitorOutcome] = deque(maxlen=20)
         self.monitor_busy = ""
         self._stop_monitor = threading.Event()
@@ -341,7 +341,7 @@ class WorkbenchApp(App[int]):
 
     @work(thread=True, exclusive=True, group="monitor", exit_on_error=False)
     def _monitor(self) -> None:
-        from screens.drift import monitor_loop
+        from screens.monitor_task import monitor_loop
 
         monitor_loop(self, self._stop_monitor)
 
@@ -355,12 +355,12 @@ class WorkbenchApp(App[int]):
 
     @work(thread=True, exclusive=True, group="monitor-round", exit_on_error=False)
     def _monitor_round(self) -> None:
-        from screens.drift import monitor_round
+        from screens.monitor_task import monitor_round
 
         monitor_round(self)
 
     def on_monitor_report(self, message: Message) -> None:
-        from screens.drift import MonitorReport, monitor_reported
+        from screens.monitor_task import MonitorReport, monitor_reported
 
         if isinstance(message, MonitorReport):
             monitor_reported(self, message)
@@ -457,7 +457,8 @@ class WorkbenchApp(App[int]):
 def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]:
     """Bindings per screen, the current one first."""
     from screens.compare import CompareScreen
-    from screens.deployments import CanaryDialog, DeploymentsScreen
+    from screens.deploy_dialog import CanaryDialog
+    from screens.deployments import DeploymentsScreen
     from screens.drift import DriftScreen
     from screens.experiments import ExperimentsScreen
     from screens.jobs import JobsScreen

@@ -16,7 +16,6 @@ for it to apply the new generation.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -25,325 +24,30 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widget import Widget
-from textual.widgets import Button, Footer, Header, Input, Label, Sparkline, Static
+from textual.widgets import Footer, Header, Label
 from textual.worker import Worker, get_current_worker
 
+from screens import deploy_changes as changes
 from screens.base import DataChanged, WorkbenchScreen, describe_error
+from screens.deploy_dialog import CanaryDialog
+from screens.deploy_format import fmt_pct, server_text, state_text
 from screens.dialogs import ConfirmDialog
 from screens.formatting import fmt_version
+from screens.widgets.status_text import StatusText
+from screens.widgets.traffic_bar import TrafficBar
+from screens.widgets.variant_panel import VariantPanel
 
 POLL_S = 1.0
 #: The stats windows `w` cycles through: seconds, label.
 WINDOWS: tuple[tuple[float, str], ...] = ((60.0, "60 s"), (300.0, "5 min"), (3600.0, "1 h"))
-#: `+` and `-` move the canary's share by this many points, within [MIN_PCT, MAX_PCT].
+#: `+` and `-` move the canary's share by this many points (the core keeps it in 1..100%).
 STEP_PCT = 5
-MIN_PCT = 1
-MAX_PCT = 100
-DEFAULT_CANARY_PCT = 10
-#: Buckets of an empty request-rate series (serving_stats' default).
-SERIES_BUCKETS = 30
 #: How long a change waits for the running server to apply it.
 APPLY_WAIT_S = 15.0
-#: Error rates at or above these are shown as a warning, and as bad.
-ERROR_WARN = 0.01
-ERROR_BAD = 0.05
 TRAFFIC_GROUP = Binding.Group("traffic", compact=True)
-NO_SERVER = "no server running — start one: workbench serve --detach"
 NO_CANARY = "no canary — deploy one: workbench deploy VERSION --canary --traffic 10 (or press c)"
-
-
-def clamp_pct(value: float) -> int:
-    return int(max(MIN_PCT, min(MAX_PCT, round(value))))
-
-
-def fmt_pct(share: float) -> str:
-    """A share (0..1) as a percentage: 0.1 -> '10%', 0.125 -> '12.5%'."""
-    return f"{share * 100:.1f}".removesuffix(".0") + "%"
-
-
-def fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
-
-
-def fmt_rate(value: float) -> str:
-    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
-
-
-def fmt_since(iso: str) -> str:
-    """An ISO timestamp as 'YYYY-MM-DD HH:MM UTC' (as it is when it cannot be parsed)."""
-    try:
-        when = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    return when.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def fmt_edge(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def error_level(rate: float) -> str:
-    if rate >= ERROR_BAD:
-        return "bad"
-    if rate >= ERROR_WARN:
-        return "warn"
-    return "good"
-
-
-def _signed(value: float, digits: int) -> str:
-    return f"{value:+.{digits}f}"
-
-
-class StatusText(Static):
-    """A Static whose texts take their colours from the theme, through component classes."""
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "status-text--good",
-        "status-text--warn",
-        "status-text--bad",
-        "status-text--muted",
-        "status-text--key",
-    }
-
-    def style_of(self, level: str) -> Any:
-        return self.get_component_rich_style(f"status-text--{level}", partial=True)
-
-
-class TrafficBar(Widget):
-    """One line split between production (left) and the canary (right) by the canary's share."""
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"traffic-bar--production", "traffic-bar--canary"}
-    DEFAULT_CSS = "TrafficBar { height: 1; width: 1fr; }"
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.share = 0.0
-
-    def set_share(self, share: float) -> None:
-        self.share = max(0.0, min(1.0, share))
-        self.refresh()
-
-    def render(self) -> Text:
-        width = self.size.width
-        canary = round(self.share * width)
-        if self.share > 0:
-            canary = max(1, canary)
-        prod_style = self.get_component_rich_style("traffic-bar--production", partial=True)
-        canary_style = self.get_component_rich_style("traffic-bar--canary", partial=True)
-        text = Text("█" * (width - canary), style=prod_style, no_wrap=True)
-        text.append("█" * canary, style=canary_style)
-        return text
-
-
-class Histogram(Widget):
-    """Bars from 0 up to the largest count (a Sparkline scales from the smallest, which shows
-    an even distribution as nothing at all); each bin spans an equal share of the width."""
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"histogram--bar"}
-    BLOCKS = " ▁▂▃▄▅▆▇█"
-
-    def __init__(self, *, classes: str | None = None) -> None:
-        super().__init__(classes=classes)
-        self.counts: list[float] = []
-
-    def set_counts(self, counts: list[float]) -> None:
-        self.counts = counts
-        self.refresh()
-
-    def render(self) -> Text:
-        width, height = self.size.width, self.size.height
-        top = max(self.counts, default=0.0)
-        style = self.get_component_rich_style("histogram--bar", partial=True)
-        if not width or not height or top <= 0:
-            return Text("")
-        bins = len(self.counts)
-        eighths = [round(self.counts[x * bins // width] / top * height * 8) for x in range(width)]
-        rows = []
-        for row in range(height):
-            base = (height - 1 - row) * 8
-            rows.append("".join(self.BLOCKS[max(0, min(8, e - base))] for e in eighths))
-        return Text("\n".join(rows), style=style, no_wrap=True)
-
-
-class VariantPanel(Vertical):
-    """One variant: its version and live stats, or a placeholder; a request-rate sparkline and
-    the distribution of its predictions (the same bins for both variants)."""
-
-    def __init__(self, variant: str, *, id: str | None = None) -> None:
-        super().__init__(id=id, classes="variant-panel")
-        self.variant = variant
-        self.border_title = variant
-
-    def compose(self) -> ComposeResult:
-        self.stats = StatusText("", classes="variant-stats")
-        yield self.stats
-        self.placeholder = Static("", classes="variant-placeholder")
-        yield self.placeholder
-        self.caption = Label("", classes="variant-caption")
-        yield self.caption
-        self.sparkline = Sparkline([], classes="variant-sparkline")
-        yield self.sparkline
-        self.hist_caption = Label("", classes="variant-caption")
-        yield self.hist_caption
-        self.hist = Histogram(classes="variant-hist")
-        yield self.hist
-
-    def on_mount(self) -> None:
-        self.placeholder.display = False
-
-    def show_placeholder(self, title: str, text: str) -> None:
-        self.border_title = escape(title)
-        self.border_subtitle = ""
-        self.placeholder.update(Text(text))
-        self.placeholder.display = True
-        for widget in self._stats_widgets:
-            widget.display = False
-
-    @property
-    def _stats_widgets(self) -> tuple[Widget, ...]:
-        return (self.stats, self.caption, self.sparkline, self.hist_caption, self.hist)
-
-    def show_stats(
-        self,
-        title: str,
-        subtitle: str,
-        lines: list[tuple[str, Text]],
-        series: list[float],
-        caption: str,
-        hist: list[float],
-        hist_caption: str,
-    ) -> None:
-        self.border_title = escape(title)
-        self.border_subtitle = escape(subtitle)
-        self.placeholder.display = False
-        for widget in self._stats_widgets:
-            widget.display = True
-        key = self.stats.style_of("key")
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for i, (name, value) in enumerate(lines):
-            if i:
-                text.append("\n")
-            text.append(f"{name:<10}", style=key)
-            text.append_text(value)
-        self.stats.update(text)
-        self.caption.update(Text(caption))
-        self.sparkline.data = series
-        self.hist_caption.update(Text(hist_caption))
-        self.hist.set_counts(hist)
-
-
-class CanaryDialog(ModalScreen[tuple[int, float, str] | None]):
-    """Asks for the canary's version, its traffic share and an optional reason; dismisses
-    with (version, percent, reason) or None. The core checks the version."""
-
-    CSS_PATH = ["dialogs.tcss", "deployments.tcss"]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "escape",
-            "cancel",
-            "Cancel",
-            id="canary_dialog.cancel",
-            tooltip="Close without deploying",
-        ),
-        Binding(
-            "ctrl+s",
-            "confirm",
-            "Deploy",
-            id="canary_dialog.confirm",
-            tooltip="Deploy the canary (enter in a field does the same)",
-        ),
-    ]
-
-    def __init__(
-        self, versions: list[int], production: int | None, suggested: int | None = None
-    ) -> None:
-        super().__init__()
-        self.versions = versions
-        self.production = production
-        self.suggested = suggested
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog") as box:
-            box.border_title = "Deploy a canary"
-            listed = ", ".join(f"v{v}" for v in self.versions) or "none"
-            yield Static(
-                Text(f"production {fmt_version(self.production)} · versions: {listed}"),
-                id="dialog-change",
-            )
-            with Horizontal(classes="canary-field"):
-                yield Label("version", classes="canary-label")
-                self.version_input = Input(
-                    "" if self.suggested is None else str(self.suggested),
-                    placeholder="version",
-                    type="integer",
-                    id="canary-version",
-                )
-                yield self.version_input
-            with Horizontal(classes="canary-field"):
-                yield Label("traffic %", classes="canary-label")
-                self.percent_input = Input(
-                    str(DEFAULT_CANARY_PCT),
-                    placeholder="1-100",
-                    type="number",
-                    id="canary-percent",
-                )
-                yield self.percent_input
-            self.reason = Input(
-                placeholder="reason (optional, goes to the audit log)", id="canary-reason"
-            )
-            yield self.reason
-            self.error = Label("", id="dialog-error")
-            yield self.error
-            with Horizontal(id="dialog-buttons"):
-                yield Button("Deploy", variant="primary", id="confirm")
-                yield Button("Cancel", id="cancel")
-
-    def on_mount(self) -> None:
-        self.version_input.focus()
-
-    def _fail(self, text: str, field: Input) -> None:
-        self.error.update(text)
-        field.focus()
-        self.app.bell()
-
-    def action_confirm(self) -> None:
-        try:
-            version = int(self.version_input.value.strip())
-        except ValueError:
-            self._fail("the version is a whole number", self.version_input)
-            return
-        try:
-            percent = float(self.percent_input.value.strip())
-        except ValueError:
-            percent = -1.0
-        if not 0 < percent <= 100:
-            self._fail("the traffic is a percentage in (0, 100]", self.percent_input)
-            return
-        self.dismiss((version, percent, self.reason.value.strip()))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_confirm()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.error.update("")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "confirm":
-            self.action_confirm()
-        else:
-            self.action_cancel()
 
 
 class DeploymentsScreen(WorkbenchScreen):
@@ -591,77 +295,34 @@ class DeploymentsScreen(WorkbenchScreen):
             )
         else:
             pinned = state.get("production") is not None
-            self._show_variant(
-                self.production_panel,
-                "production",
+            self.production_panel.show_variant(
                 prod_version,
                 "pinned" if pinned else f"{self.project.config.serving.alias} alias",
                 variants.get("production"),
                 None,
+                window=self.window_label,
+                rule=self.project.config.serving.canary,
             )
         if canary is None:
             self.canary_panel.show_placeholder("canary", NO_CANARY)
         else:
-            self._show_variant(
-                self.canary_panel,
-                "canary",
+            self.canary_panel.show_variant(
                 int(canary["version"]),
                 f"{fmt_pct(float(canary['traffic']))} of traffic",
                 variants.get("canary"),
                 data.get("canary_vs_production"),
+                window=self.window_label,
+                rule=self.project.config.serving.canary,
                 since=str(canary.get("started_at") or ""),
             )
 
     def _show_header(
         self, state: dict[str, Any], server: dict[str, Any] | None, canary: dict[str, Any] | None
     ) -> None:
-        style = self.server_line.style_of
-        line = Text(no_wrap=True, overflow="ellipsis")
-        desired = int(state.get("generation") or 0)
-        if server is None:
-            line.append("○ ", style=style("warn"))
-            line.append(NO_SERVER, style=style("warn"))
-        else:
-            line.append("● ", style=style("good"))
-            line.append(f"serving {server.get('url') or '?'}")
-            details = []
-            if server.get("pid"):
-                details.append(f"pid {server['pid']}")
-            if server.get("job_id"):
-                details.append(f"job {server['job_id']}")
-            if details:
-                line.append(" · " + " · ".join(details), style=style("muted"))
-            if server.get("last_error"):
-                line.append(f" · last error: {server['last_error']}", style=style("bad"))
-        self.server_line.update(line)
-
-        style = self.state_line.style_of
-        line = Text(no_wrap=True, overflow="ellipsis")
-        line.append("generation ", style=style("key"))
-        line.append(f"desired {desired}")
-        if server is None:
-            line.append(" · applied -", style=style("muted"))
-        else:
-            applied = int(server.get("applied_generation", -1))
-            if applied >= desired:
-                line.append(f" · applied {applied} ✓", style=style("good"))
-            else:
-                line.append(f" · applied {applied} (applying…)", style=style("warn"))
-        sticky = canary.get("sticky_key") if canary else None
-        line.append(" · sticky key ", style=style("key"))
-        line.append(str(sticky) if sticky else "none", style="" if sticky else style("muted"))
-        line.append(" · window ", style=style("key"))
-        line.append(self.window_label)
-        history = state.get("history") or []
-        if history:
-            last = history[-1]
-            line.append(
-                f" · last change: {last.get('action', '?')} by {last.get('by', '?')}",
-                style=style("muted"),
-            )
-            if last.get("reason"):
-                line.append(f" — {last['reason']}", style=style("muted"))
-        self.state_line.update(line)
+        self.server_line.update(server_text(server, self.server_line.style_of))
+        self.state_line.update(
+            state_text(state, server, canary, self.window_label, self.state_line.style_of)
+        )
 
     def _show_traffic(self, canary: dict[str, Any] | None) -> None:
         share = float(canary["traffic"]) if canary else 0.0
@@ -673,124 +334,18 @@ class DeploymentsScreen(WorkbenchScreen):
         text = f"{fmt_pct(share)} canary v{canary['version']}" if canary else "no canary"
         self.traffic_canary.update(Text(text, no_wrap=True))
 
-    def _show_variant(
-        self,
-        panel: VariantPanel,
-        variant: str,
-        version: int,
-        note: str,
-        stats: dict[str, Any] | None,
-        delta: dict[str, Any] | None,
-        since: str = "",
-    ) -> None:
-        style = panel.stats.style_of
-        muted = style("muted")
-        title = f"{variant} · v{version}"
-        subtitle = f"since {fmt_since(since)}" if since else ""
-        ver = Text(f"v{version}", style="bold")
-        ver.append(f" · {note}", style=muted)
-        lines: list[tuple[str, Text]] = [("version", ver)]
-        window = self.window_label
-        if stats is None:  # no request in the window: the same lines, empty
-            lines.append(("requests", Text(f"0 · none in the last {window}", style=muted)))
-            for name in ("p50/95/99", "errors", "mean pred", "metric"):
-                lines.append((name, Text("-", style=muted)))
-            caption = f"req/s over the last {window} · no requests"
-            empty = [0.0] * SERIES_BUCKETS
-            hist_caption = "predictions · none"
-            panel.show_stats(title, subtitle, lines, empty, caption, [0.0] * 10, hist_caption)
-            return
-        served = [int(v) for v in stats.get("versions") or []]
-        if served and served != [version]:
-            ver.append(
-                f" · served {', '.join(f'v{v}' for v in served)} in the window", style=style("warn")
-            )
-        requests = int(stats["requests"])
-        lines.append(("requests", Text(f"{requests:,} · {fmt_rate(float(stats['rps']))} req/s")))
-        latency = " / ".join(fmt_ms(stats.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms"))
-        lines.append(("p50/95/99", Text(f"{latency} ms")))
-        rate = float(stats["error_rate"])
-        errors = Text(
-            f"{rate * 100:.2f}% ({int(stats['errors']):,} of {requests:,})",
-            style=style(error_level(rate)),
-        )
-        if stats.get("client_errors"):
-            errors.append(f" · {int(stats['client_errors']):,} 4xx", style=muted)
-        lines.append(("errors", errors))
-        mean = stats.get("prediction_mean")
-        lines.append(("mean pred", Text("-" if mean is None else f"{mean:.4f}")))
-        labeled = int(stats.get("labeled") or 0)
-        if stats.get("metric_name") and stats.get("metric") is not None:
-            name = str(stats["metric_name"])
-            lines.append((name, Text(f"{stats['metric']:.4f} ({labeled:,} labeled)")))
-        else:
-            lines.append(("metric", Text("no labels yet", style=muted)))
-        if delta is not None:
-            lines.extend(self._delta_lines(panel, delta, stats.get("metric_name")))
-        series = [float(x) for x in stats.get("rate_series") or []]
-        peak = max(series, default=0.0)
-        caption = f"req/s over the last {window} · peak {fmt_rate(peak)}"
-        hist = [float(n) for n in stats.get("prediction_hist") or []]
-        edges = stats.get("hist_edges") or []
-        hist_caption = "predictions"
-        if len(edges) >= 2:
-            hist_caption += f" {fmt_edge(edges[0])} … {fmt_edge(edges[-1])}"
-        panel.show_stats(title, subtitle, lines, series, caption, hist, hist_caption)
-
-    def _delta_lines(
-        self, panel: VariantPanel, delta: dict[str, Any], metric_name: str | None
-    ) -> list[tuple[str, Text]]:
-        """Canary minus production, coloured by the automatic-rollback rule's margins."""
-        style = panel.stats.style_of
-        rule = self.project.config.serving.canary
-        first = Text()
-        err = delta.get("error_rate_delta")
-        if err is not None:
-            level = "bad" if err > rule.max_error_rate_increase else "good"
-            first.append(f"err {_signed(err * 100, 2)}pt", style=style(level))
-        p99 = delta.get("p99_delta_ms")
-        if p99 is not None:
-            level = "bad" if p99 > rule.max_p99_increase_ms else "good"
-            if first:
-                first.append(" · ")
-            first.append(f"p99 {_signed(p99, 1)}ms", style=style(level))
-        second = Text()
-        metric = delta.get("metric_delta")
-        if metric is not None and metric_name:
-            second.append(f"{metric_name} {_signed(metric, 4)}")
-        mean = delta.get("prediction_mean_delta")
-        if mean is not None:
-            if second:
-                second.append(" · ")
-            second.append(f"mean {_signed(mean, 4)}")
-        lines = [("vs prod", first)] if first else []
-        if second:
-            lines.append(("" if lines else "vs prod", second))
-        return lines
-
     # --- traffic -------------------------------------------------------------------------
     def action_traffic(self, points: int) -> None:
         self._set_traffic(points)
 
     @work(thread=True, group="deployments-change", exit_on_error=False)
     def _set_traffic(self, points: int) -> None:
-        from workbench import deployments
+        self._post_change(changes.adjust_traffic(self.project, points, self._change_lock))
 
-        # The core reads and moves the share under the state's lock: presses add up, also
-        # against changes made meanwhile from another process.
-        with self._change_lock:
-            try:
-                current, after = deployments.adjust_traffic(self.project, points)
-            except Exception as exc:
-                self.post_message(self.Changed("traffic", False, describe_error(exc)))
-                return
-        if after is None or after.canary is None:
-            edge = "at most" if points > 0 else "at least"
-            text = f"canary traffic is already {current:g}% ({edge} {current:g}%)"
-            self.post_message(self.Changed("traffic", True, text, warning=True))
-            return
-        text = f"canary traffic {current:g}% → {after.canary.traffic * 100:g}%"
-        self.post_message(self.Changed("traffic", True, text, after.generation))
+    def _post_change(self, change: changes.Change) -> None:
+        self.post_message(
+            self.Changed(change.action, change.ok, change.text, change.generation, change.warning)
+        )
 
     # --- promote and rollback ------------------------------------------------------------
     def _canary_or_warn(self, what: str) -> dict[str, Any] | None:
@@ -851,35 +406,11 @@ class DeploymentsScreen(WorkbenchScreen):
 
     @work(thread=True, group="deployments-change", exit_on_error=False)
     def _promote(self, reason: str) -> None:
-        from workbench import deployments
-
-        with self._change_lock:
-            try:
-                before = deployments.read_state(self.project).canary
-                after = deployments.promote_canary(self.project, reason)
-            except Exception as exc:
-                self.post_message(self.Changed("promote", False, describe_error(exc)))
-                return
-        version = fmt_version(before.version if before else None)
-        self.post_message(
-            self.Changed("promote", True, f"{version} promoted to production", after.generation)
-        )
+        self._post_change(changes.promote(self.project, reason, self._change_lock))
 
     @work(thread=True, group="deployments-change", exit_on_error=False)
     def _rollback(self, reason: str) -> None:
-        from workbench import deployments
-
-        with self._change_lock:
-            try:
-                before = deployments.read_state(self.project).canary
-                after = deployments.rollback_canary(self.project, reason)
-            except Exception as exc:
-                self.post_message(self.Changed("rollback", False, describe_error(exc)))
-                return
-        version = fmt_version(before.version if before else None)
-        self.post_message(
-            self.Changed("rollback", True, f"canary {version} rolled back", after.generation)
-        )
+        self._post_change(changes.rollback(self.project, reason, self._change_lock))
 
     # --- deploy a canary -----------------------------------------------------------------
     def action_canary(self) -> None:
@@ -890,19 +421,11 @@ class DeploymentsScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="deployments-plan", exit_on_error=False)
     def _plan_canary(self) -> None:
-        from workbench import deployments, registry
-
         try:
-            versions = sorted(v.version for v in registry.list_versions(self.project))
-            production = deployments.production_version(self.project)
-            aliases = registry.aliases(self.project)
+            versions, production, suggested = changes.plan_canary(self.project)
         except Exception as exc:
             self.post_message(self.CanaryPlanned([], None, None, describe_error(exc)))
             return
-        # Suggest the staging candidate, else the newest version that is not production.
-        staging = aliases.get("staging")
-        others = [v for v in versions if v != production]
-        suggested = staging if staging in others else (others[-1] if others else None)
         self.post_message(self.CanaryPlanned(versions, production, suggested))
 
     def on_deployments_screen_canary_planned(self, message: CanaryPlanned) -> None:
@@ -922,19 +445,8 @@ class DeploymentsScreen(WorkbenchScreen):
 
     @work(thread=True, group="deployments-change", exit_on_error=False)
     def _deploy(self, version: int, percent: float, reason: str) -> None:
-        from workbench import deployments
-
-        with self._change_lock:
-            try:
-                after = deployments.start_canary(self.project, version, percent, reason=reason)
-            except Exception as exc:
-                self.post_message(self.Changed("canary", False, describe_error(exc)))
-                return
-        self.post_message(
-            self.Changed(
-                "canary", True, f"canary v{version} on {percent:g}% of traffic", after.generation
-            )
-        )
+        change = changes.deploy_canary(self.project, version, percent, reason, self._change_lock)
+        self._post_change(change)
 
     # --- after a change ------------------------------------------------------------------
     def on_deployments_screen_changed(self, message: Changed) -> None:

@@ -11,16 +11,13 @@ a progress bar fed by its `on_progress`; the screen re-checks every REFRESH_S wh
 (those checks are not recorded: looking at the screen writes nothing). A check that fails
 (no production version, no reference profile) says so in place.
 
-The monitor (`[monitor] enabled = true`) is the app's: `monitor_loop` runs
-`monitor.run_forever` in the app's thread worker, started after the first paint; its
-outcomes come back as `MonitorReport` messages, are kept on the app (`monitor_outcomes`, the
-last MONITOR_KEEP) and shown on this screen's monitor line.
+The monitor (`[monitor] enabled = true`) is the app's (screens.monitor_task): its outcomes are
+kept on the app (`monitor_outcomes`) and shown on this screen's monitor line.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,7 +28,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.geometry import Size
 from textual.markup import escape
 from textual.message import Message
 from textual.timer import Timer
@@ -41,10 +37,22 @@ from textual.worker import Worker, get_current_worker
 
 from screens.base import WorkbenchScreen, describe_error
 from screens.dialogs import ConfirmDialog
+from screens.drift_format import (
+    STATUS_LABEL,
+    detail_text,
+    fmt_num,
+    performance_text,
+    prediction_text,
+    status_level,
+    unseen_text,
+)
 from screens.formatting import fmt_version
+from screens.monitor_task import monitor_text
+from screens.widgets.drift_histogram import DriftHistogram
+from screens.widgets.drift_text import DriftText
+from screens.widgets.feature_table import FeatureTable
 
 if TYPE_CHECKING:
-    from screens.app import WorkbenchApp
     from workbench.drift import FeatureDrift
     from workbench.drift_checks import CheckResult
     from workbench.monitor import MonitorOutcome
@@ -60,41 +68,12 @@ WINDOWS: tuple[tuple[str, str | None, int | None], ...] = (
 )
 #: Points of a feature's score history drawn in the sparkline.
 HISTORY_POINTS = 120
-#: Monitor outcomes the app keeps.
-MONITOR_KEEP = 20
 #: Times (check time, seconds taken, monitor outcomes) are shown; a deterministic screenshot
 #: turns this off.
 SHOW_TIMES = True
-#: Bin labels of the categories the reference did not list, pooled tails, and the rest.
-UNSEEN_LABELS = {"__unseen__": "unseen", "__other__": "other", "__rest__": "rest"}
-STATUS_LABEL = {"alert": "alert", "warn": "warn", "ok": "ok", "no_data": "n/a"}
-#: The feature column's width when the table is narrow (longer names end in "…").
-NARROW_FEATURE_W = 18
-OTHER_COLUMNS_W = 6 + 4 + 7 + 7 + 4 + 2 * 6 + 1
-TEST_LABEL = {"wasserstein": "wass"}
 PREDICTION_FEATURE = "__prediction__"
 METRIC_FEATURE = "__metric__"
 NO_FEATURE = "select a feature (arrows, enter) to see its histograms"
-
-
-def fmt_num(value: float | None, digits: int = 3) -> str:
-    """A score or statistic in a few significant digits; '-' when unknown."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if value == 0:
-        return "0"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}"
-
-
-def fmt_pct_share(share: float) -> str:
-    """A proportion (0..1) in at most 4 characters: '12%', '<1%', '0%'."""
-    if share <= 0:
-        return "0%"
-    if share < 0.005:
-        return "<1%"
-    return f"{share * 100:.0f}%"
 
 
 def fmt_clock(iso_or_dt: str | datetime | None) -> str:
@@ -112,184 +91,6 @@ def fmt_clock(iso_or_dt: str | datetime | None) -> str:
     if when.date() == datetime.now(UTC).date():
         return when.strftime("%H:%M:%S UTC")
     return when.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def status_level(status: str) -> str:
-    return {"alert": "alert", "warn": "warn", "ok": "ok"}.get(status, "muted")
-
-
-def histogram_rows(
-    labels: Sequence[str],
-    ref: Sequence[float],
-    cur: Sequence[float],
-    categorical: bool,
-    rows: int,
-) -> list[tuple[str, float, float]]:
-    """(label, reference share, current share) per drawn row, at most `rows` of them.
-
-    Numeric bins next to each other are merged (labelled by the lower edge of the first);
-    categories keep the largest (on either side) and pool the rest in one row, and a bin of
-    unseen categories with current rows always stays."""
-    n = min(len(labels), len(ref), len(cur))
-    items = [(str(labels[i]), float(ref[i]), float(cur[i])) for i in range(n)]
-    rows = max(1, rows)
-    if n <= rows:
-        return items
-    if not categorical:
-        group = math.ceil(n / rows)
-        merged = []
-        for start in range(0, n, group):
-            part = items[start : start + group]
-            merged.append((part[0][0], sum(p[1] for p in part), sum(p[2] for p in part)))
-        return merged
-    keep = rows - 1
-    forced = {i for i, (label, _, c) in enumerate(items) if label in UNSEEN_LABELS and c > 0}
-    ranked = sorted(
-        (i for i in range(n) if i not in forced), key=lambda i: -max(items[i][1], items[i][2])
-    )
-    chosen = sorted(forced | set(ranked[: max(0, keep - len(forced))]))
-    rest = [items[i] for i in range(n) if i not in chosen]
-    out = [items[i] for i in chosen]
-    if rest:
-        out.append((f"+{len(rest)} more", sum(r[1] for r in rest), sum(r[2] for r in rest)))
-    return out
-
-
-class MonitorReport(Message):
-    """From the monitor's worker to the app: a round started, a step of a retraining, or an
-    outcome (`outcome`, or `error` when the round could not run at all)."""
-
-    def __init__(
-        self,
-        kind: str,
-        outcome: MonitorOutcome | None = None,
-        text: str = "",
-        manual: bool = False,
-    ) -> None:
-        super().__init__()
-        self.kind = kind  # "started" | "step" | "outcome" | "stopped"
-        self.outcome = outcome
-        self.text = text
-        self.manual = manual
-
-
-class DriftText(Static):
-    """A Static whose texts take their colours from the theme, through component classes."""
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "drift-text--alert",
-        "drift-text--warn",
-        "drift-text--ok",
-        "drift-text--muted",
-        "drift-text--key",
-    }
-
-    def style_of(self, level: str) -> Any:
-        return self.get_component_rich_style(f"drift-text--{level}", partial=True)
-
-
-class FeatureTable(DataTable[Any]):
-    """The features, one row each, the status coloured from the theme."""
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "feature-table--alert",
-        "feature-table--warn",
-        "feature-table--ok",
-        "feature-table--muted",
-    }
-
-    def style_of(self, level: str) -> Any:
-        return self.get_component_rich_style(f"feature-table--{level}", partial=True)
-
-
-class DriftHistogram(Widget):
-    """The reference and current distributions of one feature, as horizontal bars side by
-    side: one row per bin (numeric bins merged, or the largest categories, to fit), both
-    scaled to the same largest share so they compare; unseen categories in their own
-    colour."""
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "drift-hist--reference",
-        "drift-hist--current",
-        "drift-hist--label",
-        "drift-hist--unseen",
-        "drift-hist--legend",
-    }
-    BLOCKS = " ▏▎▍▌▋▊▉█"
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.labels: list[str] = []
-        self.ref: list[float] = []
-        self.cur: list[float] = []
-        self.categorical = False
-        #: Lines the widgets below it need (set by the screen).
-        self.reserve = 5
-        #: The rows drawn at the last render (label, reference, current), for tests.
-        self.drawn: list[tuple[str, float, float]] = []
-
-    def set_data(
-        self, labels: Sequence[str], ref: Sequence[float], cur: Sequence[float], categorical: bool
-    ) -> None:
-        self.labels, self.ref, self.cur = list(labels), list(ref), list(cur)
-        self.categorical = categorical
-        self.refresh(layout=True)
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        """As tall as its bins and the legend, within what its parent has left after
-        `reserve` lines for the widgets below it (bins are merged to fit)."""
-        room = max(2, container.height - self.reserve)
-        rows = len(histogram_rows(self.labels, self.ref, self.cur, self.categorical, room - 1))
-        return max(3, min(rows + 1, room))
-
-    def clear(self) -> None:
-        self.set_data([], [], [], False)
-
-    def _bar(self, share: float, top: float, width: int) -> str:
-        if width <= 0 or top <= 0 or share <= 0:
-            return ""
-        eighths = max(1, round(share / top * width * 8))
-        full, part = divmod(min(eighths, width * 8), 8)
-        return "█" * full + (self.BLOCKS[part] if part else "")
-
-    def render(self) -> Text:
-        width, height = self.size.width, self.size.height
-        self.drawn = []
-        if not width or height < 2 or not self.labels:
-            return Text("")
-        rows = histogram_rows(self.labels, self.ref, self.cur, self.categorical, height - 1)
-        self.drawn = rows
-        style = self.get_component_rich_style
-        ref_style = style("drift-hist--reference", partial=True)
-        cur_style = style("drift-hist--current", partial=True)
-        label_style = style("drift-hist--label", partial=True)
-        unseen_style = style("drift-hist--unseen", partial=True)
-        legend_style = style("drift-hist--legend", partial=True)
-        names = [UNSEEN_LABELS.get(label, label) for label, _, _ in rows]
-        label_w = max(3, min(max(len(n) for n in names), max(6, width // 4)))
-        bar_w = max(1, (width - label_w - 2) // 2)
-        pct = bar_w >= 12  # room for the share after the bar
-        bar_len = bar_w - 5 if pct else bar_w
-        top = max((max(r, c) for _, r, c in rows), default=0.0)
-        text = Text(no_wrap=True, overflow="crop")
-        text.append(" " * (label_w + 1))
-        text.append("reference"[:bar_w].ljust(bar_w), style=ref_style + legend_style)
-        text.append(" ")
-        text.append("current"[:bar_w], style=cur_style + legend_style)
-        for (label, r, c), name in zip(rows, names, strict=True):
-            text.append("\n")
-            shown = name if len(name) <= label_w else name[: label_w - 1] + "…"
-            unseen = label in UNSEEN_LABELS and label != "__rest__"
-            text.append(shown.rjust(label_w), style=unseen_style if unseen else label_style)
-            text.append(" ")
-            for share, bar_style, last in ((r, ref_style, False), (c, cur_style, True)):
-                bar = self._bar(share, top, bar_len)
-                cell = bar + (" " + fmt_pct_share(share) if pct else "")
-                text.append(bar, style=unseen_style if unseen and last and share else bar_style)
-                text.append(cell[len(bar) :], style=label_style)
-                if not last:
-                    text.append(" " * max(0, bar_w - len(cell)) + " ")
-        return text
 
 
 class DriftScreen(WorkbenchScreen):
@@ -431,7 +232,7 @@ class DriftScreen(WorkbenchScreen):
         self.performance_panel.border_title = "performance"
         self.error_line.display = False
         self.query_one("#drift-busy").display = False
-        self._set_columns(None)
+        self.table.set_columns(None)
         self.summary_line.update(Text(f"checking drift over {self.window_label}…", style="dim"))
         self._show_detail_placeholder(NO_FEATURE)
         self.prediction_panel.update(Text("-", style="dim"))
@@ -443,19 +244,6 @@ class DriftScreen(WorkbenchScreen):
     def _theme_changed(self, _theme: object) -> None:
         self.call_after_refresh(self.show)
         self.call_after_refresh(self.show_monitor)
-
-    def _set_columns(self, feature_width: int | None) -> None:
-        """(Re)create the columns: the feature column as wide as the names, when it fits."""
-        self.table.clear(columns=True)
-        for name, width in (
-            ("feature", feature_width),
-            ("status", 6),
-            ("test", 4),
-            ("score", 7),
-            ("psi", 7),
-            ("miss", 4),
-        ):
-            self.table.add_column(name, key=name, width=width)
 
     # --- checking ------------------------------------------------------------------------
     def reload(self) -> None:
@@ -611,34 +399,15 @@ class DriftScreen(WorkbenchScreen):
         self.summary_line.update(line)
 
     def _fill_table(self, result: CheckResult) -> None:
-        table = self.table
-        style = table.style_of
         features = result.report.features
         keep = self.selected
-        longest = max((len(fd.feature) for fd in features), default=7)
-        # the other columns and every column's padding take OTHER_COLUMNS_W
-        fits = table.size.width >= longest + OTHER_COLUMNS_W
-        width = longest if fits else min(longest, NARROW_FEATURE_W)
-        self._set_columns(max(7, width))
-        for fd in features:
-            level = status_level(fd.status)
-            missing = fd.missing + fd.nonfinite
-            name = fd.feature if len(fd.feature) <= width else fd.feature[: width - 1] + "…"
-            table.add_row(
-                Text(name),
-                Text(STATUS_LABEL.get(fd.status, fd.status), style=style(level)),
-                Text(TEST_LABEL.get(fd.test, fd.test)),
-                Text(fmt_num(fd.score), justify="right", style=style(level)),
-                Text(fmt_num(fd.stats.get("psi")), justify="right"),
-                Text(f"{missing:,}" if missing else "0", justify="right"),
-                key=fd.feature,
-            )
+        self.table.fill(features)
         names = [fd.feature for fd in features]
         if keep not in names:
             keep = names[0] if names else None
         self.selected = keep
         if keep is not None:
-            table.move_cursor(row=names.index(keep), animate=False)
+            self.table.move_cursor(row=names.index(keep), animate=False)
 
     def feature(self, name: str | None = None) -> FeatureDrift | None:
         name = self.selected if name is None else name
@@ -676,13 +445,8 @@ class DriftScreen(WorkbenchScreen):
         right.border_title = escape(f"{fd.feature} · {fd.kind}")
         right.border_subtitle = escape(f"{fd.test} {fmt_num(fd.score)}")
         self.hist.set_data(fd.hist_labels, fd.ref_hist, fd.cur_hist, fd.kind == "categorical")
-        style = self.unseen_line.style_of
         if fd.unseen:
-            total = sum(fd.unseen.values())
-            line = Text(no_wrap=True, overflow="ellipsis")
-            line.append(f"unseen {total:,}: ", style=style("warn"))
-            line.append(", ".join(f"{k} {v:,}" for k, v in fd.unseen.items()))
-            self.unseen_line.update(line)
+            self.unseen_line.update(unseen_text(fd.unseen, self.unseen_line.style_of))
             self.unseen_line.display = True
         else:
             self.unseen_line.display = False
@@ -701,112 +465,27 @@ class DriftScreen(WorkbenchScreen):
         self.history_caption.update(Text(caption))
         self.series = series
         self.sparkline.data = series if len(series) >= 2 else []  # one point draws a wall
-        detail = Text(no_wrap=True, overflow="ellipsis")
-        key = self.detail_line.style_of("key")
-        detail.append(f"{fd.test} ", style=key)
-        level = status_level(fd.status)
-        detail.append(fmt_num(fd.score), style=self.detail_line.style_of(level))
-        detail.append(
-            f" {STATUS_LABEL.get(fd.status, fd.status)}", style=self.detail_line.style_of(level)
-        )
-        stats = fd.stats
-        shown = [
-            k
-            for k in ("psi", "js", "ks", "wasserstein", "chi2_p")
-            if k != fd.test and stats.get(k) is not None
-        ]
-        for name in shown:
-            detail.append(f" · {name} ", style=key)
-            detail.append(fmt_num(stats.get(name)))
-        detail.append("\n")
-        if fd.ref_mean is not None and fd.cur_mean is not None:
-            detail.append("mean ", style=key)
-            detail.append(f"{fmt_num(fd.ref_mean, 4)} → {fmt_num(fd.cur_mean, 4)} · ")
-        detail.append("rows ", style=key)
-        detail.append(f"{fd.n_ref:,} ref / {fd.n_cur:,} now")
-        if fd.missing or fd.nonfinite:
-            detail.append(" · missing ", style=key)
-            detail.append(f"{fd.missing + fd.nonfinite:,}")
-        self.detail_line.update(detail)
+        self.detail_line.update(detail_text(fd, self.detail_line.style_of))
 
     def _show_prediction(self, result: CheckResult) -> None:
         panel = self.prediction_panel
-        style = panel.style_of
-        pred = result.report.prediction
-        if pred is None:
-            panel.update(Text("no predictions in the window", style=style("muted")))
-            return
-        level = status_level(pred.status)
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(STATUS_LABEL.get(pred.status, pred.status), style=style(level))
-        text.append(f" · {pred.test} ", style=style("key"))
-        text.append(fmt_num(pred.score), style=style(level))
-        text.append(f" · n {pred.n_cur:,}", style=style("key"))
-        text.append("\nmean ", style=style("key"))
-        text.append(f"{fmt_num(pred.ref_mean, 4)} ref → {fmt_num(pred.cur_mean, 4)} now")
-        panel.update(text)
+        panel.update(prediction_text(result.report.prediction, panel.style_of))
 
     def _show_performance(self, result: CheckResult) -> None:
         panel = self.performance_panel
-        style = panel.style_of
-        metric = result.metric or {}
-        name = str(metric.get("name") or "metric")
-        labeled = int(metric.get("labeled") or 0)
-        reference = metric.get("reference")
-        text = Text(no_wrap=True, overflow="ellipsis")
-        if not metric or labeled == 0:
-            text.append("no labels yet", style=style("muted"))
-            text.append(f"\n{name} holdout ", style=style("key"))
-            text.append(fmt_num(reference, 4))
-            panel.update(text)
-            return
-        current = metric.get("current")
-        if current is None:
-            text.append(f"{labeled:,} labeled, one class only: no {name} yet", style=style("muted"))
-        else:
-            drop = metric.get("drop")
-            limit = self.project.config.monitor.metric_drop
-            level = (
-                "ok" if drop is None or drop < limit / 2 else "warn" if drop < limit else "alert"
-            )
-            text.append(f"{name} ", style=style("key"))
-            text.append(f"{current:.4f}", style=style(level))
-            text.append(" now · ", style=style("key"))
-            text.append(f"{labeled:,} labeled")
-            if drop is not None:
-                text.append(" · drop ", style=style("key"))
-                text.append(f"{drop:+.4f}", style=style(level))
-        text.append("\nholdout ", style=style("key"))
-        text.append(fmt_num(reference, 4))
-        panel.update(text)
+        limit = self.project.config.monitor.metric_drop
+        panel.update(performance_text(result.metric or {}, limit, panel.style_of))
 
     def show_monitor(self) -> None:
         """The monitor line: off, or its schedule, a round under way and the latest outcome."""
         app = self.wb
-        style = self.monitor_line.style_of
-        cfg = self.project.config.monitor
-        line = Text(no_wrap=True, overflow="ellipsis")
-        line.append("monitor ", style=style("key"))
         outcomes: Sequence[MonitorOutcome] = getattr(app, "monitor_outcomes", ())
         busy = str(getattr(app, "monitor_busy", "") or "")
-        if cfg.enabled:
-            line.append(f"every {cfg.interval_s:g} s")
-        else:
-            line.append("off", style=style("muted"))
-            if not outcomes and not busy:
-                line.append(" ([monitor] enabled = true runs it here) · m runs one round now",
-                            style=style("muted"))  # fmt: skip
-        if busy:
-            line.append(f" · {busy}", style=style("warn"))
-        if outcomes:
-            last = outcomes[-1]
-            fired = sum(1 for o in outcomes if o.fired)
-            line.append(f" · {len(outcomes)} round(s), {fired} fired", style=style("muted"))
-            when = fmt_clock(last.at)
-            line.append(" · last" + (f" {when}" if when else "") + ": ", style=style("key"))
-            level = "alert" if last.error else "warn" if last.fired else "ok"
-            line.append(outcome_text(last), style=style(level))
-        self.monitor_line.update(line)
+        when = fmt_clock(outcomes[-1].at) if outcomes else ""
+        cfg = self.project.config.monitor
+        self.monitor_line.update(
+            monitor_text(cfg, outcomes, busy, when, self.monitor_line.style_of)
+        )
 
     def on_resize(self, event: textual_events.Resize) -> None:
         if self.result is not None:
@@ -876,108 +555,3 @@ class DriftScreen(WorkbenchScreen):
         self.show_monitor()
         if recorded and self._visible() and not self.checking:
             self._check_now(record=False)
-
-
-# --- the monitor, run by the app ------------------------------------------------------------
-
-
-def outcome_text(outcome: MonitorOutcome) -> str:
-    """One line for a monitor outcome."""
-    if outcome.error:
-        return f"{outcome.reason}: {outcome.error}" if outcome.reason else outcome.error
-    text = outcome.reason
-    if outcome.acted and outcome.candidate is not None:
-        text += f" → retrained v{outcome.candidate}"
-        if outcome.canary:
-            text += " (canary)"
-    return text
-
-
-def monitor_loop(app: WorkbenchApp, stop: threading.Event) -> None:
-    """The body of the app's monitor worker: `monitor.run_forever` until `stop` is set (or
-    the worker is cancelled); an unexpected error is reported and the loop goes on after
-    the interval."""
-    from workbench import monitor
-    from workbench.parquet_log import utcnow
-
-    worker = get_current_worker()
-    project = app.project
-
-    def should_stop() -> bool:
-        return stop.is_set() or worker.is_cancelled
-
-    def on_outcome(outcome: MonitorOutcome) -> None:
-        if not should_stop():
-            app.post_message(MonitorReport("outcome", outcome))
-
-    interval = project.config.monitor.interval_s
-    while not should_stop():
-        try:
-            monitor.run_forever(
-                project, interval_s=interval, on_outcome=on_outcome, should_stop=should_stop
-            )
-        except Exception as exc:
-            at = utcnow().isoformat(timespec="seconds")
-            failed = monitor.MonitorOutcome(
-                at, False, False, "monitor round failed", error=describe_error(exc)
-            )
-            on_outcome(failed)
-            stop.wait(interval)
-
-
-def monitor_round(app: WorkbenchApp) -> None:
-    """The body of the app's one-round worker (`m`): `check_once`, which may retrain."""
-    from workbench import monitor
-    from workbench.parquet_log import utcnow
-
-    post = app.post_message
-
-    def on_step(name: str, status: str, detail: str) -> None:
-        post(MonitorReport("step", text=f"{name} {status}" + (f": {detail}" if detail else "")))
-
-    try:
-        outcome = monitor.check_once(
-            app.project, on_step=on_step, should_stop=app._stop_monitor.is_set
-        )
-    except Exception as exc:
-        at = utcnow().isoformat(timespec="seconds")
-        outcome = monitor.MonitorOutcome(
-            at, False, False, "monitor round failed", error=describe_error(exc)
-        )
-    post(MonitorReport("outcome", outcome, manual=True))
-
-
-def monitor_reported(app: WorkbenchApp, message: MonitorReport) -> None:
-    """The app's handler: keep outcomes, toast what matters, update the Drift screen."""
-    from collections import deque
-
-    outcomes = getattr(app, "monitor_outcomes", None)
-    if outcomes is None:
-        outcomes = app.monitor_outcomes = deque(maxlen=MONITOR_KEEP)
-    recorded = False
-    if message.kind == "started":
-        app.monitor_busy = "round running…"
-    elif message.kind == "step":
-        app.monitor_busy = f"round: {message.text}"
-    elif message.kind == "outcome" and message.outcome is not None:
-        outcome = message.outcome
-        if message.manual:
-            app.monitor_busy = ""
-        outcomes.append(outcome)
-        recorded = bool(outcome.check)
-        text = outcome_text(outcome)
-        if outcome.error:
-            app.notify(text, title="Monitor", severity="error", markup=False)
-        elif outcome.acted:
-            app.notify(text, title="Monitor: retrained", severity="warning", markup=False)
-            app.request_sync(force=False)
-            app.data_changed()
-        elif outcome.fired:
-            app.notify(text, title="Monitor: drift", severity="warning", markup=False)
-        elif message.manual:
-            app.notify(text, title="Monitor", markup=False)
-    screen = app.screen
-    for candidate in (screen, *app.screen_stack):
-        if isinstance(candidate, DriftScreen):
-            candidate.monitor_changed(recorded)
-            break

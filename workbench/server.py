@@ -35,8 +35,9 @@ from typing import Any
 from workbench import __version__, deployments
 from workbench.canary_rule import LiveWindow, judge
 from workbench.errors import WorkbenchError
-from workbench.model_signature import ModelError, PayloadError, parse_labels, parse_records
+from workbench.model_signature import ModelError
 from workbench.parquet_log import ParquetLog, utcnow
+from workbench.payloads import PayloadError, parse_labels, parse_records
 from workbench.prediction_log import PredictionLogger
 from workbench.project import Project
 from workbench.server_metrics import ServerMetrics
@@ -331,7 +332,7 @@ class InferenceServer:
 
     def openapi(self) -> dict[str, Any]:
         if self._spec is None:
-            from workbench.model_signature import openapi_spec
+            from workbench.openapi import openapi_spec
 
             routes = self.routes
             if routes is None:

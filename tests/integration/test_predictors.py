@@ -15,7 +15,8 @@ import pytest
 
 from workbench import mlflow_store
 from workbench.data import load_frame
-from workbench.model_signature import Field, ModelError, parse_records, read_signature
+from workbench.model_signature import Field, ModelError, read_signature
+from workbench.payloads import parse_records
 from workbench.predictors import (
     LightGBMPredictor,
     PyfuncPredictor,

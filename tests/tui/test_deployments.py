@@ -21,15 +21,9 @@ import pytest
 from textual.pilot import Pilot
 
 from screens.app import WorkbenchApp, help_sections
-from screens.deployments import (
-    NO_CANARY,
-    NO_SERVER,
-    CanaryDialog,
-    DeploymentsScreen,
-    clamp_pct,
-    error_level,
-    fmt_pct,
-)
+from screens.deploy_dialog import CanaryDialog
+from screens.deploy_format import NO_SERVER, clamp_pct, error_level, fmt_pct
+from screens.deployments import NO_CANARY, DeploymentsScreen
 from screens.dialogs import ConfirmDialog
 from tests.tui.helpers import (
     MODEL,

@@ -26,7 +26,9 @@ from textual.pilot import Pilot
 import screens.drift as drift_screen
 from screens.app import WorkbenchApp, binding_ids, help_sections
 from screens.dialogs import ConfirmDialog
-from screens.drift import DriftScreen, fmt_num, fmt_pct_share, histogram_rows
+from screens.drift import DriftScreen
+from screens.drift_format import fmt_num, fmt_pct_share
+from screens.widgets.drift_histogram import histogram_rows
 from tests.tui.helpers import (
     MODEL,
     palette_hits,

@@ -1,0 +1,121 @@
+"""Formatting for the Deployments screen: shares, latencies, rates, times, error levels, and
+its two status lines (the server, and the deployment's generation, sticky key and last
+change) as Rich texts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+
+#: The canary's share in percent stays within [MIN_PCT, MAX_PCT].
+MIN_PCT = 1
+MAX_PCT = 100
+#: Error rates at or above these are shown as a warning, and as bad.
+ERROR_WARN = 0.01
+ERROR_BAD = 0.05
+NO_SERVER = "no server running — start one: workbench serve --detach"
+
+
+def clamp_pct(value: float) -> int:
+    return int(max(MIN_PCT, min(MAX_PCT, round(value))))
+
+
+def fmt_pct(share: float) -> str:
+    """A share (0..1) as a percentage: 0.1 -> '10%', 0.125 -> '12.5%'."""
+    return f"{share * 100:.1f}".removesuffix(".0") + "%"
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def fmt_since(iso: str) -> str:
+    """An ISO timestamp as 'YYYY-MM-DD HH:MM UTC' (as it is when it cannot be parsed)."""
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def fmt_edge(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def error_level(rate: float) -> str:
+    if rate >= ERROR_BAD:
+        return "bad"
+    if rate >= ERROR_WARN:
+        return "warn"
+    return "good"
+
+
+def signed(value: float, digits: int) -> str:
+    return f"{value:+.{digits}f}"
+
+
+def server_text(server: dict[str, Any] | None, style: Callable[[str], Any]) -> Text:
+    """The server line: where it serves and its process, or that none runs."""
+    line = Text(no_wrap=True, overflow="ellipsis")
+    if server is None:
+        line.append("○ ", style=style("warn"))
+        line.append(NO_SERVER, style=style("warn"))
+    else:
+        line.append("● ", style=style("good"))
+        line.append(f"serving {server.get('url') or '?'}")
+        details = []
+        if server.get("pid"):
+            details.append(f"pid {server['pid']}")
+        if server.get("job_id"):
+            details.append(f"job {server['job_id']}")
+        if details:
+            line.append(" · " + " · ".join(details), style=style("muted"))
+        if server.get("last_error"):
+            line.append(f" · last error: {server['last_error']}", style=style("bad"))
+    return line
+
+
+def state_text(
+    state: dict[str, Any],
+    server: dict[str, Any] | None,
+    canary: dict[str, Any] | None,
+    window_label: str,
+    style: Callable[[str], Any],
+) -> Text:
+    """The state line: desired and applied generation, sticky key, window, last change."""
+    desired = int(state.get("generation") or 0)
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append("generation ", style=style("key"))
+    line.append(f"desired {desired}")
+    if server is None:
+        line.append(" · applied -", style=style("muted"))
+    else:
+        applied = int(server.get("applied_generation", -1))
+        if applied >= desired:
+            line.append(f" · applied {applied} ✓", style=style("good"))
+        else:
+            line.append(f" · applied {applied} (applying…)", style=style("warn"))
+    sticky = canary.get("sticky_key") if canary else None
+    line.append(" · sticky key ", style=style("key"))
+    line.append(str(sticky) if sticky else "none", style="" if sticky else style("muted"))
+    line.append(" · window ", style=style("key"))
+    line.append(window_label)
+    history = state.get("history") or []
+    if history:
+        last = history[-1]
+        line.append(
+            f" · last change: {last.get('action', '?')} by {last.get('by', '?')}",
+            style=style("muted"),
+        )
+        if last.get("reason"):
+            line.append(f" — {last['reason']}", style=style("muted"))
+    return line
