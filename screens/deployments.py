@@ -35,7 +35,7 @@ from screens.deploy_dialog import CanaryDialog
 from screens.deploy_format import fmt_pct, server_text, state_text
 from screens.dialogs import ConfirmDialog
 from screens.formatting import fmt_version
-from screens.widgets.status_text import StatusText
+from screens.widgets.themed_text import StatusText
 from screens.widgets.traffic_bar import TrafficBar
 from screens.widgets.variant_panel import VariantPanel
 

@@ -49,8 +49,8 @@ from screens.drift_format import (
 from screens.formatting import fmt_version
 from screens.monitor_task import monitor_text
 from screens.widgets.drift_histogram import DriftHistogram
-from screens.widgets.drift_text import DriftText
 from screens.widgets.feature_table import FeatureTable
+from screens.widgets.themed_text import DriftText
 
 if TYPE_CHECKING:
     from workbench.drift import FeatureDrift

@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Label, Sparkline, Static
 
 from screens.deploy_format import error_level, fmt_edge, fmt_ms, fmt_rate, fmt_since, signed
-from screens.widgets.status_text import StatusText
+from screens.widgets.themed_text import StatusText
 
 #: Buckets of an empty request-rate series (serving_stats' default).
 SERIES_BUCKETS = 30
