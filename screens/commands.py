@@ -75,6 +75,16 @@ class WorkbenchCommands(Provider):
                 partial(app.run_in_mode, "drift", "monitor_round"),
             ),
             (
+                "Start the inference server",
+                "Serve production in the background on [serving] host and port",
+                partial(app.run_in_mode, "deployments", "serve"),
+            ),
+            (
+                "Stop the inference server",
+                "Stop it gracefully (its prediction log is flushed); asks first",
+                partial(app.run_in_mode, "deployments", "stop_server"),
+            ),
+            (
                 "Deploy a canary",
                 "Serve a version beside production on a share of traffic; asks which",
                 partial(app.run_in_mode, "deployments", "canary"),

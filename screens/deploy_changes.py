@@ -97,3 +97,30 @@ def plan_canary(project: Project) -> tuple[list[int], int | None, int | None]:
     others = [v for v in versions if v != production]
     suggested = staging if staging in others else (others[-1] if others else None)
     return versions, production, suggested
+
+
+def start_server(project: Project, lock: threading.Lock) -> Change:
+    """`workbench serve --detach` on the configured host and port (the runner's default)."""
+    from workbench import server_process
+
+    cfg = project.config.serving
+    with lock:
+        try:
+            job_id, url, _ = server_process.start_detached(project, cfg.host, cfg.port)
+        except Exception as exc:
+            return Change("serve", False, describe_error(exc))
+    return Change("serve", True, f"serving at {url} (job {job_id})")
+
+
+def stop_server(project: Project, lock: threading.Lock) -> Change:
+    """Stop the running server gracefully (its prediction log is flushed)."""
+    from workbench import server_process
+
+    with lock:
+        try:
+            job_id = server_process.stop(project)
+        except Exception as exc:
+            return Change("stop", False, describe_error(exc))
+    if job_id is None:
+        return Change("stop", True, "no server was running", warning=True)
+    return Change("stop", True, f"server stopped (job {job_id})")

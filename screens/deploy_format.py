@@ -16,7 +16,7 @@ MAX_PCT = 100
 #: Error rates at or above these are shown as a warning, and as bad.
 ERROR_WARN = 0.01
 ERROR_BAD = 0.05
-NO_SERVER = "no server running — start one: workbench serve --detach"
+NO_SERVER = "no server running — start one: press s, or workbench serve --detach"
 
 
 def clamp_pct(value: float) -> int:

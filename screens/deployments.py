@@ -93,6 +93,20 @@ class DeploymentsScreen(WorkbenchScreen):
             tooltip="Deploy a version as the canary beside production (asks for version and %)",
         ),
         Binding(
+            "s",
+            "serve",
+            "Serve",
+            id="deployments.serve",
+            tooltip="Start the inference server in the background ([serving] host and port)",
+        ),
+        Binding(
+            "x",
+            "stop_server",
+            "Stop server",
+            id="deployments.stop_server",
+            tooltip="Stop the inference server gracefully (asks first)",
+        ),
+        Binding(
             "w",
             "cycle_window",
             "Window",
@@ -447,6 +461,53 @@ class DeploymentsScreen(WorkbenchScreen):
     def _deploy(self, version: int, percent: float, reason: str) -> None:
         change = changes.deploy_canary(self.project, version, percent, reason, self._change_lock)
         self._post_change(change)
+
+    # --- the server ------------------------------------------------------------------------
+    def action_serve(self) -> None:
+        if self.busy:
+            self.notify(f"a {self.busy} is already running", severity="warning")
+            return
+        if self.data is not None and self.data.get("server"):
+            url = self.data["server"].get("url")
+            self.notify(f"a server already runs at {url}", severity="warning", markup=False)
+            return
+        self.busy = "server start"
+        cfg = self.project.config.serving
+        self.notify(f"starting the server on {cfg.host}:{cfg.port}…", markup=False)
+        self._serve()
+
+    @work(thread=True, group="deployments-change", exit_on_error=False)
+    def _serve(self) -> None:
+        self._post_change(changes.start_server(self.project, self._change_lock))
+
+    def action_stop_server(self) -> None:
+        if self.busy:
+            self.notify(f"a {self.busy} is already running", severity="warning")
+            return
+        server = (self.data or {}).get("server")
+        if not server:
+            self.notify("no server is running", severity="warning")
+            return
+
+        def confirmed(answer: str | None) -> None:
+            if answer is not None:
+                self.busy = "server stop"
+                self._stop_server()
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Stop the server",
+                f"the server at {server.get('url')} (job {server.get('job_id')}) stops after "
+                "the requests in flight; its prediction log is flushed",
+                "Stop",
+                require_reason=False,
+            ),
+            callback=confirmed,
+        )
+
+    @work(thread=True, group="deployments-change", exit_on_error=False)
+    def _stop_server(self) -> None:
+        self._post_change(changes.stop_server(self.project, self._change_lock))
 
     # --- after a change ------------------------------------------------------------------
     def on_deployments_screen_changed(self, message: Changed) -> None:

@@ -6,11 +6,9 @@ import argparse
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -37,14 +35,6 @@ def _check_port_free(host: str, port: int) -> None:
         ) from None
     finally:
         sock.close()
-
-
-def _http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return int(resp.status) == 200
-    except (OSError, ValueError):
-        return False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -112,51 +102,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 1
 
 
-def start_detached(
-    project: Any,
-    host: str,
-    port: int,
-    alias: str | None = None,
-    runner: str | None = None,
-    timeout: float = 300.0,
-) -> tuple[str, str, int]:
-    """Start `workbench serve` in the background; return (job id, url, pid) once the server
-    is ready. Its output goes to deployments/<model>.serve.out."""
-    from workbench import deployments
-    from workbench.jobs import new_job_id
-
-    job_id = new_job_id("serve")
-    out_path = deployments.folder(project) / f"{project.config.model_name}.serve.out"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "workbench", "serve", "--project", str(project.root)]
-    cmd += ["--port", str(port), "--host", host, "--job-id", job_id]
-    if alias:
-        cmd += ["--alias", alias]
-    if runner:
-        cmd += ["--runner", runner]
-    with open(out_path, "wb") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-    url = f"http://{host}:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = out_path.read_text(errors="replace").strip().splitlines()[-5:]
-            raise UsageError(
-                "the server did not start: " + (" | ".join(tail) or f"exit {proc.returncode}")
-            )
-        report = deployments.read_server(project)
-        if report and report.get("applied_generation", -1) >= 0 and _http_ok(f"{url}/ready"):
-            return job_id, url, proc.pid
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGTERM)
-    raise UsageError(f"the server was not ready after {timeout:g} s (its output: {out_path})")
-
-
 def _detach(args: argparse.Namespace, project: Any, host: str, port: int) -> int:
-    job_id, url, pid = start_detached(project, host, port, args.alias, args.runner, args.timeout)
+    from workbench import server_process
+
+    job_id, url, pid = server_process.start_detached(
+        project, host, port, args.alias, args.runner, args.timeout
+    )
     print(f"serving {project.config.model_name} at {url} (job {job_id}, pid {pid})")
     print(f"API docs: {url}/docs; stop it with: workbench stop {job_id}")
     return 0

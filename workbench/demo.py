@@ -107,7 +107,7 @@ def second_act(root: Path, echo: Callable[[str], None] = print, port: int | None
 
     import polars as pl
 
-    from workbench import cli_serving, deployments, monitor
+    from workbench import deployments, monitor, server_process
 
     project = Project.load(root)
     cfg = project.config
@@ -121,7 +121,7 @@ def second_act(root: Path, echo: Callable[[str], None] = print, port: int | None
         echo(f"act 2: the server already runs at {url}")
     else:
         echo("act 2: serving production over HTTP")
-        job, url, _ = cli_serving.start_detached(project, "127.0.0.1", port, timeout=600)
+        job, url, _ = server_process.start_detached(project, "127.0.0.1", port, timeout=600)
         echo(f"  serving at {url} (job {job}; stop it: workbench stop {job})")
     clean = pl.read_parquet(project.data_path).sort(cfg.data.timestamp or pl.first()).tail(1_500)
     sent = _traffic(url, clean, cfg.features, cfg.data.target, "demo-clean")

@@ -405,6 +405,50 @@ async def test_promote_moves_the_alias(trained_project: Project) -> None:
         assert app.data_version >= 1  # the other screens reload
 
 
+async def test_start_and_stop_the_server_from_the_screen(trained_project: Project) -> None:
+    """`s` starts a real server (a local process on a free port), the header shows it; `x`
+    asks, then stops it gracefully."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with open(trained_project.root / "workbench.toml", "a") as fh:
+        fh.write(f'\n[serving]\nport = {port}\n\n[runner]\ndefault = "local"\n')
+    project = Project.load(trained_project.root)
+    app = WorkbenchApp(project, sync_on_start=False)
+    notes = record_notes(app)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_deployments(pilot)
+            await pilot.press("s")
+            await wait_until(
+                pilot,
+                lambda: any(text.startswith("serving at http") for _, text in notes),
+                polls=1200,
+                what="the server to start",
+            )
+            assert deployments.read_server(project) is not None
+            await wait_until(
+                pilot, lambda: f":{port}" in str(screen.server_line.render()), what="header"
+            )
+            await pilot.press("x")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmDialog)
+            await pilot.press("enter")
+            await wait_until(
+                pilot,
+                lambda: any(text.startswith("server stopped") for _, text in notes),
+                polls=1200,
+                what="the server to stop",
+            )
+            assert deployments.read_server(project) is None
+    finally:
+        from workbench import server_process
+
+        server_process.stop(project)
+
+
 # --- the app around it ----------------------------------------------------------------------
 
 
