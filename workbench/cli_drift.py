@@ -63,6 +63,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
         f"[{STATUS_STYLE.get(report.status, '')}]{report.status}[/]: "
         f"{report.alerts} alert(s), {report.warnings} warning(s)"
     )
+    floor = project.config.drift.min_rows
+    if report.n_rows < floor:
+        console.print(f"too few rows to judge ({report.n_rows:,} < \\[drift].min_rows {floor:,})")
     table = Table()
     for col in ("feature", "status", "test", "score", "psi", "js", "other", "missing"):
         table.add_column(col, justify="left" if col in ("feature", "status", "test") else "right")

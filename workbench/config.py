@@ -160,6 +160,7 @@ class DriftSection(_Section):
     categorical_test: Literal["psi", "chi2", "js"] = "psi"
     window: str = Field(default="24h", pattern=r"^[0-9]+(\.[0-9]+)?[smhd]$")  # e.g. 30m, 24h, 7d
     last_n: int | None = Field(default=None, ge=1)  # check the last N predictions instead
+    min_rows: int = Field(default=100, ge=1)  # fewer current rows: nothing is judged
     features: dict[str, DriftFeatureRule] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -312,8 +312,11 @@ def evaluate(
     rules: dict[str, FeatureRule] | None = None,
     default_numeric: str = "psi",
     default_categorical: str = "psi",
+    min_rows: int = 0,
 ) -> DriftReport:
-    """The drift report for the data counted in `counter`."""
+    """The drift report for the data counted in `counter`. With fewer than `min_rows` rows
+    nothing is judged: every statistic is reported, every status is "no_data" (a handful of
+    rows cannot show drift, and PSI on them would alert on noise)."""
     t0 = time.perf_counter()
     rules = rules or {}
     out: list[FeatureDrift] = []
@@ -340,6 +343,9 @@ def evaluate(
             default_numeric,
         )
     every = [*out, pred] if pred else out
+    if counter.rows < min_rows:
+        for fd in every:
+            fd.status = "no_data"
     alerts = sum(f.status == "alert" for f in every)
     warnings = sum(f.status == "warn" for f in every)
     statuses = {f.status for f in every}

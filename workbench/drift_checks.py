@@ -177,9 +177,13 @@ def check(
             raise UsageError(f"--data {data}: no such file")
         if path.suffix.lower() in (".parquet", ".pq"):
             report = check_parquet(
-                profile, path, rules=feature_rules, on_progress=on_progress,
-                columns=[c for c in profile.features],
-            )  # fmt: skip
+                profile,
+                path,
+                rules=feature_rules,
+                min_rows=cfg.drift.min_rows,
+                on_progress=on_progress,
+                columns=list(profile.features),
+            )
         else:
             import polars as pl
 
@@ -192,7 +196,12 @@ def check(
             missing = [c for c in profile.features if c not in frame.columns]
             if missing:
                 raise UsageError(f"--data {data}: missing column(s): {', '.join(missing)}")
-            report = check_frame(profile, frame.select(list(profile.features)), rules=feature_rules)
+            report = check_frame(
+                profile,
+                frame.select(list(profile.features)),
+                rules=feature_rules,
+                min_rows=cfg.drift.min_rows,
+            )
         source, window_text = str(data), "whole file"
     else:
         last_n = last_n or (None if window else cfg.drift.last_n)
@@ -211,7 +220,7 @@ def check(
             counter.update(frame, predictions=outputs)
         if on_progress:
             on_progress(frame.height, frame.height)
-        report = evaluate(profile, counter, feature_rules)
+        report = evaluate(profile, counter, feature_rules, min_rows=cfg.drift.min_rows)
         source, window_text = "predictions", f"last {last_n}" if last_n else window
     report.seconds = time.monotonic() - started
     result = CheckResult(

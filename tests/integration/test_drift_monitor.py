@@ -145,3 +145,14 @@ def test_monitor_retrains_on_decay_once_then_cools_down(trained_project: Project
     rows = db.rows("SELECT actor, reason FROM audit WHERE action = 'monitor.retrain'")
     db.close()
     assert len(rows) == 1 and rows[0]["actor"] == "monitor" and rows[0]["reason"] == fired.reason
+
+
+def test_too_few_rows_are_not_judged(
+    trained_project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _log_traffic(trained_project, _rows(trained_project, 20, drifted=True), "few")
+    assert main(["drift", "--json", "--project", str(trained_project.root)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_rows"] == 20 and report["status"] == "no_data" and report["alerts"] == 0
+    amount = next(f for f in report["features"] if f["feature"] == "amount")
+    assert amount["status"] == "no_data" and amount["stats"]["psi"] > 0.25  # still reported
