@@ -279,6 +279,21 @@ class DockerRunner:
         if container is not None:
             container.stop(timeout=STOP_GRACE_S)
 
+    def pids(self, handle: str) -> list[int]:
+        """The container's processes as the engine's host sees them (`docker top` gives host
+        pids); [] when it is not running, the engine is remote or anything fails."""
+        if not docker_engine.where().startswith("unix://"):
+            return []  # another machine's pids: they would match unrelated local processes
+        try:
+            container = self._container(handle)
+            if container is None or container.status != "running":
+                return []
+            top = container.top()
+            column = top["Titles"].index("PID")
+            return [int(row[column]) for row in top.get("Processes") or []]
+        except Exception:
+            return []
+
     def stats(self, handle: str) -> dict[str, float]:
         container = self._container(handle)
         if container is None or container.status != "running":

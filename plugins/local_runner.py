@@ -109,6 +109,16 @@ class LocalRunner:
         except (ProcessLookupError, PermissionError, psutil.Error):
             pass
 
+    def pids(self, handle: str) -> list[int]:
+        """The job's process and all its descendants (host pids); [] when it is gone."""
+        proc = self._process(handle)
+        if proc is None:
+            return []
+        try:
+            return [proc.pid, *(child.pid for child in proc.children(recursive=True))]
+        except psutil.Error:
+            return [proc.pid]
+
     def stats(self, handle: str) -> dict[str, float]:
         proc = self._process(handle)
         if proc is None:

@@ -6,7 +6,9 @@ Polling, never blocking the event loop: a thread worker lists the jobs every REF
 (`jobs.list_jobs` also settles jobs whose process ended unobserved) with CPU and memory from
 the job's runner; another reads the selected job's log every TAIL_S from where it stopped
 (`jobs.read_log`, whole new lines only). Both timers pause while the screen is hidden.
-The GPU column shows the whole device's use (nvidia-smi), only where nvidia-smi exists.
+Where nvidia-smi exists, a GPU column shows each running job's own GPU memory (its
+processes' host pids, from the runner's optional `pids()`, matched against nvidia-smi's
+compute apps) and the title shows the whole device's use.
 """
 
 from __future__ import annotations
@@ -154,6 +156,11 @@ def parse_gpu(csv: str) -> str | None:
     return f"{used} {sum(mem) / 1024:.1f}G" if mem else used
 
 
+def fmt_gpu_mib(mib: float | None) -> str:
+    """A job's GPU memory for the narrow gpu column: 2048 MiB -> '2.0G'; None -> '-'."""
+    return "-" if mib is None else f"{mib / 1024:.1f}G"
+
+
 def _style(cell: Any) -> Any:
     return cell.style if isinstance(cell, Text) else None
 
@@ -169,7 +176,8 @@ class JobsTable(DataTable[Any]):
 
 class JobsScreen(WorkbenchScreen):
     MODE_TITLE = "Jobs"
-    #: Where GPU use is read from; the GPU column shows only when this is on the PATH.
+    #: Where GPU use is read from (the device's, and each job's memory); the GPU column
+    #: shows only when this is on the PATH.
     GPU_TOOL: ClassVar[str | None] = "nvidia-smi"
     CSS_PATH = "jobs.tcss"
     AUTO_FOCUS = "#jobs"
@@ -344,7 +352,7 @@ class JobsScreen(WorkbenchScreen):
         add("cpu%", width=4, key="cpu")
         add("mem MB", width=6, key="mem")
         if self.gpu_tool:
-            add("gpu", width=9, key="gpu")
+            add("gpu mem", width=7, key="gpu")
         add("progress", width=11, key="progress")
         add("reason", width=40, key="reason")
         self.table.loading = True
@@ -383,6 +391,8 @@ class JobsScreen(WorkbenchScreen):
             reconcile = time.monotonic() >= self._reconcile_after
             found = jobs.list_jobs(self.project, db, reconcile=reconcile)
         stats = {job.job_id: self._job_stats(job) for job in found if job.active}
+        if self.gpu_tool:
+            self._add_gpu_memory(found, stats, self.gpu_tool)
         for job in found:
             if job.kind == "train" and not job.active and job.progress is None:
                 job.progress = self._final_progress(job)
@@ -405,6 +415,28 @@ class JobsScreen(WorkbenchScreen):
         from workbench import jobs
 
         return jobs.job_stats(job)
+
+    def _add_gpu_memory(
+        self, found: list[JobInfo], stats: dict[str, dict[str, float]], tool: str
+    ) -> None:
+        """Each running job's GPU memory (MiB) as `stats[job]["gpu_mib"]`: one nvidia-smi
+        call for all jobs, the job's host pids from its runner when the runner can say."""
+        from workbench.gpu import compute_apps, job_gpu_mib
+        from workbench.jobs import runner_for
+
+        apps = compute_apps(tool)
+        if not apps:
+            return
+        for job in found:
+            if not job.active or not job.handle:
+                continue
+            try:
+                pids = getattr(runner_for(job.runner), "pids", None)
+                mib = job_gpu_mib(pids(job.handle), apps) if pids else None
+            except Exception:
+                mib = None
+            if mib is not None:
+                stats.setdefault(job.job_id, {})["gpu_mib"] = mib
 
     def _final_progress(self, job: JobInfo) -> tuple[int, int] | None:
         """Where a finished training job got to, from its log's last progress event (read
@@ -433,11 +465,12 @@ class JobsScreen(WorkbenchScreen):
         first = not self.loaded
         self.loaded = True
         self.table.loading = False
-        if message.runner != self.runner_label:
+        if message.runner != self.runner_label or message.gpu != self.gpu:
             self.runner_label = message.runner
-            self.sub_title = f"{self.project.name} · {self.MODE_TITLE} · runner: {message.runner}"
+            self.gpu = message.gpu
+            title = f"{self.project.name} · {self.MODE_TITLE} · runner: {message.runner}"
+            self.sub_title = f"{title} · gpu {message.gpu}" if message.gpu else title
         self.stats = message.stats
-        self.gpu = message.gpu
         old_ids = [job.job_id for job in self.jobs]
         self.jobs = message.jobs
         ids = [job.job_id for job in self.jobs]
@@ -494,7 +527,8 @@ class JobsScreen(WorkbenchScreen):
             "mem": Text(f"{mem:.0f}" if mem is not None else "-", justify="right"),
         }
         if self.gpu_tool:
-            cells["gpu"] = Text(self.gpu if self.gpu and job.active else "-")
+            gpu = stats.get("gpu_mib") if job.active else None
+            cells["gpu"] = Text(fmt_gpu_mib(gpu), justify="right")
         progress = job.progress
         if job.job_id == self.selected_id and self.progress and job.kind == "train":
             progress = self.progress

@@ -165,6 +165,62 @@ async def test_stop_a_running_job(sample_project: Project) -> None:
     assert jobs.get_job(project, running.job_id).status == "stopped"
 
 
+async def test_gpu_memory_of_a_running_job(
+    sample_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real local job and a FAKE nvidia-smi (no GPU on CI machines; its output is written in
+    the documented `--format=csv,noheader,nounits` layout): once the fake reports 2048 MiB for
+    the job's pid (its handle), the job's row shows 2.0G; the device's use is in the title."""
+    project = sample_project
+    pid_file = tmp_path / "gpu-pid"
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        f'  *--query-compute-apps=*) [ -f {pid_file} ] && echo "$(cat {pid_file}), 2048" ;;\n'
+        '  *--query-gpu=*) echo "50, 4096" ;;\n'
+        "  *) exit 2 ;;\n"
+        "esac\n"
+        "exit 0\n"
+    )
+    tool.chmod(0o755)
+    monkeypatch.setattr(JobsScreen, "GPU_TOOL", str(tool))
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(project.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        app = WorkbenchApp(project, sync_on_start=False)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_jobs(pilot)
+            await poll(
+                pilot,
+                lambda: any(j.status == "running" and j.handle for j in screen.jobs),
+                60,
+                "the job to run",
+            )
+            running = next(j for j in screen.jobs if j.status == "running" and j.handle)
+            assert cell(screen, running.job_id, "gpu") == "-"  # not on the GPU yet
+            assert "gpu 50% 4.0G" in screen.sub_title
+            pid_file.write_text(str(running.handle))
+            await poll(
+                pilot,
+                lambda: cell(screen, running.job_id, "gpu") == "2.0G",
+                15,
+                "the job's GPU memory",
+            )
+            assert screen.stats[running.job_id]["gpu_mib"] == 2048
+    finally:
+        for left in jobs.list_jobs(project):
+            if left.active and left.handle:
+                jobs.stop_job(project, left.job_id)
+        _out, err = starter.communicate(timeout=60)
+    assert starter.returncode == 0, err[-2000:]
+
+
 async def test_finished_job_log_search_and_restart(sample_project: Project) -> None:
     """A finished job: its whole log (events as readable lines), the search filter with
     counts, stop refused with an error, and restart making a new job that succeeds."""
