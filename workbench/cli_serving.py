@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -24,17 +23,11 @@ def _project(args: argparse.Namespace) -> Any:
 
 
 def _check_port_free(host: str, port: int) -> None:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise UsageError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-            "(pick another with --port, or [serving].port)"
-        ) from None
-    finally:
-        sock.close()
+    """Fail in one line before starting anything when the port is taken (the server binds
+    the same way when it starts)."""
+    from workbench.server import bind
+
+    bind(host, port).close()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -60,7 +60,9 @@ def rules(project: Project) -> dict[str, FeatureRule]:
 
     cfg = project.config.drift
     out: dict[str, FeatureRule] = {}
-    cat = set(_categorical(project))
+    from workbench.data import categorical_features
+
+    cat = set(categorical_features(project.config))
     for name in project.config.features:
         rule = cfg.features.get(name)
         test = (rule.test if rule else None) or (
@@ -77,12 +79,6 @@ def rules(project: Project) -> dict[str, FeatureRule]:
             alert = rule.alert
         out[name] = FeatureRule(test=test, warn=warn, alert=alert)
     return out
-
-
-def _categorical(project: Project) -> list[str]:
-    from workbench.data import categorical_features
-
-    return categorical_features(project.config)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import Any
 
 from workbench import __version__, deployments
 from workbench.canary_rule import LiveWindow, judge
-from workbench.errors import WorkbenchError
+from workbench.errors import UsageError, WorkbenchError
 from workbench.model_signature import ModelError
 from workbench.parquet_log import ParquetLog, utcnow
 from workbench.payloads import PayloadError, parse_labels, parse_records
@@ -493,7 +493,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise WorkbenchError(
+        raise UsageError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc} "
             "(pick another with --port, or [serving].port)"
         ) from None

@@ -486,8 +486,14 @@ def test_serve_errors_are_one_line(
 
 # --- property-based: whatever the body, a 200 or a one-line 422, never a 500 ---------------
 
+# Non-finite floats have no JSON spelling (json.dumps writes Infinity, which the body parser
+# rejects as a whole: test_malformed_bodies covers that), so field values stay finite.
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
     ),
