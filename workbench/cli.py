@@ -15,6 +15,7 @@ from typing import Any
 
 from workbench import __version__
 from workbench.errors import UsageError, WorkbenchError
+from workbench.names import check_label
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -50,9 +51,27 @@ def _fmt(value: Any) -> str:
 # --- commands ----------------------------------------------------------------------------
 
 
+HEADLESS = (
+    "validate, pipeline run, train, runs, models, promote, rollback, history, serve, "
+    "canary, drift, monitor, sql, jobs, logs"
+)
+
+
+def _need_terminal(what: str, instead: str) -> None:
+    """The TUI draws on a terminal; with a pipe (CI, `ssh host workbench` without -t) it would
+    write escape codes for ever. Say so in one line instead."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return
+    which = "standard input" if not sys.stdin.isatty() else "standard output"
+    raise UsageError(f"{what} needs a terminal ({which} is not one; `ssh -t` gives one); {instead}")
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     from importlib.metadata import entry_points
 
+    _need_terminal(
+        "the TUI", f"the same steps run headless as commands: {HEADLESS} (workbench --help)"
+    )
     project = _project(args)
     eps = [ep for ep in entry_points(group="workbench.ui") if ep.name == "tui"]
     if not eps:
@@ -182,6 +201,8 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     from workbench.jobs import run_training
 
+    if args.run_name is not None:
+        check_label(args.run_name, "--run-name")
     project = _project(args)
     runner = _runner(args, project, args.json)
     with _Progress(
@@ -589,6 +610,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     def echo(line: str) -> None:  # with --json, stdout carries only the JSON
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
+    if not args.headless:
+        _need_terminal("the demo's TUI", "run `workbench demo --headless` for the demo without it")
     root = demo.prepare(Path(args.dir) if args.dir else None, echo=echo)
     act2 = None if args.first_act_only else demo.second_act(root, echo=echo)
     if args.headless:

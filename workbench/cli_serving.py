@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.errors import UsageError
+from workbench.names import check_alias, check_name
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,6 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from workbench import deployments
     from workbench.jobs import new_job_id, resolve_runner, run_job
 
+    if args.job_id:
+        check_name(args.job_id, "--job-id")
+    if args.alias:
+        check_alias(args.alias)
     project = _project(args)
     cfg = project.config.serving
     host = args.host or cfg.host

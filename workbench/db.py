@@ -50,12 +50,17 @@ _VIEWS: dict[str, tuple[str, str]] = {
 }
 
 
+_SAFE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
 class Db:
     """DuckDB over a project's Parquet logs. Use `cursor()` from worker threads."""
 
     def __init__(self, logs_root: Path) -> None:
         self.logs_root = logs_root
-        self.con = duckdb.connect(":memory:")
+        # No extension is ever fetched or loaded behind a query's back: offline there is
+        # nothing to fetch, and a read-only console must not write an extension to disk.
+        self.con = duckdb.connect(":memory:", config=_SAFE)
         self._lock = threading.RLock()
         self._stamps: dict[str, tuple[int, int] | None] = {}
         for log, columns in COLUMNS.items():

@@ -13,6 +13,7 @@ from typing import Any
 
 from workbench import events, plugins
 from workbench.errors import UsageError
+from workbench.names import check_name, inside
 from workbench.parquet_log import ParquetLog, utcnow
 from workbench.plugins import JobSpec, Runner
 from workbench.project import Project
@@ -115,8 +116,8 @@ def run_job(
     """Run `python -m module args` through `runner` as a recorded job. A "train" job succeeds
     when it reports a model; a "serve" job runs until stopped, which is how it ends well."""
     project.ensure_store()
-    job_id = job_id or new_job_id(kind)
-    log_path = project.jobs_dir / f"{job_id}.log"
+    job_id = check_name(job_id, "job id") if job_id else new_job_id(kind)
+    log_path = inside(project.jobs_dir, f"{job_id}.log", where="job log")
     spec = JobSpec(job_id, kind, module, args, project.root, log_path, env or {}, ports or {})
     started: datetime = utcnow()
     base: dict[str, Any] = {

@@ -69,3 +69,13 @@ def inside(base: Path, *parts: str, where: str = "path") -> Path:
     if path != root and root not in path.parents:
         raise UsageError(f"{where}: {'/'.join(parts)!r} resolves outside {root}")
     return path
+
+
+def check_label(text: str, where: str, limit: int = 250) -> str:
+    """A free-text label (a run name): printable characters only, at most `limit` long."""
+    if not text or len(text) > limit or not text.isprintable():
+        raise UsageError(
+            f"{where}: {repr(text)[:80]} must be 1 to {limit} printable characters "
+            "(no control characters or line breaks)"
+        )
+    return text

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from workbench.config import CONFIG_FILE
 from workbench.errors import UsageError
+from workbench.names import check_name
 
 PACKAGE = "sample_projects"
 
@@ -22,6 +23,7 @@ def init(target: Path, sample: str, rows: int = 50_000, seed: int = 7, force: bo
     """Create a project in `target` from `sample`, with freshly generated data."""
     if rows < 500:
         raise UsageError(f"--rows {rows}: too few rows to train and evaluate (use 500 or more)")
+    check_name(sample, "--sample")
     if sample not in available():
         raise UsageError(f"--sample {sample}: no such sample (available: {', '.join(available())})")
     target = target.expanduser().resolve()
