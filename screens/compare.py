@@ -49,7 +49,9 @@ class CompareScreen(Screen[None]):
         yield Header()
         self.caption = Label("", id="compare-caption")
         yield self.caption
-        self.grid = DataTable(cursor_type="row", zebra_stripes=True, id="compare-table")
+        self.grid: DataTable[Any] = DataTable(
+            cursor_type="row", zebra_stripes=True, id="compare-table"
+        )
         yield self.grid
         yield Footer(compact=True)
 

@@ -86,7 +86,7 @@ def fmt_clock(iso_or_dt: str | datetime | None) -> str:
         try:
             when = datetime.fromisoformat(when)
         except ValueError:
-            return when
+            return iso_or_dt if isinstance(iso_or_dt, str) else ""
     when = when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
     if when.date() == datetime.now(UTC).date():
         return when.strftime("%H:%M:%S UTC")

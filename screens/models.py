@@ -4,7 +4,7 @@ reason in a ConfirmDialog and call the registry in a thread worker."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -77,7 +77,7 @@ class ModelsScreen(WorkbenchScreen):
         with Vertical(id="versions-box") as box:
             self.versions_box = box
             box.border_title = "Versions"
-            self.versions = DataTable(cursor_type="row", id="versions")
+            self.versions: DataTable[Any] = DataTable(cursor_type="row", id="versions")
             yield self.versions
             self.no_versions = Static(
                 "No registered versions yet — press t to train one.", classes="placeholder"
@@ -85,7 +85,7 @@ class ModelsScreen(WorkbenchScreen):
             yield self.no_versions
         with Vertical(id="history-box") as box:
             box.border_title = "Alias history (newest first)"
-            self.history = DataTable(cursor_type="row", id="history")
+            self.history: DataTable[Any] = DataTable(cursor_type="row", id="history")
             yield self.history
             self.no_history = Static(
                 "No alias moves yet — promote a version with p.", classes="placeholder"

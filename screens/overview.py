@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -45,13 +45,13 @@ class OverviewScreen(WorkbenchScreen):
         with Vertical(id="runs-box") as box:
             self.runs_box = box
             box.border_title = "Latest runs"
-            self.runs_table = DataTable(cursor_type="row", id="latest-runs")
+            self.runs_table: DataTable[Any] = DataTable(cursor_type="row", id="latest-runs")
             yield self.runs_table
             self.empty = Static("No runs yet — press [b]t[/] to train a first model.", id="no-runs")
             yield self.empty
         with Vertical(id="audit-box") as box:
             box.border_title = "Recent audit events"
-            self.audit_table = DataTable(cursor_type="row", id="audit")
+            self.audit_table: DataTable[Any] = DataTable(cursor_type="row", id="audit")
             yield self.audit_table
             self.no_audit = Static(
                 "No audit events yet — promotions and rollbacks show up here.", id="no-audit"

@@ -662,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"workbench {__version__}")
     p.set_defaults(func=cmd_tui)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub: Any = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(
         name: str, func: Handler, help_: str, *parents: argparse.ArgumentParser

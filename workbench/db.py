@@ -50,7 +50,10 @@ _VIEWS: dict[str, tuple[str, str]] = {
 }
 
 
-_SAFE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_SAFE: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 
 
 class Db:

@@ -203,14 +203,13 @@ def check(
         last_n = last_n or (None if window else cfg.drift.last_n)
         window = window or cfg.drift.window
         since = None if last_n else utcnow() - parse_window(window)
-        own = db is None
-        db = DbClass(project.logs) if own else db
+        use = DbClass(project.logs) if db is None else db
         try:
-            frame, outputs = _predictions(db, cfg.model_name, version, profile, since, last_n)
-            metric = _metric(db, project, cfg.model_name, version, since, last_n)
+            frame, outputs = _predictions(use, cfg.model_name, version, profile, since, last_n)
+            metric = _metric(use, project, cfg.model_name, version, since, last_n)
         finally:
-            if own:
-                db.close()
+            if db is None:
+                use.close()
         counter = Counter(profile)
         if frame.height:
             counter.update(frame, predictions=outputs)

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -731,7 +732,7 @@ class Counter:
             else:
                 state.update(*frame.value_counts(name))
 
-        jobs: list[Callable[[], None]] = [lambda n=n: one(n) for n in self.features]
+        jobs: list[Callable[[], None]] = [partial(one, n) for n in self.features]
         if predictions is not None and self.prediction is not None:
             arr = _prediction_array(predictions)
             pstate = self.prediction

@@ -194,10 +194,10 @@ def _term_expr(df: pl.DataFrame, term: str) -> pl.Expr:
                 num = float(value)
             except ValueError:
                 break
-            c = pl.col(col).cast(pl.Float64, strict=False)
-            return {">": c > num, "<": c < num, ">=": c >= num, "<=": c <= num}[op]
+            x = pl.col(col).cast(pl.Float64, strict=False)
+            return {">": x > num, "<": x < num, ">=": x >= num, "<=": x <= num}[op]
     needle = term.lower()
-    text_cols = [
+    text_cols: list[str] = [
         c for c in ("run_name", "run_id", "status", "experiment", "user") if c in df.columns
     ]
     text_cols += [c for c in df.columns if c.startswith("p.")]

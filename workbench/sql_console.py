@@ -237,7 +237,8 @@ def _fetch(cur: duckdb.DuckDBPyConnection, sql: str, limit: int, started: float)
     if truncated:
         rows = rows[:limit]
         # Count the rest without turning it into Python objects.
-        count += sum(batch.num_rows for batch in res.to_arrow_reader(100_000))
+        reader = res.to_arrow_reader(100_000)
+        count += sum(batch.num_rows for batch in reader) if reader is not None else 0
     return QueryResult(
         columns=columns,
         types=types,
