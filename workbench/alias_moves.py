@@ -48,6 +48,11 @@ def _wal_path(project: Project) -> Path:
     return project.store / "locks" / "registry.pending.json"
 
 
+def cut_short(project: Project) -> bool:
+    """Did a kill leave a move half done (the next holder of the lock settles it)?"""
+    return _wal_path(project).exists()
+
+
 @contextmanager
 def locked(project: Project) -> Iterator[None]:
     """Hold the registry lock (an flock; re-entrant within a thread). Whoever takes it first
@@ -143,15 +148,6 @@ def record_external(project: Project, db: Db | None = None) -> list[dict[str, An
             )
         )
     return rows
-
-
-def sync_external(project: Project, db: Db | None = None) -> list[dict[str, Any]]:
-    """Record moves made outside Workbench. Without any: one SQLite read of the aliases and
-    one DuckDB query of the moves, no lock."""
-    if not differences(moves(project, db), current_aliases(project)):
-        return []
-    with locked(project):
-        return record_external(project, db)
 
 
 def move_locked(

@@ -25,7 +25,7 @@ from typing import Any
 from workbench import alias_moves, audit, mlflow_store, names, tracking
 from workbench.alias_moves import MOVES, locked, mlflow_call
 from workbench.db import Db
-from workbench.errors import RegistryError, UsageError
+from workbench.errors import RegistryError, UsageError, WorkbenchError
 from workbench.parquet_log import utcnow
 from workbench.project import Project
 
@@ -128,7 +128,7 @@ def alias_history(
     try:
         settle_versions(project, db)
         history = alias_moves.moves(project, db)
-        if alias_moves.differences(history, aliases(project)):
+        if alias_moves.differences(history, aliases(project)) or alias_moves.cut_short(project):
             with locked(project):
                 alias_moves.record_external(project, db)
             history = alias_moves.moves(project, db)
@@ -252,20 +252,50 @@ def apply_intent(project: Project, version: int, intent: dict[str, Any]) -> list
     client = tracking.client(project)
     with locked(project):
         alias_moves.record_external(project)
-        moved = []
+        moved: list[str] = []
         for move in intent["moves"]:
-            alias_moves.move_locked(
-                project,
-                client,
-                move["alias"],
-                version,
-                move["reason"],
-                move["action"],
-                **intent["details"],
-            )
+            try:
+                alias_moves.move_locked(
+                    project,
+                    client,
+                    move["alias"],
+                    version,
+                    move["reason"],
+                    move["action"],
+                    **intent["details"],
+                )
+            except WorkbenchError as exc:  # say so on the version, then fail the pipeline
+                _incomplete(project, client, version, move, str(exc), None, intent["details"])
+                raise
             moved.append(move["alias"])
         _tag(client, project, version, SETTLED_TAG, f"{utcnow().isoformat()} by the pipeline")
     return moved
+
+
+def _incomplete(
+    project: Project,
+    client: Any,
+    version: int,
+    move: dict[str, Any],
+    problem: str,
+    by: str | None,
+    details: dict[str, Any],
+    why: str = "",
+) -> None:
+    """Audit a move of a registered version that was not made, and tag the version so."""
+    current = aliases(project).get(move["alias"])
+    audit.record(
+        project,
+        "incomplete",
+        project.config.model_name,
+        move["alias"],
+        current,
+        version,
+        f"{why}not done: {move['action']} {move['alias']} ({problem})",
+        by=by,
+        **details,
+    )
+    _tag(client, project, version, INCOMPLETE_TAG, problem[:5000])
 
 
 def _tag(client: Any, project: Project, version: int, key: str, value: str) -> None:
@@ -360,9 +390,16 @@ def _finish(
     (moving it now would undo someone's later move): the version is tagged incomplete."""
     pid, host = intent.get("pid"), intent.get("host")
     by = f"settled for {intent.get('actor', 'unknown')} (pipeline pid {pid} died)"
+    why = f"pipeline pid {pid} died after registering v{version}; "
     details = {**intent.get("details", {}), "settled_for_pid": pid, "settled_for_host": host}
-    problem = None if intent.get("moves") else "its intent could not be read"
-    for move in intent.get("moves", []):
+    if not intent.get("moves"):
+        problem = "its intent could not be read"
+        name = project.config.model_name
+        audit.record(project, "incomplete", name, None, None, version, why + problem, by=by)
+        _tag(client, project, version, INCOMPLETE_TAG, problem)
+        return
+    problem = None
+    for move in intent["moves"]:
         current = aliases(project).get(move["alias"])
         job_move = {**move, "job_id": details.get("job_id")}
         if problem is None and (current == version or _done(project, job_move, version, db)):
@@ -372,24 +409,21 @@ def _finish(
                 f"{move['alias']!r} moved from v{move.get('expect') or '-'} to "
                 f"v{current or '-'} after the pipeline decided"
             )
-        if problem is not None:
-            audit.record(
-                project,
-                "incomplete",
-                project.config.model_name,
-                move["alias"],
-                current,
-                version,
-                f"pipeline pid {pid} died after registering v{version}; "
-                f"not done: {move['action']} {move['alias']} ({problem})",
-                by=by,
-                **details,
-            )
-            continue
-        alias_moves.move_locked(
-            project, client, move["alias"], version, move["reason"], move["action"], by, **details
-        )
-    if problem is not None:
-        _tag(client, project, version, INCOMPLETE_TAG, problem)
-    else:
+        if problem is None:
+            try:
+                alias_moves.move_locked(
+                    project,
+                    client,
+                    move["alias"],
+                    version,
+                    move["reason"],
+                    move["action"],
+                    by,
+                    **details,
+                )
+                continue
+            except WorkbenchError as exc:
+                problem = str(exc)
+        _incomplete(project, client, version, move, problem, by, details, why)
+    if problem is None:
         _tag(client, project, version, SETTLED_TAG, f"{utcnow().isoformat()} by {by}")

@@ -230,11 +230,14 @@ from workbench import audit, registry
 from workbench.project import Project
 
 real = audit.append
+AFTER = {after!r}
 
 
 def append(project, row):
     if row["action"] == "promote":
-        os.kill(os.getpid(), signal.SIGKILL)  # MLflow has moved; the audit row is not written
+        if AFTER:  # the audit row is written; the write-ahead file is left behind
+            real(project, row)
+        os.kill(os.getpid(), signal.SIGKILL)  # MLflow has moved
     return real(project, row)
 
 
@@ -243,11 +246,12 @@ registry.promote(Project.load({root!r}), 2, "killed half way")
 """
 
 
+@pytest.mark.parametrize("after", [False, True], ids=["before-audit", "after-audit"])
 def test_a_move_killed_between_mlflow_and_the_audit_log_is_finished(
-    trained_project: Project, tmp_path: Path
+    trained_project: Project, tmp_path: Path, after: bool
 ) -> None:
     project = trained_project
-    proc = _python(KILL_BETWEEN.format(root=str(project.root)), tmp_path)
+    proc = _python(KILL_BETWEEN.format(root=str(project.root), after=after), tmp_path)
     assert proc.returncode == -9, proc.stderr
     assert registry.aliases(project)[PROD] == 2  # MLflow moved
     assert (project.store / "locks" / "registry.pending.json").exists()
