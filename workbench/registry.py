@@ -23,13 +23,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from workbench import alias_moves, audit, mlflow_store, names, tracking
-from workbench.alias_moves import MOVES, locked, mlflow_call
+from workbench.alias_moves import MOVES as MOVES  # re-exported: the actions that move aliases
+from workbench.alias_moves import locked, mlflow_call
 from workbench.db import Db
 from workbench.errors import RegistryError, UsageError, WorkbenchError
 from workbench.parquet_log import utcnow
 from workbench.project import Project
-
-__all__ = ["MOVES", "VersionInfo", "alias_history", "aliases", "promote", "register", "rollback"]
 
 #: Version tags: what the registering pipeline meant to do, and how that ended.
 INTENT_TAG = "workbench.intent"
