@@ -392,8 +392,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from workbench import registry
+    from workbench import names, registry
 
+    if args.alias is not None:
+        names.check_alias(args.alias)
     project = _project(args)
     row = registry.promote(project, args.version, args.reason, alias=args.alias)
     print(f"{row['model']}@{row['alias']}: v{row['from_version'] or '-'} -> v{row['to_version']}")
@@ -401,8 +403,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from workbench import registry
+    from workbench import names, registry
 
+    if args.alias is not None:
+        names.check_alias(args.alias)
     project = _project(args)
     row = registry.rollback(project, args.reason, alias=args.alias)
     print(
@@ -412,8 +416,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from workbench import registry
+    from workbench import names, registry
 
+    if args.alias is not None:
+        names.check_alias(args.alias)
     project = _project(args)
     rows = registry.alias_history(project, args.alias)
     if args.json:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import socket
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -197,6 +199,8 @@ def run_job(
         reason=reason,
         **base,
     )
+    if kind == "train" and status != "succeeded":
+        _end_runs(project, job_id, result.get("run_id"), status, reason)
     return JobOutcome(job_id, status, code, reason, runner.name, str(log_path), result)
 
 
@@ -324,7 +328,21 @@ def _finish_from_log(
     job.ended_at = utcnow()
     row = {k: v for k, v in job.to_dict().items() if k not in ("progress", "runtime_s")}
     _record(project, **row)
+    if job.kind == "train" and status != "succeeded":
+        _end_runs(project, job.job_id, job.run_id, status, reason)
     return job
+
+
+def _end_runs(
+    project: Project, job_id: str, run_id: str | None, status: str, why: str | None
+) -> None:
+    """A training job that ended without a result leaves no MLflow run RUNNING."""
+    from workbench import orphans
+    from workbench.errors import WorkbenchError
+
+    # The job's record is settled either way; a store that refuses leaves the run as it was.
+    with contextlib.suppress(WorkbenchError, OSError, sqlite3.Error):
+        orphans.end_runs(project, job_id, run_id, status, why)
 
 
 def list_jobs(
@@ -363,6 +381,13 @@ def list_jobs(
             progress = [e for e in _log_events(job.log_path, 8192) if e.get("event") == "progress"]
             if progress:
                 job.progress = (int(progress[-1]["iteration"]), int(progress[-1]["total"]))
+    if reconcile:
+        from workbench import registry
+        from workbench.errors import WorkbenchError
+
+        # versions a killed pipeline left without aliases (`workbench history` says if it fails)
+        with contextlib.suppress(WorkbenchError, OSError, sqlite3.Error):
+            registry.settle_versions(project)
     return jobs
 
 

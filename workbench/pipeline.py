@@ -2,7 +2,9 @@
 
 Each step reports through `on_step(name, status, detail)`; training streams progress. The
 champion (the version holding the production alias) is scored on the candidate's holdout, so
-the gate compares both models on the same rows.
+the gate compares both models on the same rows. The version is registered with the alias
+moves the gate decided on (its intent), so a pipeline killed between registering and moving
+leaves a version the next reader settles.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def run(
     """Run every step; `params` overrides trainer params for this run only."""
     step = on_step or (lambda name, status, detail: None)
     cfg = project.config
+    registry.settle_versions(project)  # what an earlier, killed pipeline left
 
     step("validate", "running", str(project.data_path))
     report = validate(project)
@@ -110,37 +113,31 @@ def run(
     gate = decide(metric, metrics, champion, cfg.gate)
     step("gate", "done" if gate.passed else "failed", gate.reason)
 
+    promote = cfg.gate.auto_promote if auto_promote is None else auto_promote
+    moves = [
+        (
+            cfg.registry.candidate_alias,
+            "set",
+            f"pipeline candidate (gate {gate.decision}: {gate.reason})",
+        )
+    ]
+    if gate.passed and promote:
+        moves.append(
+            (cfg.registry.production_alias, "auto-promote", f"auto-promoted: {gate.reason}")
+        )
+    # The version carries what is meant for it, so a kill before the aliases moved is settled
+    # by whoever looks next (registry.settle_versions), never left silent.
+    intent = registry.new_intent(project, moves, run_id=result["run_id"], job_id=outcome.job_id)
     version = registry.register(
         project,
         result["run_id"],
         result["model_uri"],
         description=f"gate {gate.decision}: {gate.reason}",
+        intent=intent,
     )
     step("register", "done", f"{cfg.model_name} v{version}")
 
-    aliases_set = []
-    registry.move_alias(
-        project,
-        cfg.registry.candidate_alias,
-        version,
-        f"pipeline candidate (gate {gate.decision}: {gate.reason})",
-        "set",
-        run_id=result["run_id"],
-        job_id=outcome.job_id,
-    )
-    aliases_set.append(cfg.registry.candidate_alias)
-    promote = cfg.gate.auto_promote if auto_promote is None else auto_promote
-    if gate.passed and promote:
-        registry.move_alias(
-            project,
-            cfg.registry.production_alias,
-            version,
-            f"auto-promoted: {gate.reason}",
-            "auto-promote",
-            run_id=result["run_id"],
-            job_id=outcome.job_id,
-        )
-        aliases_set.append(cfg.registry.production_alias)
+    aliases_set = registry.apply_intent(project, version, intent)
     step("alias", "done", ", ".join(aliases_set))
 
     return PipelineResult(

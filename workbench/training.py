@@ -44,13 +44,14 @@ def train(
 
     client = mlflow.MlflowClient()
     started = time.time()
-    with mlflow.start_run(run_name=run_name) as run:
+    # The job id is a tag from the run's first write: a job killed before it announces the run
+    # still leaves a run its settling can find (orphans.py).
+    with mlflow.start_run(run_name=run_name, tags={"workbench.job_id": job_id}) as run:
         run_id = run.info.run_id
         events.emit("run", run_id=run_id)
         commit = tracking.git_commit(project.root)
         mlflow.set_tags(
             {
-                "workbench.job_id": job_id,
                 "workbench.trainer": trainer.name,
                 "workbench.data_digest": snapshot,
                 "workbench.project": cfg.project.name,

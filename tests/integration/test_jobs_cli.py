@@ -46,6 +46,11 @@ def test_stop_logs_and_jobs_on_a_local_job(
     t.join(60)
     assert not t.is_alive()
     assert outcome[0].status == "stopped", (outcome[0].exit_code, outcome[0].reason)
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=sample_project.tracking_uri)
+    run = client.get_run(outcome[0].result["run_id"])
+    assert run.info.status == "KILLED" and run.info.end_time is not None  # not RUNNING for ever
 
     capsys.readouterr()
     assert main(["--project", root, "jobs", "--json"]) == 0
