@@ -127,7 +127,7 @@ def split_schema(sig: Signature, max_batch: int) -> dict[str, Any]:
         "properties": {
             "columns": columns,
             "data": {"type": "array", "items": row, "minItems": 1, "maxItems": max_batch},
-            "index": {"type": "array", "maxItems": max_batch},
+            "index": {"type": "array", "description": "Accepted and ignored"},
         },
         "required": ["columns", "data"],
         "additionalProperties": False,
@@ -211,7 +211,7 @@ def openapi_spec(
         "additionalProperties": False,
     }
     records = {"type": "array", "items": _ref("Record"), "minItems": 1, "maxItems": max_batch}
-    params = {"type": "object", "description": "Accepted and ignored (MLflow's)"}
+    params = {"type": ["object", "null"], "description": "MLflow's inference params: ignored"}
     schemas: dict[str, Any] = {
         "Record": record_schema(sig),
         "Records": records,

@@ -197,6 +197,10 @@ def _unwrap(data: dict[str, Any], key: str, errs: _Errors) -> list[Any]:
     if others:
         errs.add(("body", others[0]), f"unexpected key next to {key!r}", "extra_forbidden")
         return []
+    params = data.get("params")
+    if params is not None and type(params) is not dict:
+        errs.add(("body", "params"), f"expected an object, got {_kind(params)}", "dict_type")
+        return []
     value = data[key]
     if key == "dataframe_split":
         return _split_rows(value, errs)
@@ -232,6 +236,10 @@ def _split_rows(value: Any, errs: _Errors) -> list[Any]:
         return []
     columns = value.get("columns")
     data = value.get("data")
+    if "index" in value and type(value["index"]) is not list:  # accepted, then ignored
+        got = _kind(value["index"])
+        errs.add(("body", "dataframe_split", "index"), f"expected an array, got {got}", "list_type")
+        return []
     if not isinstance(columns, list) or not all(type(c) is str for c in columns):
         errs.add(
             ("body", "dataframe_split", "columns"), "expected a list of column names", "list_type"
