@@ -170,3 +170,19 @@ def test_an_exception_in_a_handler_is_a_one_line_500(
     assert body == {"error": "POST /predict: internal error: KeyError: 'no\\nsignature'"}
     assert capsys.readouterr().err == f"error: {body['error']}\n"
     logger.close()
+
+
+def test_label_files_follow_the_request_id_rule(sample_project: Project, tmp_path: Path) -> None:
+    import polars as pl
+
+    from workbench import labels
+    from workbench.errors import DataError
+
+    good = tmp_path / "good.parquet"
+    pl.DataFrame({"request_id": ["a-1", "é-2"], "label": [1, 0]}).write_parquet(good)
+    assert labels.ingest(sample_project, good) == 2
+    for rid in ["a\nb", "x" * 129, "", "nul\x00", "c1\x85"]:
+        bad = tmp_path / "bad.parquet"
+        pl.DataFrame({"request_id": ["ok", rid], "label": [1, 0]}).write_parquet(bad)
+        with pytest.raises(DataError, match="1 row"):
+            labels.ingest(sample_project, bad)
