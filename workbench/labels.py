@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workbench.client_strings import REQUEST_ID_MAX, REQUEST_ID_MIN
 from workbench.data import load_frame
 from workbench.errors import DataError
 from workbench.parquet_log import ParquetLog, utcnow
 from workbench.project import Project
 
 REQUIRED = ("request_id", "label")
+#: The request id rule of workbench.client_strings, as a polars (Rust) regex.
+_BAD_ID_CHARS = r"[\x00-\x1f\x7f-\x9f\x{2028}\x{2029}]"
 
 
 def ingest(project: Project, path: Path) -> int:
@@ -26,12 +29,17 @@ def ingest(project: Project, path: Path) -> int:
         pl.col("label").cast(pl.Float64, strict=False).alias("label"),
         pl.col("label").alias("raw"),
     )
-    bad = frame.filter(pl.col("request_id").is_null() | pl.col("label").is_null())
+    rid = pl.col("request_id")
+    bad_id = rid.str.len_chars().is_between(
+        REQUEST_ID_MIN, REQUEST_ID_MAX
+    ).not_() | rid.str.contains(_BAD_ID_CHARS)
+    bad = frame.filter(rid.is_null() | pl.col("label").is_null() | bad_id)
     if bad.height:
         first = bad.row(0, named=True)
         raise DataError(
-            f"{path}: {bad.height} row(s) with no request_id or a non-numeric label "
-            f"(first: request_id={first['request_id']!r}, label={first['raw']!r}); nothing ingested"
+            f"{path}: {bad.height} row(s) with no request_id, one that is not 1 to "
+            f"{REQUEST_ID_MAX} printable characters, or a non-numeric label (first: "
+            f"request_id={first['request_id']!r}, label={first['raw']!r}); nothing ingested"
         )
     now = utcnow()
     ParquetLog(project.logs, "labels").append(

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.client_strings import find_surrogate, may_hold_surrogates, request_id_problem
 from workbench.model_signature import Signature, _check_double, _Invalid, _show
 
 #: The reserved per-record key carrying the client's request id.
 REQUEST_ID = "request_id"
-REQUEST_ID_MAX = 128
 #: At most this many problems are collected before scanning stops.
 MAX_ERRORS = 10
 #: Keys of the MLflow scoring-server body formats (`mlflow models serve` /invocations).
@@ -126,7 +126,7 @@ def _load_json(body: bytes, what: str) -> Any:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        return _DECODER.decode(text)
+        data = _DECODER.decode(text)
     except _NonFinite as exc:
         raise PayloadError.body(
             f"not valid JSON ({exc.args[0]} is not allowed; numbers must be finite, "
@@ -148,6 +148,14 @@ def _load_json(body: bytes, what: str) -> Any:
         raise PayloadError.body(
             "not valid JSON (a number with too many digits)", "json_invalid", what
         ) from None
+    # A lone surrogate can only come as a \uD8xx-\uDFxx escape; most bodies hold no
+    # backslash at all (`92 in body` is a memchr, ~15 ns), so the walk rarely runs.
+    if (92 in body and may_hold_surrogates(body)) if type(body) is bytes else True:
+        found = find_surrogate(data)
+        if found is not None:
+            loc, msg = found
+            raise PayloadError([(("body", *loc), msg, "string_unicode")], what=what)
+    return data
 
 
 def _kind(v: Any) -> str:
@@ -189,6 +197,10 @@ def _unwrap(data: dict[str, Any], key: str, errs: _Errors) -> list[Any]:
     if others:
         errs.add(("body", others[0]), f"unexpected key next to {key!r}", "extra_forbidden")
         return []
+    params = data.get("params")
+    if params is not None and type(params) is not dict:
+        errs.add(("body", "params"), f"expected an object, got {_kind(params)}", "dict_type")
+        return []
     value = data[key]
     if key == "dataframe_split":
         return _split_rows(value, errs)
@@ -224,6 +236,10 @@ def _split_rows(value: Any, errs: _Errors) -> list[Any]:
         return []
     columns = value.get("columns")
     data = value.get("data")
+    if "index" in value and type(value["index"]) is not list:  # accepted, then ignored
+        got = _kind(value["index"])
+        errs.add(("body", "dataframe_split", "index"), f"expected an array, got {got}", "list_type")
+        return []
     if not isinstance(columns, list) or not all(type(c) is str for c in columns):
         errs.add(
             ("body", "dataframe_split", "columns"), "expected a list of column names", "list_type"
@@ -346,15 +362,15 @@ def _check_records(
                 value = rec.get(REQUEST_ID, absent)
                 if value is not absent:
                     extra -= 1
-                    if type(value) is str and 0 < len(value) <= REQUEST_ID_MAX:
-                        rid = value
-                    elif value is not None:
-                        errs.add(
-                            _loc(single, index, REQUEST_ID), _bad_request_id(value), "string_type"
-                        )
-        else:
+                    if value is not None:
+                        problem = request_id_problem(value)
+                        if problem is None:
+                            rid = value
+                        else:
+                            errs.add(_loc(single, index, REQUEST_ID), problem, "request_id")
+        else:  # the model has a request_id feature: its value names the row when it can
             value = out.get(REQUEST_ID)
-            if type(value) is str and 0 < len(value) <= REQUEST_ID_MAX:
+            if value is not None and request_id_problem(value) is None:
                 rid = value
         if extra:
             for key in rec:
@@ -369,11 +385,6 @@ def _check_records(
     return records, request_ids
 
 
-def _bad_request_id(value: Any) -> str:
-    got = _show(value) if type(value) is not str else "a longer string" if value else "''"
-    return f"expected a non-empty string of at most {REQUEST_ID_MAX} characters, got {got}"
-
-
 def _loc(single: bool, index: int, name: str) -> Loc:
     return ("body", name) if single else ("body", index, name)
 
@@ -381,9 +392,11 @@ def _loc(single: bool, index: int, name: str) -> Loc:
 # -- labels ------------------------------------------------------------------------------------
 
 _LABEL_KEYS = ("request_id", "label")
+#: Labels per POST /labels at most.
+MAX_LABELS = 100_000
 
 
-def parse_labels(body: bytes, max_records: int = 100_000) -> list[tuple[str, float]]:
+def parse_labels(body: bytes, max_records: int = MAX_LABELS) -> list[tuple[str, float]]:
     """Delayed ground truth: `{"request_id": ..., "label": ...}`, a list of those, or
     `{"labels": [...]}`. A label is a finite number or a boolean (true -> 1.0)."""
     data = _load_json(body, "labels")
@@ -438,9 +451,11 @@ def parse_labels(body: bytes, max_records: int = 100_000) -> list[tuple[str, flo
             if rid is None:
                 errs.add((*loc, "request_id"), "missing required field", "missing")
                 ok = False
-            elif type(rid) is not str or not 0 < len(rid) <= REQUEST_ID_MAX:
-                errs.add((*loc, "request_id"), _bad_request_id(rid), "string_type")
-                ok = False
+            else:
+                problem = request_id_problem(rid)
+                if problem is not None:
+                    errs.add((*loc, "request_id"), problem, "request_id")
+                    ok = False
             value = 0.0
             if label is None:
                 errs.add((*loc, "label"), "missing required field", "missing")

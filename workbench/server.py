@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hmac
 import json
 import os
@@ -28,25 +29,32 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any
 
-from workbench import __version__, deployments
+from workbench import deployments
 from workbench.canary_rule import LiveWindow, judge
 from workbench.errors import UsageError, WorkbenchError
 from workbench.model_signature import ModelError
 from workbench.parquet_log import ParquetLog, utcnow
 from workbench.payloads import PayloadError, parse_labels, parse_records
-from workbench.prediction_log import PredictionLogger
+from workbench.prediction_log import LogRefused, PredictionLogger, one_line
 from workbench.project import Project
+from workbench.server_endpoints import (
+    ALLOW,
+    GETS,
+    ReadEndpoints,
+    Receive,
+    Send,
+    dumps,
+    header_value,
+    respond,
+)
 from workbench.server_metrics import ServerMetrics
 
 MAX_BODY = 64 * 1024 * 1024
 OFFLOAD_ROWS = 128  # batches at least this big are scored off the event loop
-JSON = [(b"content-type", b"application/json")]
-Send = Any
-Receive = Any
+TOO_LARGE = dumps({"error": "body: larger than 64 MiB"})
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ class Routes:
         if canary is None:
             return self.production
         if self.sticky_key is not None and record is not None:
-            key = str(record.get(self.sticky_key)).encode()
+            key = str(record.get(self.sticky_key)).encode("utf-8", "surrogatepass")
             return canary if zlib.crc32(key) % 10_000 < self.traffic * 10_000 else self.production
         return canary if random.random() < self.traffic else self.production
 
@@ -88,11 +96,7 @@ class Routes:
         }
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), default=str).encode()
-
-
-class InferenceServer:
+class InferenceServer(ReadEndpoints):
     """The ASGI app plus the state it serves."""
 
     def __init__(
@@ -134,32 +138,47 @@ class InferenceServer:
                     if kind == "lifespan.shutdown":
                         return
             return
+        try:
+            await self._route(scope, receive, send)
+        except Exception as exc:  # the last resort: an answer and one log line, never a
+            await self._internal_error(scope, send, exc)  # dropped connection
+
+    async def _route(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
-        if path in ("/predict", "/invocations") and method == "POST":
-            if not self._authorized(scope):
+        if method == "POST" and (path == "/predict" or path == "/invocations"):
+            if self.token is not None and not self._authorized(scope):
                 return await self._unauthorized(send)
-            body = await self._body(receive)
+            body = await self._body(scope, receive)
             if body is None:
-                return await _respond(send, 413, _dumps({"error": "body: larger than 64 MiB"}))
+                return await respond(send, 413, TOO_LARGE)
             return await self._predict(body, path, scope, send)
-        route = _GETS.get(path)
-        if route is not None and method in ("GET", "HEAD"):
+        route = GETS.get(path)
+        if route is not None and (method == "GET" or method == "HEAD"):
             if path not in ("/health", "/ready") and not self._authorized(scope):
                 return await self._unauthorized(send)
             return await route(self, send)
         if path == "/labels" and method == "POST":
             if not self._authorized(scope):
                 return await self._unauthorized(send)
-            body = await self._body(receive)
+            body = await self._body(scope, receive)
             if body is None:
-                return await _respond(send, 413, _dumps({"error": "body: larger than 64 MiB"}))
+                return await respond(send, 413, TOO_LARGE)
             return await self._labels(body, send)
-        known = path in ("/predict", "/invocations", "/labels") or route is not None
-        if known:
-            return await _respond(
-                send, 405, _dumps({"error": f"{method} {path}: method not allowed"})
-            )
-        return await _respond(send, 404, _dumps({"error": f"{path}: no such endpoint (see /docs)"}))
+        allow = ALLOW.get(path)
+        if allow is None:
+            error = f"{path}: no such endpoint (see /docs)"
+            return await respond(send, 404, dumps({"error": one_line(error)}))
+        if method == "OPTIONS":
+            return await respond(send, 204, b"", [(b"allow", allow)])
+        error = f"{method} {path}: method not allowed (allowed: {allow.decode()})"
+        await respond(send, 405, dumps({"error": one_line(error)}), [(b"allow", allow)])
+
+    async def _internal_error(self, scope: dict[str, Any], send: Send, exc: Exception) -> None:
+        where = f"{scope.get('method')} {scope.get('path')}"
+        line = one_line(f"{where}: internal error: {type(exc).__name__}: {exc}")
+        print(f"error: {line}", file=sys.stderr, flush=True)
+        with contextlib.suppress(Exception):  # the response had started: uvicorn closes
+            await respond(send, 500, dumps({"error": line}))
 
     def _authorized(self, scope: dict[str, Any]) -> bool:
         if self.token is None:
@@ -170,10 +189,17 @@ class InferenceServer:
         return False
 
     async def _unauthorized(self, send: Send) -> None:
-        body = _dumps({"error": "missing or wrong bearer token (Authorization: Bearer TOKEN)"})
-        await _respond(send, 401, body, [(b"www-authenticate", b"Bearer")])
+        body = dumps({"error": "missing or wrong bearer token (Authorization: Bearer TOKEN)"})
+        await respond(send, 401, body, [(b"www-authenticate", b"Bearer")])
 
-    async def _body(self, receive: Receive) -> bytes | None:
+    async def _body(self, scope: dict[str, Any], receive: Receive) -> bytes | None:
+        """The request body, or None when it is over MAX_BODY (a Content-Length that says so
+        is refused before any of the body is read)."""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if len(value) > 12 or (value.isdigit() and int(value) > MAX_BODY):
+                    return None
+                break
         message = await receive()
         body = message.get("body", b"")
         if not message.get("more_body"):
@@ -194,14 +220,14 @@ class InferenceServer:
         routes = self.routes
         if routes is None:
             detail = self.last_error or "the model is loading"
-            return await _respond(send, 503, _dumps({"error": f"not ready: {detail}"}))
+            return await respond(send, 503, dumps({"error": f"not ready: {detail}"}))
         variant = routes.pick() if routes.sticky_key is None else routes.production
         try:
             parsed = parse_records(body, variant.predictor.signature, self.max_batch)
         except PayloadError as exc:
             line = exc.line()
             self._log_failure(body, variant, 422, line, started, path)
-            return await _respond(send, 422, _dumps({"error": line, "detail": exc.detail()}))
+            return await respond(send, 422, dumps({"error": line, "detail": exc.detail()}))
         if routes.sticky_key is not None:
             variant = routes.pick(parsed.records[0])
         try:
@@ -218,7 +244,7 @@ class InferenceServer:
             line = f"the model (v{variant.version}) failed: {type(exc).__name__}: {exc}"
             line = line.splitlines()[0][:500]
             self._log_failure(body, variant, 500, line, started, path)
-            return await _respond(send, 500, _dumps({"error": line}))
+            return await respond(send, 500, dumps({"error": line}))
         given = parsed.request_ids
         if any(given):
             fresh = iter(self.logger.new_ids(given.count(None)))
@@ -228,7 +254,12 @@ class InferenceServer:
         seconds = time.perf_counter() - started
         latency_ms = seconds * 1000.0
         model, version, name = self.model, variant.version, variant.name
-        self.logger.log_many(ids, model, version, name, parsed.records, outputs, latency_ms)
+        try:
+            self.logger.log_many(ids, model, version, name, parsed.records, outputs, latency_ms)
+        except LogRefused as exc:  # refused, not lost silently: the client can retry
+            self.metrics.observe(path, name, version, 503, seconds, 0)
+            error = dumps({"error": f"not logged, so not answered: {exc}"})
+            return await respond(send, 503, error, [(b"retry-after", b"1")])
         self.metrics.observe(path, name, version, 200, seconds, len(outputs))
         self.windows[name].add(latency_ms, False)
         if parsed.single:
@@ -236,17 +267,18 @@ class InferenceServer:
         else:
             payload = {"request_ids": ids, "predictions": outputs}
         payload.update(model=model, version=version, variant=name)
-        await _respond(send, 200, _dumps(payload), [(b"x-request-id", ids[0].encode())])
+        await respond(send, 200, dumps(payload), [(b"x-request-id", header_value(ids[0]))])
 
     def _log_failure(
         self, body: bytes, variant: Variant, status: int, line: str, started: float, path: str
     ) -> None:
         seconds = time.perf_counter() - started
         text = body[:2048].decode("utf-8", "replace")
-        self.logger.log(
-            self.logger.new_ids(1)[0], self.model, variant.version, variant.name, json.dumps(text),
-            None, seconds * 1000.0, status, line,
-        )  # fmt: skip
+        with contextlib.suppress(LogRefused, RuntimeError):  # answered; its log row spared
+            self.logger.log(
+                self.logger.new_ids(1)[0], self.model, variant.version, variant.name,
+                json.dumps(text), None, seconds * 1000.0, status, line,
+            )  # fmt: skip
         self.metrics.observe(path, variant.name, variant.version, status, seconds, 0)
         if status >= 500:
             self.windows[variant.name].add(seconds * 1000.0, True)
@@ -255,7 +287,7 @@ class InferenceServer:
         try:
             labels = parse_labels(body)
         except PayloadError as exc:
-            return await _respond(send, 422, _dumps({"error": exc.line(), "detail": exc.detail()}))
+            return await respond(send, 422, dumps({"error": exc.line(), "detail": exc.detail()}))
         rows = [
             {"ts": utcnow(), "request_id": rid, "label": value, "source": "POST /labels"}
             for rid, value in labels
@@ -264,105 +296,7 @@ class InferenceServer:
         await asyncio.get_running_loop().run_in_executor(
             None, ParquetLog(self.project.logs, "labels").append, rows
         )
-        await _respond(send, 200, _dumps({"accepted": len(rows)}))
-
-    # --- GET endpoints ----------------------------------------------------------------------
-
-    async def _health(self, send: Send) -> None:
-        await _respond(send, 200, b'{"status":"ok"}')
-
-    async def _ready(self, send: Send) -> None:
-        routes = self.routes
-        if routes is None:
-            body = {"ready": False, "reason": self.last_error or "the model is loading"}
-            return await _respond(send, 503, _dumps(body))
-        await _respond(send, 200, _dumps({"ready": True, "model": self.model, **routes.describe()}))
-
-    def version_info(self) -> dict[str, Any]:
-        routes = self.routes
-        return {
-            "workbench": __version__,
-            "model": self.model,
-            "alias": self.alias,
-            "started_at": self.started_at,
-            **(routes.describe() if routes else {"generation": None, "production": None}),
-        }
-
-    async def _version(self, send: Send) -> None:
-        await _respond(send, 200, _dumps(self.version_info()))
-
-    async def _deployment(self, send: Send) -> None:
-        live = {}
-        for name, window in self.windows.items():
-            stats = window.stats()
-            live[name] = {
-                "requests": stats.requests,
-                "errors": stats.errors,
-                "error_rate": stats.error_rate,
-                "p99_ms": stats.p99_ms,
-            }
-        info = {**self.version_info(), "window_s": self.project.config.serving.canary.window_s}
-        await _respond(send, 200, _dumps({**info, "live": live, "last_error": self.last_error}))
-
-    async def _metrics(self, send: Send) -> None:
-        routes = self.routes
-        info: list[tuple[dict[str, str], float]] = []
-        traffic = 0.0
-        if routes is not None:
-            info.append(({"variant": "production", "version": str(routes.production.version)}, 1))
-            if routes.canary is not None:
-                info.append(({"variant": "canary", "version": str(routes.canary.version)}, 1))
-                traffic = routes.traffic
-        text = self.metrics.render(
-            {
-                "workbench_model_info": ("The versions being served, by variant.", info),
-                "workbench_canary_traffic_ratio": (
-                    "Share of requests the canary gets.", [({}, traffic)],
-                ),
-                "workbench_prediction_log_rows_written": (
-                    "Prediction log rows written to Parquet.", [({}, self.logger.written)],
-                ),
-                "workbench_prediction_log_queue": (
-                    "Prediction log rows waiting to be written.", [({}, self.logger.queued)],
-                ),
-                "workbench_ready": ("1 once a model is loaded.", [({}, 1 if routes else 0)]),
-            }
-        )  # fmt: skip
-        await _respond(send, 200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])
-
-    def openapi(self) -> dict[str, Any]:
-        if self._spec is None:
-            from workbench.openapi import openapi_spec
-
-            routes = self.routes
-            if routes is None:
-                return {"openapi": "3.1.0", "info": {"title": self.model, "version": __version__}}
-            self._spec = openapi_spec(
-                routes.production.predictor.signature, f"{self.model} inference", __version__
-            )
-        return self._spec
-
-    async def _openapi(self, send: Send) -> None:
-        await _respond(send, 200, _dumps(self.openapi()))
-
-    async def _docs(self, send: Send) -> None:
-        spec = self.openapi()
-        rows = []
-        for path, ops in spec.get("paths", {}).items():
-            for method, op in ops.items():
-                summary = escape(str(op.get("summary", "")))
-                rows.append(
-                    f"<tr><td>{method.upper()}</td><td>{escape(path)}</td><td>{summary}</td></tr>"
-                )
-        schema = escape(json.dumps(spec.get("components", {}), indent=2))
-        page = (
-            f"<!doctype html><title>{escape(self.model)}: API</title>"
-            f"<h1>{escape(self.model)} inference API</h1>"
-            "<p>The machine-readable spec: <a href='/openapi.json'>/openapi.json</a>.</p>"
-            f"<table border=1 cellpadding=4>{''.join(rows)}</table>"
-            f"<h2>Schemas</h2><pre>{schema}</pre>"
-        )  # fmt: skip
-        await _respond(send, 200, page.encode(), [(b"content-type", b"text/html; charset=utf-8")])
+        await respond(send, 200, dumps({"accepted": len(rows)}))
 
     # --- the reconciler -----------------------------------------------------------------------
 
@@ -461,27 +395,6 @@ class InferenceServer:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    extra = headers or []
-    typed = any(name == b"content-type" for name, _ in extra)
-    all_headers = [*extra, *(() if typed else JSON), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": all_headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-_GETS = {
-    "/health": InferenceServer._health,
-    "/ready": InferenceServer._ready,
-    "/version": InferenceServer._version,
-    "/deployment": InferenceServer._deployment,
-    "/metrics": InferenceServer._metrics,
-    "/openapi.json": InferenceServer._openapi,
-    "/docs": InferenceServer._docs,
-}
 
 
 def bind(host: str, port: int) -> socket.socket:

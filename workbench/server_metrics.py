@@ -7,6 +7,8 @@ import time
 from bisect import bisect_left
 from collections import defaultdict
 
+#: Metric families by name: (help, [(labels, value)]).
+Samples = dict[str, tuple[str, list[tuple[dict[str, str], float]]]]
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -31,8 +33,9 @@ class ServerMetrics:
             hist[bisect_left(BUCKETS_S, seconds)] += 1
             self._sum[variant] += seconds
 
-    def render(self, gauges: dict[str, tuple[str, list[tuple[dict[str, str], float]]]]) -> str:
-        """The exposition text; `gauges` maps a name to (help, [(labels, value)])."""
+    def render(self, gauges: Samples, counters: Samples | None = None) -> str:
+        """The exposition text; `gauges` and `counters` map a name to (help, [(labels,
+        value)])."""
         out: list[str] = []
 
         def labels(pairs: dict[str, str]) -> str:
@@ -81,10 +84,17 @@ class ServerMetrics:
             ),
             **gauges,
         }
-        for name, (help_, samples) in gauges.items():
-            out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
-            out += [f"{name}{labels(lab)} {value:g}" for lab, value in samples]
+        typed = [(gauges, "gauge"), (counters or {}, "counter")]
+        for family, kind in typed:
+            for name, (help_, samples) in family.items():
+                out += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
+                out += [f"{name}{labels(lab)} {_number(value)}" for lab, value in samples]
         return "\n".join(out) + "\n"
+
+
+def _number(value: float) -> str:
+    """Integers exactly (a row counter past a million must not read 1.23457e+06)."""
+    return str(value) if type(value) is int else f"{value:g}"
 
 
 def _escape(value: str) -> str:

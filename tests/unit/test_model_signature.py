@@ -131,12 +131,14 @@ def test_request_id_in_a_single_record_and_null() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "got"), [("x" * 129, "a longer string"), ("", "''"), (5, "5"), ([], "an array")]
+    ("value", "got"),
+    [("x" * 129, "a longer string (129 characters)"), ("", "''"), (5, "5"), ([], "an array")],
 )
 def test_bad_request_ids(value: Any, got: str) -> None:
     err = error(body([RECORD, with_(request_id=value)]))
     assert err.line() == (
-        f"records[1].request_id: expected a non-empty string of at most 128 characters, got {got}"
+        "records[1].request_id: expected a non-empty string of at most 128 printable "
+        f"characters, got {got}"
     )
 
 
@@ -454,11 +456,11 @@ def test_label_shapes() -> None:
         ({"label": 1}, "request_id: missing required field"),
         (
             {"request_id": "", "label": 1},
-            "request_id: expected a non-empty string of at most 128 characters, got ''",
+            "request_id: expected a non-empty string of at most 128 printable characters, got ''",
         ),
         (
             {"request_id": 7, "label": 1},
-            "request_id: expected a non-empty string of at most 128 characters, got 7",
+            "request_id: expected a non-empty string of at most 128 printable characters, got 7",
         ),
         ({"request_id": "a", "label": "1"}, "label: expected a number, got '1'"),
         (
@@ -607,16 +609,30 @@ def test_openapi_spec() -> None:
         "is_foreign",
     ]
     props = record["properties"]
-    assert props["amount"]["type"] == "number"
-    assert props["card_age_days"]["type"] == "integer"
-    assert props["merchant_category"]["type"] == "string"
-    assert props["is_foreign"]["type"] == "boolean"
+    # null is a value of every field (a missing value); `required` is about the key
+    assert props["amount"]["type"] == ["number", "null"]
+    assert props["amount"]["maximum"] == 1.7976931348623157e308  # finite: 1e400 is a 422
+    assert props["card_age_days"]["type"] == ["integer", "null"]
+    assert props["card_age_days"]["maximum"] == 2**63 - 1
+    assert props["hour"]["minimum"] == -(2**31)
+    assert props["merchant_category"]["type"] == ["string", "null"]
+    assert props["is_foreign"]["type"] == ["boolean", "null"]
     assert props["seen_at"] == {
         **props["seen_at"],
         "type": ["string", "null"],
         "format": "date-time",
     }
     assert props["request_id"]["maxLength"] == 128
+    assert props["request_id"]["pattern"] == "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]+$"
+    split = schemas["DataframeSplit"]["properties"]["dataframe_split"]
+    columns = split["properties"]["columns"]
+    assert columns["items"]["enum"] == [*SIG.names, "request_id"] and columns["uniqueItems"]
+    assert {"contains": {"const": "amount"}} in columns["allOf"]
+    assert {"contains": {"const": "note"}} not in columns["allOf"]  # optional
+    assert split["properties"]["data"]["minItems"] == 1
+    assert split["properties"]["data"]["maxItems"] == 10_000
+    assert split["additionalProperties"] is False
+    assert schemas["Columns"]["properties"]["amount"]["minItems"] == 1
     predict = spec["paths"]["/predict"]["post"]
     assert predict["responses"].keys() >= {"200", "401", "422"}
     assert {"bearer": []} in predict["security"]
