@@ -75,6 +75,11 @@ class Project:
     def jobs_dir(self) -> Path:
         return self.store / "jobs"
 
+    @property
+    def locks(self) -> Path:
+        """Inter-process lock files (flock), e.g. the MLflow store's creation."""
+        return self.store / "locks"
+
     @cached_property
     def data_path(self) -> Path:
         return (self.root / self.config.data.path).resolve()
@@ -88,7 +93,7 @@ class Project:
         return self.config.project.name
 
     def ensure_store(self) -> None:
-        for folder in (self.store, self.artifacts, self.logs, self.jobs_dir):
+        for folder in (self.store, self.artifacts, self.logs, self.jobs_dir, self.locks):
             folder.mkdir(parents=True, exist_ok=True)
         ignore = self.store / ".gitignore"
         if not ignore.exists():
