@@ -115,10 +115,14 @@ class GateSection(_Section):
     @field_validator("max_regression")
     @classmethod
     def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        known = [f"holdout_{m}" for m in get_args(MetricName)]
+        metrics = get_args(MetricName)
         for name in value:
-            if name not in known:  # the gate would skip it silently
-                raise ValueError(f"unknown metric {name!r} (use one of {', '.join(known)})")
+            bare = name
+            for prefix in ("holdout_", "valid_", "train_"):  # the names runs log metrics under
+                bare = bare.removeprefix(prefix)
+            if bare not in metrics:  # a typo the gate would skip silently
+                known = ", ".join(f"holdout_{m}" for m in metrics)
+                raise ValueError(f"unknown metric {name!r} (use one of {known})")
         return value
 
 

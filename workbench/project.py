@@ -75,11 +75,6 @@ class Project:
     def jobs_dir(self) -> Path:
         return self.store / "jobs"
 
-    @property
-    def locks(self) -> Path:
-        """Inter-process lock files (flock), e.g. the MLflow store's creation."""
-        return self.store / "locks"
-
     @cached_property
     def data_path(self) -> Path:
         return (self.root / self.config.data.path).resolve()
@@ -93,7 +88,7 @@ class Project:
         return self.config.project.name
 
     def ensure_store(self) -> None:
-        for folder in (self.store, self.artifacts, self.logs, self.jobs_dir, self.locks):
+        for folder in (self.store, self.artifacts, self.logs, self.jobs_dir):
             folder.mkdir(parents=True, exist_ok=True)
         ignore = self.store / ".gitignore"
         if not ignore.exists():

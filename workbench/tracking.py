@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 #: Beside mlflow.db: written once the store is complete (MLflow version, schema head, inode).
 STORE_MARKER = "mlflow.db.ready"
+#: Also beside mlflow.db, in the store folder itself: a container job's user may write there
+#: (the docker runner grants it the folder), not necessarily in any folder below it.
+STORE_LOCK = "store.lock"
 #: Tables that hold what a user made; a half-created store without any is safe to replace.
 _USER_TABLES = ("runs", "registered_models", "model_versions", "logged_models", "trace_info")
 
@@ -47,15 +50,19 @@ def _quiet() -> None:
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive flock on `path` (created if need be), held for the block, across processes.
-    The kernel drops it when the holder dies, so a crash never leaves it taken."""
+    """An exclusive flock on `path` (created if need be), held for the block, across processes
+    (and containers sharing the folder). The kernel drops it when the holder dies, so a crash
+    never leaves it taken. Opened read-only: a lock file another user created still locks."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _mlflow_version() -> str:
@@ -79,6 +86,8 @@ def _marker_ok(project: Project) -> bool:
 
 
 def _write_marker(project: Project, revision: str) -> None:
+    """Best effort: without the marker the next call only checks the store again, under the
+    lock (a job's user that may not write it pays that check again, nothing else)."""
     marker = project.store / STORE_MARKER
     tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
     body = {
@@ -86,8 +95,12 @@ def _write_marker(project: Project, revision: str) -> None:
         "revision": revision,
         "inode": project.mlflow_db.stat().st_ino,
     }
-    tmp.write_text(json.dumps(body) + "\n", encoding="utf-8")
-    os.replace(tmp, marker)
+    try:
+        tmp.write_text(json.dumps(body) + "\n", encoding="utf-8")
+        os.replace(tmp, marker)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _inspect(db: Path) -> dict[str, Any]:
@@ -144,13 +157,13 @@ def _move_aside(project: Project, why: str) -> None:
 
 def ensure_mlflow_store(project: Project) -> None:
     """Create and migrate the project's MLflow store exactly once, under
-    `.workbench/locks/store.lock`. A half-created store (a crash during creation) that holds
+    `.workbench/store.lock`. A half-created store (a crash during creation) that holds
     nothing a user made is moved aside and recreated; one that holds runs or models is reported
     in one line (WorkbenchError), never migrated behind the user's back."""
     if _marker_ok(project):
         return
     project.ensure_store()
-    with file_lock(project.locks / "store.lock"):
+    with file_lock(project.store / STORE_LOCK):
         if _marker_ok(project):  # another process finished it while we waited
             return
         from mlflow.store.db.base_sql_model import Base

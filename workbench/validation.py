@@ -489,8 +489,8 @@ def render_report(report: ValidationReport, *, show_passed: bool = True) -> Tabl
             continue
         table.add_row(
             Text(check.status.upper(), style=_STYLES[check.status]),
-            check.column or "—",
+            Text(check.column or "—"),  # Text: a "[data].timestamp" is not rich markup
             check.check,
-            check.detail,
+            Text(check.detail),
         )
     return table
