@@ -330,16 +330,16 @@ def _target_check(plan: _Plan, target: str) -> None:
     plan.finishers.append(finish)
 
 
-def config_problems(config: Config) -> list[str]:
+def config_problems(config: Config, overrides: dict[str, Any] | None = None) -> list[str]:
     """What is wrong with settings only an installed plugin can judge: "[key]: problem" each.
-    Entry-point lookup is cheap but not free, so it runs here (validate, the pipeline's first
-    step), not when every command loads the config."""
-    name = config.trainer.plugin
+    Entry-point lookup is cheap but not free (~8 ms), so it runs here (validate, the pipeline's
+    first step), not when every command loads the config. `overrides`: a run's own params."""
     try:
-        trainer = plugins.load("trainer", name)
+        trainer = plugins.load("trainer", config.trainer.plugin)
     except UsageError as exc:
         return [f"[trainer].plugin: {exc}"]
-    return [f"[trainer.params].{p}" for p in plugins.param_problems(trainer, config.trainer.params)]
+    params = {**config.trainer.params, **(overrides or {})}
+    return [f"[trainer.params].{p}" for p in plugins.param_problems(trainer, params)]
 
 
 def check_config(config: Config, source: str = CONFIG_FILE) -> None:
