@@ -92,10 +92,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Exit 2 for a config problem (one line naming the key), 1 when the data fails."""
+    from workbench.config import CONFIG_FILE
     from workbench.pipeline import validate
-    from workbench.validation import render_report
+    from workbench.validation import check_config, render_report
 
     project = _project(args)
+    check_config(project.config, str(project.root / CONFIG_FILE))  # before reading the data
     report = validate(project)
     if args.json:
         _print_json(report.to_dict())

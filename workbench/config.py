@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench.errors import ConfigError
+from workbench.names import alias_problem
 
 CONFIG_FILE = "workbench.toml"
 
@@ -19,6 +20,15 @@ ColumnType = Literal["int", "float", "str", "category", "bool", "datetime"]
 MetricName = Literal["auc", "logloss", "accuracy", "f1", "precision", "recall", "average_precision"]
 #: Metrics where a smaller value is better; every other metric is maximised.
 LOWER_IS_BETTER = frozenset({"logloss"})
+#: Seeds go to polars, numpy and the trainer: an unsigned 32-bit range fits every one of them.
+MAX_SEED = 2**32 - 1
+
+
+def _alias(value: str) -> str:
+    problem = alias_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 class _Section(BaseModel):
@@ -40,13 +50,23 @@ class DataSection(_Section):
     split: Literal["time", "random"] = "time"
     holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=MAX_SEED)
     drop: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _time_split_needs_timestamp(self) -> DataSection:
         if self.split == "time" and not self.timestamp:
             raise ValueError("split = 'time' needs data.timestamp to name the time column")
+        return self
+
+    @model_validator(mode="after")
+    def _target_is_not_another_role(self) -> DataSection:
+        roles = {"timestamp": self.timestamp, "id_column": self.id_column}
+        for key, column in roles.items():
+            if column is not None and column == self.target:
+                raise ValueError(f"target {self.target!r} is also the {key}")
+        if self.target in self.drop:
+            raise ValueError(f"target {self.target!r} is in drop: the model would have no label")
         return self
 
 
@@ -56,6 +76,7 @@ class ColumnSpec(_Section):
     max: float | None = None
     allowed: list[str] | None = None
     max_missing: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_nonfinite: float | None = Field(default=None, ge=0.0, le=1.0)  # +inf/-inf share
     outliers: bool = True
 
     @model_validator(mode="after")
@@ -67,6 +88,7 @@ class ColumnSpec(_Section):
 
 class ValidationSection(_Section):
     max_missing: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_nonfinite: float = Field(default=0.0, ge=0.0, le=1.0)  # +inf/-inf, per float column
     outlier_method: Literal["iqr", "zscore"] = "iqr"
     outlier_threshold: float = Field(default=3.0, gt=0.0)
     max_outlier_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
@@ -90,11 +112,34 @@ class GateSection(_Section):
     auto_promote: bool = False
     max_regression: dict[str, float] = Field(default_factory=dict)
 
+    @field_validator("max_regression")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        metrics = get_args(MetricName)
+        for name in value:
+            bare = name
+            for prefix in ("holdout_", "valid_", "train_"):  # the names runs log metrics under
+                bare = bare.removeprefix(prefix)
+            if bare not in metrics:  # a typo the gate would skip silently
+                known = ", ".join(f"holdout_{m}" for m in metrics)
+                raise ValueError(f"unknown metric {name!r} (use one of {known})")
+        return value
+
 
 class RegistrySection(_Section):
     model_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
     candidate_alias: str = "staging"
     production_alias: str = "production"
+
+    _aliases = field_validator("candidate_alias", "production_alias")(_alias)
+
+    @model_validator(mode="after")
+    def _two_aliases(self) -> RegistrySection:
+        if self.candidate_alias == self.production_alias:
+            raise ValueError(
+                f"candidate_alias and production_alias are both {self.production_alias!r}"
+            )
+        return self
 
 
 class RunnerSection(_Section):
@@ -117,6 +162,13 @@ class DockerSection(_Section):
     gpus: int | Literal["all"] = 0
     user: str = "auto"  # "auto": the host user's uid:gid, so files in the store stay yours
 
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_count(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must be a number of GPUs (0 or more) or 'all'")
+        return value
+
 
 class CanarySection(_Section):
     """The automatic-rollback rule: the server judges the canary against production over a
@@ -138,6 +190,8 @@ class ServingSection(_Section):
     log_max_rows: int = Field(default=5_000, ge=1)  # prediction log: rows per file at most
     log_interval_s: float = Field(default=1.0, gt=0)  # and a file at least this often
     canary: CanarySection = CanarySection()
+
+    _serving_alias = field_validator("alias")(_alias)
 
 
 DriftTest = Literal["psi", "kl", "js", "wasserstein", "ks", "chi2"]
@@ -247,7 +301,8 @@ def _describe(err: dict[str, Any]) -> str:
     if "input" in err and kind not in ("model_type", "dict_type"):
         value = err["input"]
         if not isinstance(value, dict | list):
-            msg += f" (got {value!r})"
+            shown = repr(value)
+            msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
     return msg
 
 
@@ -257,8 +312,14 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
+    except Exception as exc:  # the parser failed in a way it does not document: still one line
+        raise ConfigError(f"{source}: not valid TOML: {type(exc).__name__}: {exc}") from None
     try:
         return Config.model_validate(raw)
+    except RecursionError:
+        raise ConfigError(f"{source}: values nested too deeply to check") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         more = exc.error_count() - 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,15 +49,24 @@ class StoreModelVersion:
 
 
 @contextmanager
-def connect_ro(db_path: Path) -> Iterator[sqlite3.Connection | None]:
-    """A read-only connection, or None when the store does not exist yet."""
+def connect_ro(db_path: Path, needs: Iterable[str] = ()) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection, or None when the store does not exist yet or lacks a table in
+    `needs`: a store being created, or half-made by a crash, reads as empty, never as a
+    `no such table` traceback."""
     if not db_path.exists():
         yield None
         return
     # as_uri() percent-encodes the path: a '#' or '%' in a folder name must not end the URI.
     con = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
     try:
-        yield con
+        needed = set(needs)
+        if needed:
+            try:
+                rows = con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                needed -= {r[0] for r in rows}
+            except sqlite3.DatabaseError:  # not a database yet: an empty or torn file
+                pass
+        yield None if needed else con
     finally:
         con.close()
 
@@ -71,8 +80,8 @@ def _has_table(con: sqlite3.Connection, name: str) -> bool:
 
 def read_runs(db_path: Path) -> list[StoreRun]:
     """Every run in the store (all experiments), with latest metrics, params and tags."""
-    with connect_ro(db_path) as con:
-        if con is None or not _has_table(con, "runs"):
+    with connect_ro(db_path, ("runs", "experiments", "latest_metrics", "params", "tags")) as con:
+        if con is None:
             return []
         runs: dict[str, StoreRun] = {}
         for row in con.execute(
@@ -115,7 +124,7 @@ def read_metric_history(
     out: dict[str, list[tuple[str, int, float, int]]] = defaultdict(list)
     if not run_ids:
         return out
-    with connect_ro(db_path) as con:
+    with connect_ro(db_path, ("metrics",)) as con:
         if con is None:
             return out
         for start in range(0, len(run_ids), 500):
@@ -132,8 +141,8 @@ def read_metric_history(
 
 def read_model_versions(db_path: Path, name: str | None = None) -> list[StoreModelVersion]:
     """Registered model versions (newest first) with their aliases and tags."""
-    with connect_ro(db_path) as con:
-        if con is None or not _has_table(con, "model_versions"):
+    with connect_ro(db_path, ("model_versions", "registered_model_aliases")) as con:
+        if con is None:
             return []
         where, args = ("WHERE name = ?", [name]) if name else ("", [])
         versions: dict[tuple[str, int], StoreModelVersion] = {}
@@ -168,8 +177,8 @@ def read_model_versions(db_path: Path, name: str | None = None) -> list[StoreMod
 
 
 def read_aliases(db_path: Path, name: str) -> dict[str, int]:
-    with connect_ro(db_path) as con:
-        if con is None or not _has_table(con, "registered_model_aliases"):
+    with connect_ro(db_path, ("registered_model_aliases",)) as con:
+        if con is None:
             return {}
         return {
             alias: int(version)

@@ -54,10 +54,23 @@ class TrainedModel:
 
 @runtime_checkable
 class Trainer(Protocol):
+    """A trainer may also define `check_params(self, params: dict) -> list[str]`: what is wrong
+    with `[trainer.params]`, one "key: problem" string each, found without training. `validate`
+    and the pipeline's first step call it (see `param_problems`) so a bad value fails there,
+    not inside a job."""
+
     kind: str  # "trainer"
     name: str
 
     def train(self, ctx: TrainContext) -> TrainedModel: ...
+
+
+def param_problems(trainer: Any, params: dict[str, Any]) -> list[str]:
+    """The trainer's own `check_params` verdict on `params` (none when it has no such check)."""
+    check = getattr(trainer, "check_params", None)
+    if check is None:
+        return []
+    return [str(p) for p in check(dict(params))]
 
 
 @dataclass
@@ -168,10 +181,35 @@ def available(kind: str) -> list[str]:
     return sorted(name for k, name in _registry() if k == kind)
 
 
-def load(kind: str, name: str) -> Any:
-    """Instantiate plugin `name` of `kind`, or raise a UsageError listing what exists."""
-    cls = _registry().get((kind, name))
+_FOUND: dict[tuple[str, str], Any] = {}
+
+
+def _find(kind: str, name: str) -> Any:
+    """The class of plugin `name`: its own entry point loaded alone when it is named so (the
+    usual case: no other plugin's imports are paid), else the whole registry searched."""
+    key = (kind, name)
+    if key in _FOUND:
+        return _FOUND[key]
+    cls = None
+    for ep in entry_points(group=GROUP, name=name):
+        try:
+            candidate = ep.load()
+        except Exception:  # reported with the rest by _registry() below
+            continue
+        if getattr(candidate, "kind", "?") == kind and getattr(candidate, "name", name) == name:
+            cls = candidate
+            break
     if cls is None:
-        have = ", ".join(available(kind)) or "none installed"
-        raise UsageError(f"no {kind} plugin named {name!r} (available: {have})")
+        cls = _registry().get(key)
+    if cls is not None:
+        _FOUND[key] = cls
+    return cls
+
+
+def load(kind: str, name: str) -> Any:
+    """Instantiate plugin `name` of `kind`, or raise a UsageError listing what is installed."""
+    cls = _find(kind, name)
+    if cls is None:
+        have = ", ".join(available(kind)) or "none"
+        raise UsageError(f"no {kind} plugin named {name!r} (installed: {have})")
     return cls()

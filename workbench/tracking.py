@@ -1,17 +1,40 @@
-"""MLflow setup for a project: tracking URI, experiment, client. Imports mlflow lazily."""
+"""MLflow setup for a project: tracking URI, experiment, client. Imports mlflow lazily.
+
+The SQLite store is created and migrated once, under an inter-process lock, before any
+MlflowClient touches it: MLflow's own first-use migration is not safe when two processes
+(two `pipeline run`s) start on a project whose store does not exist yet. A marker written
+after a successful creation lets every later call skip the work with one stat and one read.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
 import os
+import sqlite3
 import subprocess
+import sys
+import time
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from workbench.errors import WorkbenchError
 from workbench.project import Project
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+#: Beside mlflow.db: written once the store is complete (MLflow version, schema head, inode).
+STORE_MARKER = "mlflow.db.ready"
+#: Also beside mlflow.db, in the store folder itself: a container job's user may write there
+#: (the docker runner grants it the folder), not necessarily in any folder below it.
+STORE_LOCK = "store.lock"
+#: Tables that hold what a user made; a half-created store without any is safe to replace.
+_USER_TABLES = ("runs", "registered_models", "model_versions", "logged_models", "trace_info")
 
 
 def _quiet() -> None:
@@ -25,20 +48,182 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (created if need be), held for the block, across processes
+    (and containers sharing the folder). The kernel drops it when the holder dies, so a crash
+    never leaves it taken. Opened read-only: a lock file another user created still locks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _mlflow_version() -> str:
+    from mlflow.version import VERSION
+
+    return str(VERSION)
+
+
+def _marker_ok(project: Project) -> bool:
+    """Whether the marker says this very db file is complete for this MLflow version."""
+    try:
+        marker = json.loads((project.store / STORE_MARKER).read_text(encoding="utf-8"))
+        inode = project.mlflow_db.stat().st_ino
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(marker, dict)
+        and marker.get("mlflow") == _mlflow_version()
+        and marker.get("inode") == inode
+    )
+
+
+def _write_marker(project: Project, revision: str) -> None:
+    """Best effort: without the marker the next call only checks the store again, under the
+    lock (a job's user that may not write it pays that check again, nothing else)."""
+    marker = project.store / STORE_MARKER
+    tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+    body = {
+        "mlflow": _mlflow_version(),
+        "revision": revision,
+        "inode": project.mlflow_db.stat().st_ino,
+    }
+    try:
+        tmp.write_text(json.dumps(body) + "\n", encoding="utf-8")
+        os.replace(tmp, marker)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _inspect(db: Path) -> dict[str, Any]:
+    """Tables, schema revision and whether anything a user made is in the store."""
+    if not db.exists() or db.stat().st_size == 0:
+        return {"tables": set(), "revision": None, "user_data": False}
+    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        revision = None
+        if "alembic_version" in tables:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            revision = row[0] if row else None
+        user_data = any(
+            con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+            for t in _USER_TABLES
+            if t in tables
+        )
+        if "experiments" in tables:  # the Default experiment (id 0) is MLflow's own
+            sql = "SELECT 1 FROM experiments WHERE experiment_id != 0 LIMIT 1"
+            user_data = user_data or con.execute(sql).fetchone() is not None
+    except sqlite3.DatabaseError as exc:
+        raise WorkbenchError(f"{db}: not a readable MLflow store: {exc}") from None
+    finally:
+        con.close()
+    return {"tables": tables, "revision": revision, "user_data": user_data}
+
+
+def _create(project: Project) -> None:
+    """What MLflow does on first use, done here once: the tracking and registry stores' init
+    (create the tables, run every migration, add the Default experiment)."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+    TrackingStore._engine_map.pop(project.tracking_uri, None)  # no pooled handle to a moved file
+    TrackingStore(project.tracking_uri, project.artifacts.as_uri())
+    RegistryStore(project.tracking_uri)
+
+
+def _move_aside(project: Project, why: str) -> None:
+    db = project.mlflow_db
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = db.with_name(f"{db.name}.broken-{stamp}")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        part = db.with_name(db.name + suffix)
+        if part.exists():
+            os.replace(part, aside.with_name(aside.name + suffix))
+    print(
+        f"workbench: the MLflow store {db} was incomplete ({why}) and held no runs or models; "
+        f"moved it to {aside.name} and created a new one",
+        file=sys.stderr,
+    )
+
+
+def ensure_mlflow_store(project: Project) -> None:
+    """Create and migrate the project's MLflow store exactly once, under
+    `.workbench/store.lock`. A half-created store (a crash during creation) that holds
+    nothing a user made is moved aside and recreated; one that holds runs or models is reported
+    in one line (WorkbenchError), never migrated behind the user's back."""
+    if _marker_ok(project):
+        return
+    project.ensure_store()
+    with file_lock(project.store / STORE_LOCK):
+        if _marker_ok(project):  # another process finished it while we waited
+            return
+        from mlflow.store.db.base_sql_model import Base
+        from mlflow.store.db.utils import _get_latest_schema_revision
+
+        head = _get_latest_schema_revision()
+        expected = set(Base.metadata.tables)
+        state = _inspect(project.mlflow_db)
+        tables: set[str] = state["tables"]
+        leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+        missing = sorted(expected - tables)
+        if tables and (state["revision"] != head or missing or leftovers):
+            why = (
+                f"schema revision {state['revision'] or 'none'}, expected {head}"
+                if state["revision"] != head
+                else f"missing table {missing[0]}"
+                if missing
+                else f"leftover migration table {leftovers[0]}"
+            )
+            if state["user_data"]:
+                raise WorkbenchError(
+                    f"{project.mlflow_db}: the MLflow store is incomplete or out of date ({why}); "
+                    f"back it up, then run `mlflow db upgrade {project.tracking_uri}`"
+                )
+            _move_aside(project, why)
+            tables = set()
+        if not tables:
+            _create(project)
+            after = _inspect(project.mlflow_db)
+            if after["revision"] != head or expected - after["tables"]:
+                raise WorkbenchError(
+                    f"{project.mlflow_db}: creating the MLflow store did not finish "
+                    f"(schema revision {after['revision']}, expected {head})"
+                )
+        _write_marker(project, head)
+
+
 def setup(project: Project) -> str:
-    """Point mlflow at the project's store; create the experiment. Returns its id."""
+    """Point mlflow at the project's store (created once, see ensure_mlflow_store); create the
+    experiment. Returns its id."""
     _quiet()
     project.ensure_store()
     import mlflow
+    from mlflow.exceptions import MlflowException
 
+    ensure_mlflow_store(project)
     mlflow.set_tracking_uri(project.tracking_uri)
     mlflow.set_registry_uri(project.tracking_uri)
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(project.experiment_name)
     if exp is None:
-        exp_id = client.create_experiment(
-            project.experiment_name, artifact_location=project.artifacts.as_uri()
-        )
+        try:
+            exp_id = client.create_experiment(
+                project.experiment_name, artifact_location=project.artifacts.as_uri()
+            )
+        except MlflowException:  # another process created it first
+            exp = client.get_experiment_by_name(project.experiment_name)
+            if exp is None:
+                raise
+            exp_id = exp.experiment_id
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)

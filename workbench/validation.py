@@ -1,8 +1,10 @@
 """Data validation: check a snapshot against the config's [schema] and [validation] sections.
 
-Structural checks (columns present, dtypes) read only the frame's schema; every statistic
-(missing counts, range violations, unseen categories, outliers, target classes) is computed
-in a single polars `select`, so a million rows validate in a fraction of a second.
+Structural checks (columns present, dtypes, the [data] roles naming real columns) read only
+the frame's schema; every statistic (missing and infinite counts, range violations, unseen
+categories, outliers, target classes) is computed in a single polars `select`, so a million
+rows validate in a fraction of a second. Settings only a plugin can judge (is the trainer
+installed, are its params valid) are checked first and raise one ConfigError line.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import polars as pl
 from rich.table import Table
 from rich.text import Text
 
-from workbench.config import ColumnSpec, Config
+from workbench import plugins
+from workbench.config import CONFIG_FILE, ColumnSpec, Config
+from workbench.errors import ConfigError, UsageError
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -27,8 +31,8 @@ _MAX_EXAMPLES = 3
 
 @dataclass(frozen=True)
 class Check:
-    """One finding. `check` is the rule: schema, type, missing, range, allowed, outliers,
-    rows or target."""
+    """One finding. `check` is the rule: config, schema, type, missing, nonfinite, range,
+    allowed, outliers, rows or target."""
 
     check: str
     column: str | None
@@ -187,6 +191,28 @@ def _missing_check(plan: _Plan, name: str, dtype: pl.DataType, rows: int, limit:
     plan.finishers.append(finish)
 
 
+def _nonfinite_check(plan: _Plan, name: str, rows: int, limit: float) -> None:
+    """+inf/-inf in a float column, judged like missing values: a share per column."""
+    col = pl.col(name)
+    pos = plan.add((col == float("inf")).sum())
+    neg = plan.add((col == float("-inf")).sum())
+
+    def finish(stats: dict[str, Any]) -> list[Check]:
+        n_pos, n_neg = int(stats[pos] or 0), int(stats[neg] or 0)
+        count = n_pos + n_neg
+        fraction = count / rows if rows else 0.0
+        if count == 0:
+            return [Check("nonfinite", name, "pass", "no infinite values", 0.0)]
+        signs = ", ".join(f"{n:,} {s}" for n, s in ((n_pos, "+inf"), (n_neg, "-inf")) if n)
+        if fraction > limit:
+            detail = f"{_of(count, rows)} are infinite ({signs}); at most {_pct(limit)} allowed"
+            return [Check("nonfinite", name, "fail", detail, fraction)]
+        detail = f"{_of(count, rows)} are infinite ({signs}), within {_pct(limit)}"
+        return [Check("nonfinite", name, "pass", detail, fraction)]
+
+    plan.finishers.append(finish)
+
+
 def _range_check(plan: _Plan, name: str, values: pl.Expr, spec: ColumnSpec, rows: int) -> None:
     below = plan.add((values < spec.min).sum()) if spec.min is not None else None
     above = plan.add((values > spec.max).sum()) if spec.max is not None else None
@@ -304,8 +330,57 @@ def _target_check(plan: _Plan, target: str) -> None:
     plan.finishers.append(finish)
 
 
+def config_problems(config: Config, overrides: dict[str, Any] | None = None) -> list[str]:
+    """What is wrong with settings only an installed plugin can judge: "[key]: problem" each.
+    Entry-point lookup is cheap but not free (~8 ms), so it runs here (validate, the pipeline's
+    first step), not when every command loads the config. `overrides`: a run's own params."""
+    try:
+        trainer = plugins.load("trainer", config.trainer.plugin)
+    except UsageError as exc:
+        return [f"[trainer].plugin: {exc}"]
+    params = {**config.trainer.params, **(overrides or {})}
+    return [f"[trainer.params].{p}" for p in plugins.param_problems(trainer, params)]
+
+
+def check_config(config: Config, source: str = CONFIG_FILE) -> None:
+    """ConfigError (exit 2) with the first of `config_problems`, in one line, if any."""
+    problems = config_problems(config)
+    if problems:
+        more = len(problems) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(f"{source}: {problems[0]}{suffix}")
+
+
+def _columns_shown(schema: pl.Schema) -> str:
+    names = list(schema)
+    shown = ", ".join(names[:12])
+    return shown + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+
+
+def _role_checks(config: Config, schema: pl.Schema) -> list[Check]:
+    """[data] timestamp, id_column and drop must name columns of the data; a model needs at
+    least one feature."""
+    d = config.data
+    checks = []
+    roles = [("timestamp", d.timestamp), ("id_column", d.id_column)]
+    roles += [(f"drop[{i}]", name) for i, name in enumerate(d.drop)]
+    for key, column in roles:
+        if column is not None and column not in schema:
+            detail = f"[data].{key}: {column!r} is not a column of the data (columns: "
+            checks.append(Check("config", column, "fail", detail + _columns_shown(schema) + ")"))
+    if not config.features:
+        detail = (
+            "no features: [schema] declares no column besides the target, timestamp, id and "
+            "dropped ones (declare the model's inputs as [schema.<column>] tables)"
+        )
+        checks.append(Check("config", None, "fail", detail))
+    return checks
+
+
 def validate_frame(df: pl.DataFrame, config: Config) -> ValidationReport:
-    """Check `df` against the config's schema and validation rules."""
+    """Check `df` against the config's schema and validation rules. Raises ConfigError first
+    when the trainer plugin is unknown or its params are invalid."""
+    check_config(config)
     v = config.validation
     rows = df.height
     schema = df.schema
@@ -327,6 +402,8 @@ def validate_frame(df: pl.DataFrame, config: Config) -> ValidationReport:
         for name in extra:
             detail = "column is in the data but not in [schema]"
             checks.append(Check("schema", name, "warn", detail))
+
+    checks.extend(_role_checks(config, schema))
 
     # Rows.
     if rows < v.min_rows:
@@ -354,8 +431,14 @@ def validate_frame(df: pl.DataFrame, config: Config) -> ValidationReport:
         _missing_check(plan, name, dtype, rows, limit)
         if dtype == pl.Null:
             continue
+        if dtype.is_float():
+            nonfinite = spec.max_nonfinite if spec.max_nonfinite is not None else v.max_nonfinite
+            _nonfinite_check(plan, name, rows, nonfinite)
         numeric = spec.type in ("int", "float") and dtype.is_numeric()
-        values = pl.col(name).fill_nan(None) if dtype.is_float() else pl.col(name)
+        # Range and outlier statistics see finite values only: NaN is counted as missing and
+        # ±inf by the nonfinite check, and neither may poison a quantile, mean or bound.
+        col = pl.col(name)
+        values = pl.when(col.is_finite()).then(col) if dtype.is_float() else col
         if numeric and (spec.min is not None or spec.max is not None):
             _range_check(plan, name, values, spec, rows)
         if spec.allowed is not None:
@@ -368,7 +451,8 @@ def validate_frame(df: pl.DataFrame, config: Config) -> ValidationReport:
     if target in schema:
         _target_check(plan, target)
     else:
-        checks.append(Check("target", target, "fail", "target column is not in the data"))
+        detail = f"[data].target: {target!r} is not a column of the data (columns: "
+        checks.append(Check("target", target, "fail", detail + _columns_shown(schema) + ")"))
 
     stats = df.select(plan.exprs).row(0, named=True) if plan.exprs else {}
     for finish in plan.finishers:
@@ -405,8 +489,8 @@ def render_report(report: ValidationReport, *, show_passed: bool = True) -> Tabl
             continue
         table.add_row(
             Text(check.status.upper(), style=_STYLES[check.status]),
-            check.column or "—",
+            Text(check.column or "—"),  # Text: a "[data].timestamp" is not rich markup
             check.check,
-            check.detail,
+            Text(check.detail),
         )
     return table

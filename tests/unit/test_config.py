@@ -131,6 +131,54 @@ ERRORS = [
         _set("evaluation", "metric", "rmse"), ["[evaluation].metric", "rmse"], id="bad-metric"
     ),
     pytest.param(_set("serving", "port", 70_000), ["[serving].port"], id="port-range"),
+    # Issue 9: settings that used to fail only inside a job, or never.
+    pytest.param(_set("docker", "gpus", -1), ["[docker].gpus", "-1"], id="gpus-negative"),
+    pytest.param(_set("docker", "cpus", 0), ["[docker].cpus"], id="cpus-zero"),
+    pytest.param(
+        _set("data", "seed", 12345678901234567890),
+        ["[data].seed", "4294967295"],
+        id="seed-20-digits",
+    ),
+    pytest.param(_set("data", "seed", -1), ["[data].seed"], id="seed-negative"),
+    pytest.param(
+        _set("registry", "candidate_alias", "latest"),
+        ["[registry].candidate_alias", "reserved by MLflow"],
+        id="alias-latest",
+    ),
+    pytest.param(
+        _set("registry", "production_alias", "v2"),
+        ["[registry].production_alias", "version number"],
+        id="alias-version-like",
+    ),
+    pytest.param(
+        _set("registry", "candidate_alias", "a/b"), ["[registry].candidate_alias"], id="alias-slash"
+    ),
+    pytest.param(
+        _set("serving", "alias", "my alias"),
+        ["[serving].alias", "letters, digits"],
+        id="alias-space",
+    ),
+    pytest.param(
+        _set("registry", "candidate_alias", "production"),
+        ["[registry]", "both 'production'"],
+        id="candidate-is-production",
+    ),
+    pytest.param(
+        _set("data", "drop", ["is_fraud"]),
+        ["[data]", "target 'is_fraud' is in drop"],
+        id="drop-target",
+    ),
+    pytest.param(
+        _set("data", "id_column", "is_fraud"), ["[data]", "also the id_column"], id="id-is-target"
+    ),
+    pytest.param(
+        _set("gate", "max_regression", {"holdout_loglos": 0.01}),
+        ["[gate].max_regression", "holdout_loglos", "holdout_logloss"],
+        id="gate-unknown-metric",
+    ),
+    pytest.param(
+        _set("validation", "max_nonfinite", 2.0), ["[validation].max_nonfinite"], id="nonfinite>1"
+    ),
 ]
 
 
@@ -155,6 +203,32 @@ def test_bad_toml_syntax_names_file_and_position() -> None:
     assert "line" in msg
     assert "\n" not in msg
     assert err.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("x = " + "[" * 5000 + "]" * 5000 + "\n", id="array"),
+        pytest.param("x = " + "{a = " * 5000 + "1" + "}" * 5000 + "\n", id="inline-table"),
+    ],
+)
+def test_deeply_nested_toml_is_one_line_not_a_recursion_error(text: str) -> None:
+    msg = str(_error(text))
+    assert msg.startswith(f"{SOURCE}: ")
+    assert "nested too deeply" in msg
+    assert "\n" not in msg
+
+
+def test_nested_trainer_params_within_parser_limits_still_load() -> None:
+    """A moderately nested value parses; the trainer's own check judges it at validate."""
+    nested = "[" * 50 + "1" + "]" * 50
+    cfg = parse_config(SAMPLE_TOML.replace("seed = 42\n", f"seed = 42\nodd = {nested}\n"))
+    assert "odd" in cfg.trainer.params
+
+
+def test_gpus_all_and_counts_are_fine() -> None:
+    for value in ("all", 0, 2):
+        assert parse_config(_edited(_set("docker", "gpus", value))).docker.gpus == value
 
 
 def test_several_mistakes_report_the_first_and_count_the_rest() -> None:

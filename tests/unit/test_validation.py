@@ -12,6 +12,7 @@ from rich.table import Table
 
 from sample_projects.fraud_detection.generate import generate
 from workbench.config import Config, load_config, parse_config
+from workbench.errors import ConfigError
 from workbench.validation import Check, ValidationReport, render_report, validate_frame
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_projects" / "fraud_detection"
@@ -311,12 +312,17 @@ def test_null_target_fails(clean: pl.DataFrame) -> None:
 
 
 def test_target_checked_even_without_schema(clean: pl.DataFrame) -> None:
+    """Without [schema] there are no features: that fails (it never trains a model on zero
+    columns), and the target is still checked."""
     cfg = parse_config(
         '[project]\nname = "p"\n[data]\npath = "x.csv"\ntarget = "is_fraud"\nsplit = "random"\n'
     )
-    assert validate_frame(clean, cfg).passed
+    report = validate_frame(clean, cfg)
+    assert _failed(report) == {("config", None)}
+    assert "no features" in report.failures[0].detail
+    assert "[schema" in report.failures[0].detail
     report = validate_frame(clean.with_columns(pl.lit(0).alias("is_fraud")), cfg)
-    assert _failed(report) == {("target", "is_fraud")}
+    assert _failed(report) == {("config", None), ("target", "is_fraud")}
 
 
 # ---------------------------------------------------------------- output
@@ -344,3 +350,204 @@ def test_render_report(config: Config, clean: pl.DataFrame) -> None:
     # Failures come first.
     assert text.index("FAIL ") < text.index("PASS")
     assert render_report(report, show_passed=False).row_count == len(report.failures)
+
+
+# ---------------------------------------------------------------- infinities (issue 9)
+
+
+def _with_inf(
+    frame: pl.DataFrame, column: str, every: int, value: float = float("inf")
+) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.when(pl.int_range(pl.len()) % every == 0)
+        .then(value)
+        .otherwise(pl.col(column))
+        .alias(column)
+    )
+
+
+@pytest.mark.parametrize(
+    ("every", "expected"),
+    [
+        pytest.param(50, "100 of 5,000 values (2.00%) are infinite (100 +inf)", id="2-percent"),
+        pytest.param(
+            1, "5,000 of 5,000 values (100.00%) are infinite (5,000 +inf)", id="every-row"
+        ),
+    ],
+)
+def test_infinite_values_fail_by_default_naming_the_column(
+    config: Config, clean: pl.DataFrame, every: int, expected: str
+) -> None:
+    report = validate_frame(_with_inf(clean, "avg_amount_30d", every), config)
+    assert ("nonfinite", "avg_amount_30d") in _failed(report)
+    assert not report.passed
+    detail = _only(report, "nonfinite", "avg_amount_30d").detail
+    assert detail.startswith(expected), detail
+    assert detail.endswith("at most 0.00% allowed")
+
+
+def test_negative_infinity_counts_and_is_reported_by_sign(
+    config: Config, clean: pl.DataFrame
+) -> None:
+    frame = _with_inf(_with_inf(clean, "amount", 100), "amount", 250, float("-inf"))
+    check = _only(validate_frame(frame, config), "nonfinite", "amount")
+    assert check.status == "fail"
+    assert check.detail.startswith("60 of 5,000 values (1.20%) are infinite (40 +inf, 20 -inf)")
+
+
+def test_infinities_do_not_poison_range_or_outliers(config: Config, clean: pl.DataFrame) -> None:
+    """±inf is judged by its own check only: it is not out of range, not an outlier, and does
+    not turn the z-score mean or the IQR fences infinite."""
+    frame = _with_inf(_with_inf(clean, "amount", 100), "amount", 250, float("-inf"))
+    for cfg in (config, _config('outlier_method = "iqr"', 'outlier_method = "zscore"')):
+        report = validate_frame(frame, cfg)
+        assert _failed(report) == {("nonfinite", "amount")}
+        assert _only(report, "range", "amount").status == "pass"  # -inf is not "below min 0"
+        outliers = _only(report, "outliers", "amount")
+        assert "inf" not in outliers.detail and "nan" not in outliers.detail, outliers.detail
+
+
+def test_nonfinite_allowance_per_column_and_project_wide(clean: pl.DataFrame) -> None:
+    frame = _with_inf(clean, "avg_amount_30d", 50)
+    per_column = _config(
+        '[schema.avg_amount_30d]\ntype = "float"',
+        '[schema.avg_amount_30d]\ntype = "float"\nmax_nonfinite = 0.05',
+    )
+    check = _only(validate_frame(frame, per_column), "nonfinite", "avg_amount_30d")
+    assert check.status == "pass" and "within 5.00%" in check.detail
+    project_wide = _config("max_missing = 0.0\n", "max_missing = 0.0\nmax_nonfinite = 0.05\n")
+    assert validate_frame(frame, project_wide).passed
+
+
+def test_clean_float_columns_report_no_infinities(config: Config, clean: pl.DataFrame) -> None:
+    check = _only(validate_frame(clean, config), "nonfinite", "amount")
+    assert (check.status, check.detail) == ("pass", "no infinite values")
+    # Integer columns cannot hold infinities: no check for them.
+    assert not [
+        c
+        for c in validate_frame(clean, config).checks
+        if c.column == "hour" and c.check == "nonfinite"
+    ]
+
+
+# ---------------------------------------------------------------- [data] roles and features
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "column", "key"),
+    [
+        ('timestamp = "ts"', 'timestamp = "event_time"', "event_time", "[data].timestamp"),
+        (
+            'id_column = "transaction_id"',
+            'id_column = "txn"',
+            "txn",
+            "[data].id_column",
+        ),
+        (
+            'id_column = "transaction_id"',
+            'id_column = "transaction_id"\ndrop = ["hour", "nope"]',
+            "nope",
+            "[data].drop[1]",
+        ),
+    ],
+)
+def test_data_roles_must_be_columns(
+    clean: pl.DataFrame, old: str, new: str, column: str, key: str
+) -> None:
+    report = validate_frame(clean, _config(old, new))
+    assert ("config", column) in _failed(report)
+    detail = _only(report, "config", column).detail
+    assert detail.startswith(f"{key}: {column!r} is not a column of the data (columns: ")
+    assert "amount" in detail
+
+
+def test_target_not_a_column_names_the_key(clean: pl.DataFrame) -> None:
+    cfg = _config('target = "is_fraud"', 'target = "label"')
+    report = validate_frame(clean, cfg)
+    detail = _only(report, "target", "label").detail
+    assert detail.startswith("[data].target: 'label' is not a column of the data (columns: ")
+
+
+# ---------------------------------------------------------------- trainer plugin and params
+
+
+def _trainer(params: str = "", plugin: str = "lightgbm") -> Config:
+    text = CONFIG_TEXT.replace('plugin = "lightgbm"', f'plugin = "{plugin}"', 1)
+    if params:
+        text = text.replace("[trainer.params]\n", f"[trainer.params]\n{params}\n", 1)
+    return parse_config(text)
+
+
+BAD_PARAMS = [
+    pytest.param(
+        "n_estimators = 0", "[trainer.params].n_estimators: must be > 0", id="n_estimators"
+    ),
+    pytest.param("shrinkage_rate = -0.1", "[trainer.params].shrinkage_rate: must be > 0", id="lr"),
+    pytest.param("eta = 0.0", "[trainer.params].eta: must be > 0", id="lr-alias"),
+    pytest.param("max_leaves = 1", "[trainer.params].max_leaves: must be > 1", id="leaves"),
+    pytest.param("lambda_l1 = -1", "[trainer.params].lambda_l1: must be ≥ 0", id="l1"),
+    pytest.param("reg_lambda = -0.5", "[trainer.params].reg_lambda: must be ≥ 0", id="l2-alias"),
+    pytest.param(
+        "bagging_fraction = 0", "[trainer.params].bagging_fraction: must be > 0", id="bag"
+    ),
+    pytest.param("colsample_bytree = 1.5", "colsample_bytree: must be > 0 and ≤ 1", id="ff"),
+    pytest.param("bagging_seed = -3", "[trainer.params].bagging_seed: must be ≥ 0", id="seed<0"),
+    pytest.param(
+        "random_state = 12345678901234567890",
+        "random_state: must be ≥ 0 and ≤ 4294967295",
+        id="seed-big",
+    ),
+    pytest.param('max_bin = "lots"', "[trainer.params].max_bin: must be an integer", id="type"),
+    pytest.param(
+        "min_child_samples = 1.5", "min_child_samples: must be an integer", id="int-float"
+    ),
+    pytest.param("eta = inf", "eta: must be a finite number", id="inf"),
+    pytest.param("odd = {a = 1}", "[trainer.params].odd: must be a number, string", id="table"),
+]
+
+
+@pytest.mark.parametrize(("params", "expected"), BAD_PARAMS)
+def test_bad_trainer_params_are_one_config_line(
+    clean: pl.DataFrame, params: str, expected: str
+) -> None:
+    # num_iterations is the sample's own line; replace it to test it too
+    with pytest.raises(ConfigError) as info:
+        validate_frame(clean, _trainer(params))
+    msg = str(info.value)
+    assert "\n" not in msg and info.value.exit_code == 2
+    assert msg.startswith("workbench.toml: [trainer.params].")
+    assert expected in msg, msg
+
+
+def test_negative_num_iterations(clean: pl.DataFrame) -> None:
+    cfg = parse_config(CONFIG_TEXT.replace("num_iterations = 150", "num_iterations = -5"))
+    with pytest.raises(
+        ConfigError, match=r"\[trainer.params\].num_iterations: must be > 0 \(got -5\)"
+    ):
+        validate_frame(clean, cfg)
+
+
+def test_several_bad_params_count_the_rest(clean: pl.DataFrame) -> None:
+    with pytest.raises(ConfigError, match=r"\(and 2 more problems\)"):
+        validate_frame(clean, _trainer("eta = 0\nlambda_l1 = -1\nbagging_freq = -1"))
+
+
+def test_valid_and_unknown_params_pass(clean: pl.DataFrame) -> None:
+    cfg = _trainer(
+        'early_stopping_rounds = 20\nmetric = ["auc"]\nmax_leaves = 63.0\nsomething_new = 1'
+    )
+    assert validate_frame(clean, cfg).passed
+
+
+def test_unknown_trainer_plugin_lists_the_installed_ones(clean: pl.DataFrame) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_frame(clean, _trainer(plugin="xgboost"))
+    msg = str(info.value)
+    assert msg.startswith("workbench.toml: [trainer].plugin: no trainer plugin named 'xgboost'")
+    assert "(installed: lightgbm)" in msg
+    assert info.value.exit_code == 2
+
+
+def test_a_runner_is_not_a_trainer(clean: pl.DataFrame) -> None:
+    with pytest.raises(ConfigError, match="no trainer plugin named 'local'"):
+        validate_frame(clean, _trainer(plugin="local"))
