@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make demo   set up, create the sample project, train, open the TUI
-#   make test   set up, then lint, check the import contract and run every test
+#   make test   set up, then lint, type-check, check the import contract and run every test
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -24,6 +24,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy workbench screens plugins
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

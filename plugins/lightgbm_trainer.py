@@ -107,12 +107,15 @@ def check_params(params: dict[str, Any]) -> list[str]:
             problems.append(f"{key}: must be a finite number (got {_got(value)})")
             continue
         # 150.0 is 150 to LightGBM; a huge TOML integer is compared as an int, never a float
-        integral = number_like and (isinstance(value, int) or float(value).is_integer())
+        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        integral = integral and number_like
         if kind == "int" and not integral:
             problems.append(f"{key}: must be an integer (got {_got(value)})")
             continue
         if kind == "float" and not number_like:
             problems.append(f"{key}: must be a number (got {_got(value)})")
+            continue
+        if not isinstance(value, int | float):  # not reached: only numbers pass the checks above
             continue
         ok = (value >= low if inclusive else value > low) and (high is None or value <= high)
         if not ok:

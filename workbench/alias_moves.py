@@ -86,8 +86,13 @@ def mlflow_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return fn(*args, **kwargs)
     except MlflowException as exc:
-        first = (str(getattr(exc, "message", exc)).strip().splitlines() or ["(no message)"])[0]
-        raise RegistryError(f"MLflow refused the change: {first}") from None
+        raise refusal(exc) from None
+
+
+def refusal(exc: Exception) -> RegistryError:
+    """An MlflowException as one line."""
+    first = (str(getattr(exc, "message", exc)).strip().splitlines() or ["(no message)"])[0]
+    return RegistryError(f"MLflow refused the change: {first}")
 
 
 def current_aliases(project: Project) -> dict[str, int]:

@@ -203,10 +203,15 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from workbench.jobs import run_training
+    from workbench.validation import check_config
 
     if args.run_name is not None:
         check_label(args.run_name, "--run-name")
     project = _project(args)
+    params = _parse_params(args.param)
+    check_config(
+        project.config, "--param" if params else str(project.root / "workbench.toml"), params
+    )
     runner = _runner(args, project, args.json)
     with _Progress(
         enabled=not args.json and sys.stdout.isatty(), quiet=args.quiet or args.json
@@ -217,7 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             on_progress=bar.progress,
             on_log=bar.log,
             run_name=args.run_name,
-            params=_parse_params(args.param),
+            params=params,
         )
     if args.json:
         _print_json(

@@ -49,6 +49,8 @@ def decide(
     delta = cand - champ
     gain = sign * delta
     for other, allowed in gate.max_regression.items():
+        if other not in candidate and f"holdout_{other}" in candidate:
+            other = f"holdout_{other}"  # a bare name means the holdout metric, as `metric` does
         c, p = candidate.get(other), champion.get(other)
         if c is None or p is None or math.isnan(c) or math.isnan(p):
             continue

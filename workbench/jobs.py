@@ -20,7 +20,7 @@ from workbench.parquet_log import ParquetLog, utcnow
 from workbench.plugins import JobSpec, Runner
 from workbench.project import Project
 
-ProgressCallback = Callable[[int, int, dict[str, float]], None]
+ProgressCallback = Callable[[int, int, dict[str, float]], object]
 
 
 @dataclass
@@ -109,7 +109,7 @@ def run_job(
     args: list[str],
     runner: Runner,
     on_progress: ProgressCallback | None = None,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Callable[[str], object] | None = None,
     should_stop: Callable[[], bool] | None = None,
     job_id: str | None = None,
     ports: dict[int, tuple[str, int]] | None = None,
@@ -208,7 +208,7 @@ def run_training(
     project: Project,
     runner: Runner,
     on_progress: ProgressCallback | None = None,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Callable[[str], object] | None = None,
     should_stop: Callable[[], bool] | None = None,
     run_name: str | None = None,
     params: dict[str, Any] | None = None,
@@ -307,6 +307,7 @@ def _finish_from_log(
     result = next((e for e in reversed(found) if e.get("event") == "result"), None)
     error = next((e for e in reversed(found) if e.get("event") == "error"), None)
     run = next((e for e in found if e.get("event") == "run"), None)
+    code: int | None
     if result is not None:
         status, reason, code = "succeeded", None, 0 if exit_code is None else exit_code
     elif job.kind == "serve" and exit_code == 0:
@@ -444,7 +445,7 @@ def restart_job(
     job_id: str,
     runner: Runner | None = None,
     on_progress: ProgressCallback | None = None,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Callable[[str], object] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> JobOutcome:
     """Run a job again with the same arguments (as a new job), on `runner` or the same kind."""

@@ -74,7 +74,7 @@ def check_once(
     runner: Any = None,
     dry_run: bool = False,
     on_step: Callable[[str, str, str], None] | None = None,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Callable[[str], object] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> MonitorOutcome:
     """One round: check, judge, and retrain (plus canary) when the policy fires.

@@ -174,7 +174,7 @@ def openapi_spec(
         "more rows (its writer stopped, or is behind): retry later",
         **_json(_ref("Error")),
     }
-    security = [{"bearer": []}, {}]
+    security: list[dict[str, list[str]]] = [{"bearer": []}, {}]
     predict_op = {
         "summary": "Score one record or a batch",
         "requestBody": {"required": True, **_json(_ref("PredictRequest"))},

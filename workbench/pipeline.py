@@ -22,7 +22,7 @@ from workbench.plugins import Runner
 from workbench.project import Project
 from workbench.validation import ValidationReport, validate_frame
 
-StepCallback = Callable[[str, str, str], None]
+StepCallback = Callable[[str, str, str], object]
 
 
 @dataclass
@@ -69,7 +69,7 @@ def run(
     runner: Runner,
     on_step: StepCallback | None = None,
     on_progress: ProgressCallback | None = None,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Callable[[str], object] | None = None,
     should_stop: Callable[[], bool] | None = None,
     auto_promote: bool | None = None,
     params: dict[str, Any] | None = None,

@@ -24,7 +24,7 @@ from typing import Any
 
 from workbench import alias_moves, audit, mlflow_store, names, tracking
 from workbench.alias_moves import MOVES as MOVES  # re-exported: the actions that move aliases
-from workbench.alias_moves import locked, mlflow_call
+from workbench.alias_moves import locked, mlflow_call, refusal
 from workbench.db import Db
 from workbench.errors import RegistryError, UsageError, WorkbenchError
 from workbench.parquet_log import utcnow
@@ -101,9 +101,12 @@ def register(
     try:
         client.get_registered_model(name)
     except MlflowException:
-        mlflow_call(
-            client.create_registered_model, name, description=project.config.project.description
-        )
+        try:
+            client.create_registered_model(name, description=project.config.project.description)
+        except MlflowException as exc:
+            # Two first pipelines register at once: the other one created it; go on.
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise refusal(exc) from None
     tags = {INTENT_TAG: json.dumps(intent, sort_keys=True)} if intent else None
     mv = mlflow_call(
         client.create_model_version,
@@ -392,12 +395,12 @@ def _finish(
     why = f"pipeline pid {pid} died after registering v{version}; "
     details = {**intent.get("details", {}), "settled_for_pid": pid, "settled_for_host": host}
     if not intent.get("moves"):
-        problem = "its intent could not be read"
+        unreadable = "its intent could not be read"
         name = project.config.model_name
-        audit.record(project, "incomplete", name, None, None, version, why + problem, by=by)
-        _tag(client, project, version, INCOMPLETE_TAG, problem)
+        audit.record(project, "incomplete", name, None, None, version, why + unreadable, by=by)
+        _tag(client, project, version, INCOMPLETE_TAG, unreadable)
         return
-    problem = None
+    problem: str | None = None
     for move in intent["moves"]:
         current = aliases(project).get(move["alias"])
         job_move = {**move, "job_id": details.get("job_id")}

@@ -70,7 +70,9 @@ def train(
             }
         )
         train_pd = parts.train.to_pandas()
-        dataset = mlflow.data.from_pandas(
+        from mlflow.data.pandas_dataset import from_pandas
+
+        dataset = from_pandas(
             train_pd,
             source=str(project.data_path),
             targets=cfg.data.target,

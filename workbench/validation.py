@@ -342,9 +342,12 @@ def config_problems(config: Config, overrides: dict[str, Any] | None = None) -> 
     return [f"[trainer.params].{p}" for p in plugins.param_problems(trainer, params)]
 
 
-def check_config(config: Config, source: str = CONFIG_FILE) -> None:
-    """ConfigError (exit 2) with the first of `config_problems`, in one line, if any."""
-    problems = config_problems(config)
+def check_config(
+    config: Config, source: str = CONFIG_FILE, overrides: dict[str, Any] | None = None
+) -> None:
+    """ConfigError (exit 2) with the first of `config_problems`, in one line, if any;
+    `source` names where the settings came from (the file, or `--param` for overrides)."""
+    problems = config_problems(config, overrides)
     if problems:
         more = len(problems) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""

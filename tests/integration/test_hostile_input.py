@@ -111,3 +111,17 @@ def test_duckdb_never_installs_or_loads_an_extension(
         assert not (tmp_path / ".duckdb").exists()
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("param", ["num_iterations=-3", "learning_rate=abc", "num_leaves=1"])
+def test_bad_param_override_is_refused_before_any_job(
+    sample_project: Project, param: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train", "--project", str(sample_project.root), "--param", param])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("workbench: error: --param: "), err
+    assert param.split("=")[0] in lines[0]
+    jobs = sample_project.jobs_dir
+    assert not jobs.exists() or not list(jobs.iterdir())  # no job was started

@@ -137,3 +137,12 @@ def test_to_dict_is_json_ready() -> None:
     assert out["decision"] == "pass"
     assert set(out) >= {"decision", "passed", "reason", "metric", "candidate", "champion", "delta"}
     assert isinstance(d, GateDecision)
+
+
+def test_max_regression_bare_name_means_the_holdout_metric() -> None:
+    """`max_regression = {logloss = 0.01}` applies to holdout_logloss, as the pipeline's
+    metrics are named (it used to be skipped silently)."""
+    gate = _gate(max_regression={"logloss": 0.01})
+    champ = {AUC: 0.90, "holdout_logloss": 0.10}
+    d = decide(AUC, {AUC: 0.95, "holdout_logloss": 0.13}, champ, gate)
+    assert not d.passed and "holdout_logloss regressed" in d.reason
