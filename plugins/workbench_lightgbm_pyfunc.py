@@ -9,15 +9,16 @@ Returns the positive-class probability.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 
 class _LightGBMScorer:
-    def __init__(self, booster):  # type: ignore[no-untyped-def]
+    def __init__(self, booster: Any) -> None:
         self.booster = booster
         self.features = booster.feature_name()
         self.categories = booster.pandas_categorical or []
 
-    def predict(self, data, params=None):  # type: ignore[no-untyped-def]
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         import pandas as pd
 
         frame = pd.DataFrame(data)
@@ -36,7 +37,7 @@ class _LightGBMScorer:
             frame[col] = pd.Categorical(frame[col].astype("object"), categories=cats)
         return self.booster.predict(frame)
 
-    def get_raw_model(self):  # type: ignore[no-untyped-def]
+    def get_raw_model(self) -> Any:
         return self.booster
 
 

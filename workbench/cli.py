@@ -11,16 +11,19 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench import __version__
 from workbench.errors import UsageError, WorkbenchError
 from workbench.names import check_label
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _console():  # type: ignore[no-untyped-def]
+def _console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False)
@@ -681,7 +684,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add(
         name: str, func: Handler, help_: str, *parents: argparse.ArgumentParser
     ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_, parents=[common, *parents])
+        sp: argparse.ArgumentParser = sub.add_parser(
+            name, help=help_, description=help_, parents=[common, *parents]
+        )
         sp.set_defaults(func=func)
         return sp
 

@@ -6,11 +6,15 @@ import glob
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from workbench.config import Config
 from workbench.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def snapshot_files(path: Path) -> list[Path]:
@@ -81,7 +85,7 @@ def categorical_features(config: Config) -> list[str]:
     return [c for c in config.features if config.schema_[c].type in ("category", "str")]
 
 
-def to_model_frame(df: pl.DataFrame, config: Config):  # -> pandas.DataFrame
+def to_model_frame(df: pl.DataFrame, config: Config) -> pd.DataFrame:
     """The model's input: feature columns only, as pandas (categoricals as plain strings)."""
     missing = [c for c in config.features if c not in df.columns]
     if missing:

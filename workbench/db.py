@@ -113,7 +113,8 @@ class Db:
             names = [d[0] for d in res.description]
             return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
 
-        return self._retrying(run)
+        rows: list[dict[str, Any]] = self._retrying(run)
+        return rows
 
     def arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         return self._retrying(

@@ -99,7 +99,9 @@ def _traffic(url: str, frame: Any, features: list[str], target: str, prefix: str
     return len(rows)
 
 
-def second_act(root: Path, echo: Callable[[str], None] = print, port: int | None = None) -> dict:
+def second_act(
+    root: Path, echo: Callable[[str], None] = print, port: int | None = None
+) -> dict[str, Any]:
     """Serve production, send clean then drifted traffic (with labels), let the monitor see
     the drift, retrain on the newest data and start the candidate as a canary."""
     import importlib

@@ -112,8 +112,9 @@ class FeatureDrift:
             return math.log(s) / math.log(self.alert) if 0 < self.alert < 1 else -s
         return s / self.alert if self.alert > 0 else s
 
-    def to_dict(self) -> dict:
-        return _json_safe(asdict(self))
+    def to_dict(self) -> dict[str, Any]:
+        safe: dict[str, Any] = _json_safe(asdict(self))
+        return safe
 
 
 @dataclass
@@ -126,7 +127,7 @@ class DriftReport:
     warnings: int
     seconds: float
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "features": [f.to_dict() for f in self.features],
             "prediction": self.prediction.to_dict() if self.prediction else None,

@@ -103,11 +103,11 @@ class FeatureProfile:
         """Rows in the bins (neither missing nor non-finite)."""
         return self.n - self.missing - self.nonfinite
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> FeatureProfile:
+    def from_dict(cls, d: dict[str, Any]) -> FeatureProfile:
         if not isinstance(d, dict) or "name" not in d or "kind" not in d:
             raise ValueError("a feature profile needs 'name' and 'kind'")
         if d["kind"] not in (NUMERIC, CATEGORICAL):

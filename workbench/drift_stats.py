@@ -26,20 +26,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 FLOOR = 1e-4
 # Effective sample size above which the KS tail uses the asymptotic Smirnov expansion.
 SMIRNOV_SERIES_N = 10_000
 
 
-def _counts(counts) -> np.ndarray:
+def _counts(counts: ArrayLike) -> np.ndarray:
     arr = np.asarray(counts, dtype=np.float64)
     if arr.ndim != 1:
         raise ValueError("counts must be a 1-D array")
     return arr
 
 
-def _pair(ref_counts, cur_counts) -> tuple[np.ndarray, np.ndarray]:
+def _pair(ref_counts: ArrayLike, cur_counts: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     ref = _counts(ref_counts)
     cur = _counts(cur_counts)
     if ref.shape != cur.shape:
@@ -47,7 +48,7 @@ def _pair(ref_counts, cur_counts) -> tuple[np.ndarray, np.ndarray]:
     return ref, cur
 
 
-def proportions(counts, floor: float = FLOOR) -> np.ndarray:
+def proportions(counts: ArrayLike, floor: float = FLOOR) -> np.ndarray:
     """counts / total; bins below `floor` are raised to it and the result renormalised to sum 1.
 
     An all-zero vector gives uniform proportions (callers report "no data" before this).
@@ -58,14 +59,14 @@ def proportions(counts, floor: float = FLOOR) -> np.ndarray:
         return arr
     if total <= 0:
         return np.full(arr.shape, 1.0 / arr.size)
-    p = arr / total
+    p: np.ndarray = arr / total
     if floor > 0:
         p = np.maximum(p, floor)
         p = p / p.sum()
     return p
 
 
-def psi(ref_counts, cur_counts, floor: float = FLOOR) -> float:
+def psi(ref_counts: ArrayLike, cur_counts: ArrayLike, floor: float = FLOOR) -> float:
     """Population stability index: sum((c - r) * ln(c / r)) on floored proportions."""
     ref, cur = _pair(ref_counts, cur_counts)
     if ref.sum() <= 0 or cur.sum() <= 0:
@@ -75,7 +76,7 @@ def psi(ref_counts, cur_counts, floor: float = FLOOR) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def kl(ref_counts, cur_counts, floor: float = FLOOR) -> float:
+def kl(ref_counts: ArrayLike, cur_counts: ArrayLike, floor: float = FLOOR) -> float:
     """KL(current || reference) in nats on floored proportions (== scipy.stats.entropy(c, r))."""
     ref, cur = _pair(ref_counts, cur_counts)
     if ref.sum() <= 0 or cur.sum() <= 0:
@@ -85,7 +86,7 @@ def kl(ref_counts, cur_counts, floor: float = FLOOR) -> float:
     return float(np.sum(c * np.log(c / r)))
 
 
-def js_distance(ref_counts, cur_counts) -> float:
+def js_distance(ref_counts: ArrayLike, cur_counts: ArrayLike) -> float:
     """Jensen-Shannon distance, base 2, in [0, 1] (== scipy.spatial.distance.jensenshannon)."""
     ref, cur = _pair(ref_counts, cur_counts)
     rt, ct = ref.sum(), cur.sum()
@@ -101,7 +102,13 @@ def js_distance(ref_counts, cur_counts) -> float:
     return float(math.sqrt(max(js, 0.0)))
 
 
-def wasserstein(centers, ref_counts, cur_counts, scale: float, cur_centers=None) -> float:
+def wasserstein(
+    centers: ArrayLike,
+    ref_counts: ArrayLike,
+    cur_counts: ArrayLike,
+    scale: float,
+    cur_centers: ArrayLike | None = None,
+) -> float:
     """Earth mover's distance between the binned samples, divided by `scale` (0 -> 1).
 
     Reference rows sit at `centers` with weights `ref_counts`; current rows at `cur_centers`
@@ -134,7 +141,7 @@ def wasserstein(centers, ref_counts, cur_counts, scale: float, cur_centers=None)
     return dist / abs(scale)
 
 
-def ks(ref_counts, cur_counts) -> tuple[float, float]:
+def ks(ref_counts: ArrayLike, cur_counts: ArrayLike) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov (D, p) at the bin boundaries.
 
     D = max |CDF_ref - CDF_cur|; p is the asymptotic two-sided p-value
@@ -177,7 +184,7 @@ def ks_pvalue(d: float, n1: int, n2: int) -> float:
     return float(np.clip(prob, 0, 1))
 
 
-def chi_square(ref_counts, cur_counts) -> tuple[float, float]:
+def chi_square(ref_counts: ArrayLike, cur_counts: ArrayLike) -> tuple[float, float]:
     """Chi-square test of homogeneity on the 2 x k table (bins empty on both sides dropped).
 
     == scipy.stats.chi2_contingency(np.vstack([ref, cur])[:, nonzero], correction=False)[:2].

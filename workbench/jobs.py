@@ -81,7 +81,7 @@ def _starter_gone(job: JobInfo) -> bool:
     import psutil
 
     try:
-        return psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
     except psutil.Error:

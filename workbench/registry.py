@@ -343,7 +343,7 @@ def _owner_gone(intent: dict[str, Any]) -> bool:
         proc = psutil.Process(int(pid))
         if proc.status() == psutil.STATUS_ZOMBIE:
             return True
-        return abs(proc.create_time() - float(intent.get("started") or 0)) > 1.0
+        return bool(abs(proc.create_time() - float(intent.get("started") or 0)) > 1.0)
     except psutil.NoSuchProcess:
         return True
     except psutil.Error:

@@ -136,8 +136,8 @@ def _create(project: Project) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
 
     TrackingStore._engine_map.pop(project.tracking_uri, None)  # no pooled handle to a moved file
-    TrackingStore(project.tracking_uri, project.artifacts.as_uri())
-    RegistryStore(project.tracking_uri)
+    TrackingStore(project.tracking_uri, project.artifacts.as_uri())  # type: ignore[no-untyped-call]
+    RegistryStore(project.tracking_uri)  # type: ignore[no-untyped-call]
 
 
 def _move_aside(project: Project, why: str) -> None:
@@ -169,7 +169,7 @@ def ensure_mlflow_store(project: Project) -> None:
         from mlflow.store.db.base_sql_model import Base
         from mlflow.store.db.utils import _get_latest_schema_revision
 
-        head = _get_latest_schema_revision()
+        head = _get_latest_schema_revision()  # type: ignore[no-untyped-call]
         expected = set(Base.metadata.tables)
         state = _inspect(project.mlflow_db)
         tables: set[str] = state["tables"]
