@@ -4,6 +4,7 @@ treat a store without MLflow's tables as empty."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -144,3 +145,23 @@ def test_models_command_on_a_store_without_tables_is_empty(
     assert main(["models", "--project", str(project.root), "--json"]) == 0
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err and "no such table" not in out + err
+
+
+def test_two_first_pipelines_at_once_both_succeed(sample_project: Project) -> None:
+    """The issue's own case: two `pipeline run`s on a project whose store does not exist yet.
+    Both register a version (the model is created once), and the store works after."""
+    assert not sample_project.mlflow_db.exists()
+    cmd = [sys.executable, "-m", "workbench", "pipeline", "run", "--runner", "local", "--json"]
+    cmd += ["--project", str(sample_project.root)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    for proc, (_out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err, err
+    versions = sorted(json.loads(out)["version"] for out, _ in results)
+    assert versions == [1, 2]
+    code = main(["models", "--project", str(sample_project.root), "--json"])
+    assert code == 0
