@@ -15,31 +15,16 @@ import threading
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 import tomli_w
 
+from tests.helpers import audit_rows, mlflow_client
 from workbench import jobs, orphans, plugins, registry
-from workbench.db import Db
 from workbench.project import Project
 
 pytestmark = pytest.mark.integration
-
-
-def _client(project: Project) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
-
-
-def _audit(project: Project) -> list[dict[str, Any]]:
-    db = Db(project.logs)
-    try:
-        return db.rows("SELECT * FROM audit ORDER BY ts")
-    finally:
-        db.close()
 
 
 def _quick(project: Project) -> Project:
@@ -99,7 +84,7 @@ def test_a_killed_training_whose_starter_died_too_ends_failed_in_mlflow(
     try:
         job = _wait_training(project)
         run_id = _run_id_of(job)
-        assert _client(project).get_run(run_id).info.status == "RUNNING"
+        assert mlflow_client(project).get_run(run_id).info.status == "RUNNING"
         # kill -9 the starter, then the training process (its own session survives the
         # starter; stopped first, so it cannot notice its pipe break and end the run itself)
         assert job.handle
@@ -112,12 +97,12 @@ def test_a_killed_training_whose_starter_died_too_ends_failed_in_mlflow(
         if starter.poll() is None:
             starter.kill()
     # nobody saw it end: MLflow still says RUNNING, and the run is found by its job-id tag alone
-    assert _client(project).get_run(run_id).info.status == "RUNNING"
+    assert mlflow_client(project).get_run(run_id).info.status == "RUNNING"
     assert orphans.running_runs(project, job.job_id) == [run_id]
 
     (settled,) = jobs.list_jobs(project)
     assert settled.status == "failed" and settled.run_id == run_id
-    run = _client(project).get_run(run_id)
+    run = mlflow_client(project).get_run(run_id)
     assert run.info.status == "FAILED"
     assert run.info.end_time is not None and run.info.end_time >= run.info.start_time
     assert run.data.tags["workbench.ended_by"].startswith(f"job {job.job_id} failed: ")
@@ -143,7 +128,7 @@ def test_a_killed_training_with_its_starter_alive_ends_failed_in_mlflow(
     t.join(60)
     assert not t.is_alive()
     assert outcome[0].status == "failed" and outcome[0].reason == "killed by SIGKILL"
-    run = _client(project).get_run(_run_id_of(job))
+    run = mlflow_client(project).get_run(_run_id_of(job))
     assert run.info.status == "FAILED" and run.info.end_time is not None
 
 
@@ -188,7 +173,7 @@ def _killed_pipeline(project: Project, tmp_path: Path) -> int:
 
 
 def _tags(project: Project, version: int) -> dict[str, str]:
-    mv = _client(project).get_model_version(project.config.model_name, str(version))
+    mv = mlflow_client(project).get_model_version(project.config.model_name, str(version))
     return dict(mv.tags)
 
 
@@ -200,7 +185,7 @@ def test_a_version_left_by_a_killed_pipeline_is_settled(
     assert version == 1
     # what the kill left: a version with its intent, no alias, no audit row
     assert registry.aliases(project) == {}
-    assert _audit(project) == []
+    assert audit_rows(project) == []
     intent = json.loads(_tags(project, 1)[registry.INTENT_TAG])
     assert [m["alias"] for m in intent["moves"]] == ["staging"]
     assert not psutil.pid_exists(intent["pid"]) or (
@@ -209,7 +194,7 @@ def test_a_version_left_by_a_killed_pipeline_is_settled(
 
     jobs.list_jobs(project)  # the next look at the jobs settles it
     assert registry.aliases(project) == {"staging": 1}
-    (row,) = _audit(project)
+    (row,) = audit_rows(project)
     assert (row["action"], row["alias"], row["from_version"], row["to_version"]) == (
         "set",
         "staging",
@@ -228,7 +213,7 @@ def test_a_version_left_by_a_killed_pipeline_is_settled(
     assert [j.status for j in jobs.list_jobs(project)] == ["succeeded"]
     # settled once: more reads add nothing
     assert len(registry.alias_history(project)) == 1
-    assert len(_audit(project)) == 1
+    assert len(audit_rows(project)) == 1
 
 
 def test_a_killed_pipelines_version_is_not_moved_over_a_later_move(
@@ -239,7 +224,7 @@ def test_a_killed_pipelines_version_is_not_moved_over_a_later_move(
     assert version == 3
     assert registry.aliases(project) == {"production": 1, "staging": 2}
     # meanwhile someone moved staging with the plain client: finishing would undo that
-    _client(project).set_registered_model_alias(project.config.model_name, "staging", "1")
+    mlflow_client(project).set_registered_model_alias(project.config.model_name, "staging", "1")
 
     history = registry.alias_history(project, "staging")  # a registry read settles it
     assert registry.aliases(project) == {"production": 1, "staging": 1}
@@ -251,7 +236,7 @@ def test_a_killed_pipelines_version_is_not_moved_over_a_later_move(
     tags = _tags(project, 3)
     assert "'staging' moved from v2 to v1" in tags[registry.INCOMPLETE_TAG]
     assert registry.SETTLED_TAG not in tags
-    (row,) = [r for r in _audit(project) if r["action"] == "incomplete"]
+    (row,) = [r for r in audit_rows(project) if r["action"] == "incomplete"]
     assert (row["alias"], row["from_version"], row["to_version"]) == ("staging", 1, 3)
     assert "died after registering v3" in row["reason"]
     assert registry.settle_versions(project) == []  # nothing pending any more

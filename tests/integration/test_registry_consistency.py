@@ -15,29 +15,15 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import audit_rows, mlflow_client
 from workbench import alias_moves, registry
 from workbench.cli import main
-from workbench.db import Db
 from workbench.errors import RegistryError
 from workbench.project import Project
 
 pytestmark = pytest.mark.integration
 
 PROD = "production"
-
-
-def _client(project: Project) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
-
-
-def _audit(project: Project) -> list[dict[str, Any]]:
-    db = Db(project.logs)
-    try:
-        return db.rows("SELECT * FROM audit ORDER BY ts")
-    finally:
-        db.close()
 
 
 def _assert_chain(history: list[dict[str, Any]]) -> None:
@@ -152,7 +138,7 @@ def test_racing_promotes_from_many_processes_make_a_chain(
     _assert_chain(registry.alias_history(project))
     # MLflow ends where the last audit row says, seen through the plain client too
     assert registry.aliases(project)[PROD] == history[-1]["to_version"]
-    mv = _client(project).get_model_version_by_alias(project.config.model_name, PROD)
+    mv = mlflow_client(project).get_model_version_by_alias(project.config.model_name, PROD)
     assert int(mv.version) == history[-1]["to_version"]
     assert not (project.store / "locks" / "registry.pending.json").exists()
 
@@ -173,7 +159,7 @@ def test_a_move_with_the_plain_mlflow_client_shows_in_history(
 ) -> None:
     project = trained_project
     name = project.config.model_name
-    _client(project).set_registered_model_alias(name, PROD, "2")
+    mlflow_client(project).set_registered_model_alias(name, PROD, "2")
 
     moves = _history_json(capsys, project, "--alias", PROD)
     assert [(m["action"], m["from_version"], m["to_version"]) for m in moves] == [
@@ -185,14 +171,14 @@ def test_a_move_with_the_plain_mlflow_client_shows_in_history(
     assert found["reason"].startswith("moved outside Workbench (found on ")
     # found once: reading again records nothing new
     assert len(_history_json(capsys, project)) == len(_history_json(capsys, project))
-    assert sum(r["action"] == "external" for r in _audit(project)) == 1
+    assert sum(r["action"] == "external" for r in audit_rows(project)) == 1
 
     # rollback's stack follows: back to 1, the version before the outside move
     row = registry.rollback(project, "undo the script")
     assert (row["from_version"], row["to_version"]) == (2, 1)
 
     # an alias removed outside is recorded too, and the next promote starts from nothing
-    _client(project).delete_registered_model_alias(name, PROD)
+    mlflow_client(project).delete_registered_model_alias(name, PROD)
     moves = _history_json(capsys, project, "--alias", PROD)
     assert (moves[-1]["action"], moves[-1]["from_version"], moves[-1]["to_version"]) == (
         "external",
@@ -203,7 +189,7 @@ def test_a_move_with_the_plain_mlflow_client_shows_in_history(
     row = registry.promote(project, 2, "back in service")
     assert (row["from_version"], row["to_version"]) == (None, 2)
     # a brand-new alias set outside
-    _client(project).set_registered_model_alias(name, "shadow", "1")
+    mlflow_client(project).set_registered_model_alias(name, "shadow", "1")
     everything = _history_json(capsys, project)
     assert ("shadow", "external", None, 1) in [
         (m["alias"], m["action"], m["from_version"], m["to_version"]) for m in everything
@@ -213,7 +199,7 @@ def test_a_move_with_the_plain_mlflow_client_shows_in_history(
 
 def test_a_promote_after_an_outside_move_chains_from_it(trained_project: Project) -> None:
     project = trained_project
-    _client(project).set_registered_model_alias(project.config.model_name, PROD, "2")
+    mlflow_client(project).set_registered_model_alias(project.config.model_name, PROD, "2")
     row = registry.promote(project, 1, "back to v1")
     assert (row["from_version"], row["to_version"]) == (2, 1)
     history = registry.alias_history(project, PROD)
@@ -289,7 +275,7 @@ def test_an_alias_mlflow_refuses_is_one_line_exit_2(
 
 
 def test_an_mlflow_exception_from_a_registry_write_is_one_line(trained_project: Project) -> None:
-    client = _client(trained_project)
+    client = mlflow_client(trained_project)
     with pytest.raises(RegistryError) as info:
         alias_moves.mlflow_call(client.set_registered_model_alias, "no_such_model", "x", "1")
     assert len(str(info.value).splitlines()) == 1
