@@ -18,7 +18,7 @@ def create_store(project_root: Path) -> None:
     """Let MLflow create its schema and the project's experiment (in a subprocess, so the
     caller's process does not import mlflow)."""
     code = (
-        "import sys; from workbench.project import Project; from workbench import tracking; "
+        "import sys; from workbench.project import Project; from workbench.store import tracking; "
         "tracking.setup(Project.load(sys.argv[1]))"
     )
     subprocess.run([sys.executable, "-c", code, str(project_root)], check=True)

@@ -26,8 +26,8 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench.drift import check_frame
-from workbench.drift_profile import ReferenceProfile, build_profile
+from workbench.drift.evaluate import check_frame
+from workbench.drift.profile import ReferenceProfile, build_profile
 
 EVIDENTLY_ANCHOR_S = 97.0
 SPEEDUP_GOAL = 50.0
@@ -38,8 +38,8 @@ SHIFTS = {0: 0.5, 3: 0.1, 7: 0.25, 12: 1.0}  # feature index -> mean shift (in s
 
 CHILD = r"""
 import json, resource, sys, time
-from workbench.drift import check_parquet
-from workbench.drift_profile import ReferenceProfile
+from workbench.drift.evaluate import check_parquet
+from workbench.drift.profile import ReferenceProfile
 import scipy.stats  # noqa: F401  (import cost is not the check's)
 
 

@@ -18,7 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from workbench import docker_engine, images, jobs, plugins, samples
+from workbench import plugins
+from workbench.demo import samples
+from workbench.jobs import control as jobs
+from workbench.jobs import docker_engine, images
 from workbench.project import Project
 
 START_GOAL_S = 1.0
@@ -86,7 +89,7 @@ def main() -> int:
 
 def _start_latency(project: Project, job_id: str) -> float:
     """From the job's first record (asked) to its `running` record (container started)."""
-    from workbench.db import Db
+    from workbench.store.db import Db
 
     rows = Db(project.logs).rows(
         "SELECT status, ts FROM jobs_events WHERE job_id = ? ORDER BY ts", [job_id]

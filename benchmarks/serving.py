@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _loadgen import LoadResult, build_request, client_ceiling, free_port, run_load
 
-from workbench import mlflow_store
-from workbench.data import load_frame
+from workbench.data.snapshot import load_frame
 from workbench.project import Project
+from workbench.store import mlflow_tables as mlflow_store
 
 RPS_GOAL_RATIO = 3.0
 P99_GOAL_MS = 10.0
@@ -161,7 +161,7 @@ def _bench(args: argparse.Namespace, scratch: Path, servers: list[Server]) -> in
     failed = ceiling.failures > 0
 
     if not args.skip_ours:
-        from workbench.db import Db
+        from workbench.store.db import Db
 
         before = _logged(Db(project.logs))
         server = _start(

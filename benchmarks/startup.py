@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _runs_store import create_store, fill
 
-from workbench import runs_index, samples
-from workbench.db import Db
+from workbench.demo import samples
 from workbench.project import Project
+from workbench.store import runs_index
+from workbench.store.db import Db
 
 PAINT_GOAL_S = 0.5
 TABLE_GOAL_S = 0.1

@@ -13,9 +13,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from workbench import docker_engine, images, tracking
+from workbench.jobs import docker_engine, images
 from workbench.plugins import JobSpec, StopWatcher, error_line, lines_of
 from workbench.project import Project
+from workbench.store import tracking
 
 STOP_GRACE_S = 10
 #: Who a job runs as when Workbench itself runs as root: never root in the container.

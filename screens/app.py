@@ -31,10 +31,10 @@ from screens.train import TrainFinished, TrainLog, TrainProgress, TrainScreen, T
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
-    from workbench.db import Db
-    from workbench.monitor import MonitorOutcome
+    from workbench.monitoring.monitor import MonitorOutcome
     from workbench.project import Project
-    from workbench.runs_index import SyncResult
+    from workbench.store.db import Db
+    from workbench.store.runs_index import SyncResult
 
 SCREENS_GROUP = Binding.Group("screens", compact=True)
 
@@ -205,7 +205,7 @@ class WorkbenchApp(App[int]):
         queries here take milliseconds."""
         with self._db_lock:
             if self._db is None:
-                from workbench.db import Db
+                from workbench.store.db import Db
 
                 self._db = Db(self.project.logs)
             yield self._db
@@ -263,7 +263,8 @@ class WorkbenchApp(App[int]):
 
     @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
     def _sync(self, force: bool) -> None:
-        from workbench import registry, runs_index
+        from workbench.registry import versions as registry
+        from workbench.store import runs_index
 
         try:
             # Its own short-lived Db: a long sync does not hold up the screens' queries.
@@ -390,8 +391,8 @@ class WorkbenchApp(App[int]):
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
     def _train(self) -> None:
-        from workbench import pipeline
-        from workbench.jobs import resolve_runner
+        from workbench.jobs.control import resolve_runner
+        from workbench.pipeline import flow as pipeline
 
         post = self.post_message
         try:

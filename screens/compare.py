@@ -68,7 +68,7 @@ class CompareScreen(Screen[None]):
         self._fill()
 
     def _fill(self) -> None:
-        from workbench.runs_index import compare_runs
+        from workbench.store.runs_index import compare_runs
 
         self.rows = compare_runs(self.frame, self.run_ids, only_diff=self.only_diff)
         self.grid.clear()

@@ -28,7 +28,7 @@ class Change:
 
 def adjust_traffic(project: Project, points: int, lock: threading.Lock) -> Change:
     """Move the canary's share by `points` (a warning when it is already at the edge)."""
-    from workbench import deployments
+    from workbench.serving import deployments
 
     # The core reads and moves the share under the state's lock: presses add up, also
     # against changes made meanwhile from another process.
@@ -46,7 +46,7 @@ def adjust_traffic(project: Project, points: int, lock: threading.Lock) -> Chang
 
 
 def promote(project: Project, reason: str, lock: threading.Lock) -> Change:
-    from workbench import deployments
+    from workbench.serving import deployments
 
     with lock:
         try:
@@ -59,7 +59,7 @@ def promote(project: Project, reason: str, lock: threading.Lock) -> Change:
 
 
 def rollback(project: Project, reason: str, lock: threading.Lock) -> Change:
-    from workbench import deployments
+    from workbench.serving import deployments
 
     with lock:
         try:
@@ -74,7 +74,7 @@ def rollback(project: Project, reason: str, lock: threading.Lock) -> Change:
 def deploy_canary(
     project: Project, version: int, percent: float, reason: str, lock: threading.Lock
 ) -> Change:
-    from workbench import deployments
+    from workbench.serving import deployments
 
     with lock:
         try:
@@ -88,7 +88,8 @@ def deploy_canary(
 def plan_canary(project: Project) -> tuple[list[int], int | None, int | None]:
     """The registered versions, production's, and the one to suggest as the canary: the
     staging candidate, else the newest version that is not production."""
-    from workbench import deployments, registry
+    from workbench.registry import versions as registry
+    from workbench.serving import deployments
 
     versions = sorted(v.version for v in registry.list_versions(project))
     production = deployments.production_version(project)
@@ -101,7 +102,7 @@ def plan_canary(project: Project) -> tuple[list[int], int | None, int | None]:
 
 def start_server(project: Project, lock: threading.Lock) -> Change:
     """`workbench serve --detach` on the configured host and port (the runner's default)."""
-    from workbench import server_process
+    from workbench.serving import process as server_process
 
     cfg = project.config.serving
     with lock:
@@ -114,7 +115,7 @@ def start_server(project: Project, lock: threading.Lock) -> Change:
 
 def stop_server(project: Project, lock: threading.Lock) -> Change:
     """Stop the running server gracefully (its prediction log is flushed)."""
-    from workbench import server_process
+    from workbench.serving import process as server_process
 
     with lock:
         try:

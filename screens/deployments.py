@@ -250,7 +250,7 @@ class DeploymentsScreen(WorkbenchScreen):
     @work(thread=True, exclusive=True, group="deployments-poll", exit_on_error=False)
     def _poll(self, window_s: float) -> None:
         try:
-            from workbench import deployments
+            from workbench.serving import deployments
 
             with self.wb.database() as db:  # the app's shared connection
                 data = deployments.status(self.project, window_s, db)
@@ -529,7 +529,7 @@ class DeploymentsScreen(WorkbenchScreen):
 
     @work(thread=True, group="deployments-apply", exit_on_error=False)
     def _wait_applied(self, generation: int) -> None:
-        from workbench import deployments
+        from workbench.serving import deployments
 
         applied = deployments.wait_applied(self.project, generation, APPLY_WAIT_S)
         self.post_message(self.Applied(generation, applied))

@@ -53,9 +53,9 @@ from screens.widgets.feature_table import FeatureTable
 from screens.widgets.themed_text import DriftText
 
 if TYPE_CHECKING:
-    from workbench.drift import FeatureDrift
-    from workbench.drift_checks import CheckResult
-    from workbench.monitor import MonitorOutcome
+    from workbench.drift.evaluate import FeatureDrift
+    from workbench.monitoring.checks import CheckResult
+    from workbench.monitoring.monitor import MonitorOutcome
 
 #: Seconds between two checks while the screen is shown.
 REFRESH_S = 30.0
@@ -306,7 +306,7 @@ class DriftScreen(WorkbenchScreen):
                 self.post_message(self.CheckProgress(token, done, total))
 
         try:
-            from workbench import drift_checks
+            from workbench.monitoring import checks as drift_checks
 
             with self.wb.database() as db:  # the app's shared connection
                 result = drift_checks.check(

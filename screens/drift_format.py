@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from workbench.drift import FeatureDrift
+    from workbench.drift.evaluate import FeatureDrift
 
 STATUS_LABEL = {"alert": "alert", "warn": "warn", "ok": "ok", "no_data": "n/a"}
 TEST_LABEL = {"wasserstein": "wass"}

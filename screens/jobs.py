@@ -40,7 +40,7 @@ from screens.formatting import ellipsize, fmt_value, short_id
 from screens.widgets.log_view import LogView
 
 if TYPE_CHECKING:
-    from workbench.jobs import JobInfo
+    from workbench.jobs.control import JobInfo
 
 REFRESH_S = 2.0
 TAIL_S = 0.5
@@ -384,7 +384,7 @@ class JobsScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="jobs-load", exit_on_error=False)
     def _load(self) -> None:
-        from workbench import jobs
+        from workbench.jobs import control as jobs
 
         runner = self.runner_label or self._resolve_runner()
         with self.wb.database() as db:
@@ -401,7 +401,7 @@ class JobsScreen(WorkbenchScreen):
             self.post_message(self.Loaded(found, stats, gpu, runner))
 
     def _resolve_runner(self) -> str:
-        from workbench.jobs import resolve_runner
+        from workbench.jobs.control import resolve_runner
 
         try:
             return str(resolve_runner(self.project).name)
@@ -412,7 +412,7 @@ class JobsScreen(WorkbenchScreen):
     def _job_stats(self, job: JobInfo) -> dict[str, float]:
         """CPU and memory from the job's runner (one runner instance per name is kept by the
         core, so CPU percent is measured since the previous call)."""
-        from workbench import jobs
+        from workbench.jobs import control as jobs
 
         return jobs.job_stats(job)
 
@@ -421,8 +421,8 @@ class JobsScreen(WorkbenchScreen):
     ) -> None:
         """Each running job's GPU memory (MiB) as `stats[job]["gpu_mib"]`: one nvidia-smi
         call for all jobs, the job's host pids from its runner when the runner can say."""
-        from workbench.gpu import compute_apps, job_gpu_mib
-        from workbench.jobs import runner_for
+        from workbench.jobs.control import runner_for
+        from workbench.jobs.gpu import compute_apps, job_gpu_mib
 
         apps = compute_apps(tool)
         if not apps:
@@ -441,7 +441,7 @@ class JobsScreen(WorkbenchScreen):
     def _final_progress(self, job: JobInfo) -> tuple[int, int] | None:
         """Where a finished training job got to, from its log's last progress event (read
         once per job: a finished job's log does not change)."""
-        from workbench import events
+        from workbench.jobs import events
 
         if job.job_id in self._finished_progress:
             return self._finished_progress[job.job_id]
@@ -604,8 +604,8 @@ class JobsScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="jobs-tail", exit_on_error=False)
     def _tail(self, seq: int, job: JobInfo, start: int) -> None:
-        from workbench import events
-        from workbench.jobs import read_log
+        from workbench.jobs import events
+        from workbench.jobs.control import read_log
 
         offset = start
         skip_partial = False
@@ -735,7 +735,7 @@ class JobsScreen(WorkbenchScreen):
 
     @work(thread=True, group="jobs-control", exit_on_error=False)
     def _stop(self, job_id: str) -> None:
-        from workbench.jobs import stop_job
+        from workbench.jobs.control import stop_job
 
         try:
             stop_job(self.project, job_id)
@@ -801,7 +801,7 @@ class JobsScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="jobs-restart", exit_on_error=False)
     def _restart(self, job_id: str) -> None:
-        from workbench.jobs import restart_job
+        from workbench.jobs.control import restart_job
 
         post = self.post_message
         try:

@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench import registry, runs_index
+from workbench.registry import versions as registry
+from workbench.store import runs_index
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from workbench.db import Db
     from workbench.project import Project
-    from workbench.registry import VersionInfo
+    from workbench.registry.versions import VersionInfo
+    from workbench.store.db import Db
 
 #: Columns every runs table shows before the metrics.
 BASE_COLUMNS = ("run_id", "run_name", "status", "start_time")

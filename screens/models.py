@@ -205,7 +205,7 @@ class ModelsScreen(WorkbenchScreen):
     @work(thread=True, exclusive=True, group="models-registry", exit_on_error=False)
     def _move(self, action: str, reason: str, version: int | None = None) -> None:
         """Promote `version`, or roll back, in a worker; report with a Moved message."""
-        from workbench import registry
+        from workbench.registry import versions as registry
 
         alias = self.production_alias
         try:
@@ -230,7 +230,7 @@ class ModelsScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="models-registry", exit_on_error=False)
     def _plan_rollback(self) -> None:
-        from workbench import registry
+        from workbench.registry import versions as registry
 
         try:
             current, target = registry.rollback_target(self.project, self.production_alias)

@@ -23,7 +23,7 @@ from screens.base import describe_error
 if TYPE_CHECKING:
     from screens.app import WorkbenchApp
     from workbench.config import MonitorSection
-    from workbench.monitor import MonitorOutcome
+    from workbench.monitoring.monitor import MonitorOutcome
 
 #: Monitor outcomes the app keeps.
 MONITOR_KEEP = 20
@@ -93,8 +93,8 @@ def monitor_loop(app: WorkbenchApp, stop: threading.Event) -> None:
     """The body of the app's monitor worker: `monitor.run_forever` until `stop` is set (or
     the worker is cancelled); an unexpected error is reported and the loop goes on after
     the interval."""
-    from workbench import monitor
-    from workbench.parquet_log import utcnow
+    from workbench.monitoring import monitor
+    from workbench.store.parquet_log import utcnow
 
     worker = get_current_worker()
     project = app.project
@@ -123,8 +123,8 @@ def monitor_loop(app: WorkbenchApp, stop: threading.Event) -> None:
 
 def monitor_round(app: WorkbenchApp) -> None:
     """The body of the app's one-round worker (`m`): `check_once`, which may retrain."""
-    from workbench import monitor
-    from workbench.parquet_log import utcnow
+    from workbench.monitoring import monitor
+    from workbench.store.parquet_log import utcnow
 
     post = app.post_message
 

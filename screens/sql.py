@@ -34,7 +34,7 @@ from workbench.errors import WorkbenchError
 if TYPE_CHECKING:
     import duckdb
 
-    from workbench.sql_console import QueryResult
+    from workbench.store.sql_console import QueryResult
 
 #: Rows shown in the table at most (the status line says how many there were).
 TABLE_LIMIT = 10_000
@@ -61,7 +61,7 @@ class Shown:
 
 
 def _cell(value: Any, width: int) -> str:
-    from workbench.sql_console import cell_text
+    from workbench.store.sql_console import cell_text
 
     text = cell_text(value).replace("\r", " ").replace("\n", " ").replace("\t", " ")
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
@@ -69,7 +69,7 @@ def _cell(value: Any, width: int) -> str:
 
 def prepare(result: QueryResult, null_style: Style) -> Shown:
     """Cells as text, numbers right-aligned, NULL styled, every column CELL_MAX at most."""
-    from workbench.sql_console import is_numeric, summary
+    from workbench.store.sql_console import is_numeric, summary
 
     ncols = len(result.columns)
     widths = [min(CELL_MAX, max(4, len(name))) for name in result.columns]
@@ -257,7 +257,7 @@ class SqlScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="sql-views", exit_on_error=False)
     def _load_views(self) -> None:
-        from workbench import sql_console
+        from workbench.store import sql_console
 
         history = None if self._history_loaded else sql_console.load_history(self.project)
         try:
@@ -334,7 +334,7 @@ class SqlScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="sql-run", exit_on_error=False)
     def _run(self, run_id: int, sql: str, null_style: Style, remember: bool) -> None:
-        from workbench import sql_console
+        from workbench.store import sql_console
 
         if remember:
             with contextlib.suppress(OSError):  # a read-only store: the query still runs

@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Log, ProgressBar, Static
 
 from screens.formatting import ellipsize
-from workbench.events import PIPELINE_STEPS
+from workbench.jobs.events import PIPELINE_STEPS
 
 if TYPE_CHECKING:
     from screens.app import WorkbenchApp

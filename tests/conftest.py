@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench import demo, samples
+from workbench.demo import acts as demo
+from workbench.demo import samples
 from workbench.project import Project
 
 os.environ.setdefault("WORKBENCH_USER", "tester")

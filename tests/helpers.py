@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.db import Db
 from workbench.project import Project
+from workbench.store.db import Db
 
 
 def mlflow_client(project: Project) -> Any:

@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 from screens.drift_format import STATUS_LABEL, TEST_LABEL, fmt_num, status_level
 
 if TYPE_CHECKING:
-    from workbench.drift import FeatureDrift
+    from workbench.drift.evaluate import FeatureDrift
 
 #: The feature column's width when the table is narrow (longer names end in "…").
 NARROW_FEATURE_W = 18

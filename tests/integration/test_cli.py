@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 import tomli_w
 
-from workbench import demo, registry
-from workbench.cli import main
+from workbench.cli.main import main
+from workbench.demo import acts as demo
 from workbench.project import Project
+from workbench.registry import versions as registry
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench import demo, deployments, jobs
+from workbench.demo import acts as demo
+from workbench.jobs import control as jobs
 from workbench.project import Project
+from workbench.serving import deployments
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from plugins.docker_runner import NONROOT
-from workbench import docker_engine, images, jobs, plugins
-from workbench.cli import main
+from workbench import plugins
+from workbench.cli.main import main
+from workbench.jobs import control as jobs
+from workbench.jobs import docker_engine, images
 from workbench.project import Project
 
 pytestmark = pytest.mark.integration
@@ -120,7 +122,7 @@ def test_training_in_a_container_lands_in_mlflow(docker_project: Project) -> Non
     assert run.data.params["num_iterations"] == "25"
     assert run.data.metrics["holdout_auc"] > 0.7
     model = mlflow.pyfunc.load_model(out.result["model_uri"])
-    from workbench import data as data_mod
+    from workbench.data import snapshot as data_mod
 
     frame = data_mod.to_model_frame(
         data_mod.load_frame(docker_project.data_path).head(20), docker_project.config
@@ -327,8 +329,8 @@ def test_serving_in_a_container(docker_project: Project, engine: object) -> None
     import json
     import socket
 
-    from workbench import deployments
-    from workbench.db import Db
+    from workbench.serving import deployments
+    from workbench.store.db import Db
 
     root = str(docker_project.root)
     assert main(["pipeline", "run", "--runner", "local", "--auto-promote", "--project", root]) == 0

@@ -11,13 +11,15 @@ from typing import Any
 import polars as pl
 import pytest
 
-from workbench import drift_checks, monitor, registry
-from workbench.cli import main
-from workbench.db import Db
-from workbench.parquet_log import ParquetLog, utcnow
-from workbench.prediction_log import PredictionLogger
-from workbench.predictors import load_predictor, model_dir_for
+from workbench.cli.main import main
+from workbench.monitoring import checks as drift_checks
+from workbench.monitoring import monitor
 from workbench.project import Project
+from workbench.registry import versions as registry
+from workbench.serving.prediction_log import PredictionLogger
+from workbench.serving.predictors import load_predictor, model_dir_for
+from workbench.store.db import Db
+from workbench.store.parquet_log import ParquetLog, utcnow
 
 pytestmark = pytest.mark.integration
 

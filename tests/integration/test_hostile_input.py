@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from workbench.cli import main
-from workbench.db import Db
+from workbench.cli.main import main
 from workbench.errors import UsageError
-from workbench.jobs import run_job, runner_for
+from workbench.jobs.control import run_job, runner_for
 from workbench.project import Project
-from workbench.sql_console import SqlError, run_query
+from workbench.store.db import Db
+from workbench.store.sql_console import SqlError, run_query
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def test_run_job_refuses_an_id_that_leaves_the_jobs_folder(sample_project: Proje
     before = _files(sample_project.root.parent)
     with pytest.raises(UsageError, match="job id"):
         run_job(
-            sample_project, "serve", "workbench.server", [], runner_for("local"),
+            sample_project, "serve", "workbench.serving", [], runner_for("local"),
             job_id="../../escaped",
         )  # fmt: skip
     after = _files(sample_project.root.parent)

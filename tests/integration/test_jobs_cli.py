@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from workbench import jobs, plugins
-from workbench.cli import main
+from workbench import plugins
+from workbench.cli.main import main
+from workbench.jobs import control as jobs
 from workbench.project import Project
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,11 @@ import pytest
 import tomli_w
 
 from tests.helpers import audit_rows, mlflow_client
-from workbench import jobs, orphans, plugins, registry
+from workbench import plugins
+from workbench.jobs import control as jobs
+from workbench.jobs import orphans
 from workbench.project import Project
+from workbench.registry import versions as registry
 
 pytestmark = pytest.mark.integration
 
@@ -139,8 +142,8 @@ import os
 import signal
 import sys
 
-from workbench import registry
-from workbench.cli import main
+from workbench.registry import versions as registry
+from workbench.cli.main import main
 
 real = registry.register
 

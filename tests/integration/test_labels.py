@@ -7,10 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.cli import main
-from workbench.db import Db
-from workbench.prediction_log import PredictionLogger
+from workbench.cli.main import main
 from workbench.project import Project
+from workbench.serving.prediction_log import PredictionLogger
+from workbench.store.db import Db
 
 
 def test_labels_join_predictions_by_request_id(

@@ -17,11 +17,11 @@ import polars as pl
 import pytest
 import tomli_w
 
-from workbench import data as data_mod
-from workbench import registry
-from workbench.cli import main
-from workbench.db import Db
+from workbench.cli.main import main
+from workbench.data import snapshot as data_mod
 from workbench.project import Project
+from workbench.registry import versions as registry
+from workbench.store.db import Db
 
 pytestmark = pytest.mark.integration
 

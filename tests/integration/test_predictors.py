@@ -13,17 +13,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from workbench import mlflow_store
-from workbench.data import load_frame
-from workbench.model_signature import Field, ModelError, read_signature
-from workbench.payloads import parse_records
-from workbench.predictors import (
+from workbench.data.snapshot import load_frame
+from workbench.project import Project
+from workbench.serving.payloads import parse_records
+from workbench.serving.predictors import (
     LightGBMPredictor,
     PyfuncPredictor,
     load_predictor,
     model_dir_for,
 )
-from workbench.project import Project
+from workbench.serving.signature import Field, ModelError, read_signature
+from workbench.store import mlflow_tables as mlflow_store
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +173,7 @@ def test_logged_model_source_and_pyfunc_fallback(trained_project: Project, tmp_p
     models:/m-<id>, found through the logged_models table; served by mlflow.pyfunc."""
     import mlflow
 
-    from workbench import tracking
+    from workbench.store import tracking
 
     client = tracking.client(trained_project)
     exp_id = client.create_experiment("logged", artifact_location=(tmp_path / "art").as_uri())
@@ -199,7 +199,7 @@ def test_logged_model_source_and_pyfunc_fallback(trained_project: Project, tmp_p
 
 
 def test_a_version_whose_directory_has_no_mlmodel(trained_project: Project, tmp_path: Path) -> None:
-    from workbench import tracking
+    from workbench.store import tracking
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from tests.helpers import audit_rows, mlflow_client
-from workbench import alias_moves, registry
-from workbench.cli import main
+from workbench.cli.main import main
 from workbench.errors import RegistryError
 from workbench.project import Project
+from workbench.registry import alias_moves
+from workbench.registry import versions as registry
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +63,7 @@ import sys
 
 import mlflow  # imported once here; each forked child opens the store itself
 import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
-from workbench import registry
+from workbench.registry import versions as registry
 from workbench.project import Project
 
 ROOT, N = {root!r}, {n}
@@ -212,7 +213,8 @@ import os
 import signal
 import sys
 
-from workbench import audit, registry
+from workbench.registry import audit
+from workbench.registry import versions as registry
 from workbench.project import Project
 
 real = audit.append

@@ -14,13 +14,13 @@ from typing import Any
 import polars as pl
 import pytest
 
-from workbench import runs_index
-from workbench.cli import main
-from workbench.db import Db
+from workbench.cli.main import main
 from workbench.errors import UsageError
-from workbench.parquet_log import ParquetLog
 from workbench.project import Project
-from workbench.runs_index import compare_runs, metric_history, runs_frame, sort_filter, sync
+from workbench.store import runs_index
+from workbench.store.db import Db
+from workbench.store.parquet_log import ParquetLog
+from workbench.store.runs_index import compare_runs, metric_history, runs_frame, sort_filter, sync
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def test_plain_mlflow_runs_show_up_without_importing_mlflow(
     code = textwrap.dedent(
         f"""
         import contextlib, io, sys
-        from workbench.cli import main
+        from workbench.cli.main import main
         root = {str(trained_project.root)!r}
         assert main(['runs', '--project', root, '--json']) == 0
         assert 'mlflow' not in sys.modules, 'runs imported mlflow'

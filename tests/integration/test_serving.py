@@ -23,10 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench import deployments, registry
-from workbench.cli import main
-from workbench.db import Db
+from workbench.cli.main import main
 from workbench.project import Project
+from workbench.registry import versions as registry
+from workbench.serving import deployments
+from workbench.store.db import Db
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +152,7 @@ def test_health_ready_version_metrics_docs(served: Server) -> None:
 
 
 def test_single_and_batch_predictions_match_the_model(served: Server) -> None:
-    from workbench.predictors import load_predictor, model_dir_for
+    from workbench.serving.predictors import load_predictor, model_dir_for
 
     predictor = load_predictor(model_dir_for(served.project, 1), 1)
     expected = predictor.predict(served.records[:50])
@@ -353,8 +354,8 @@ def _register_failing_model(project: Project, tmp: Path) -> int:
     import mlflow
     from mlflow.models import Model
 
-    from workbench import tracking
-    from workbench.predictors import model_dir_for
+    from workbench.serving.predictors import model_dir_for
+    from workbench.store import tracking
 
     signature = Model.load(str(model_dir_for(project, 1))).signature
     code = tmp / "failing_model.py"

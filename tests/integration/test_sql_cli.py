@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_sql_console import CONFIG, RUNS, T0, write_logs
-from workbench.cli import main
+from workbench.cli.main import main
 from workbench.project import Project
-from workbench.sql_console import load_history
+from workbench.store.sql_console import load_history
 
 
 @pytest.fixture

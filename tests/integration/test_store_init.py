@@ -13,17 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from workbench import mlflow_store, tracking
-from workbench.cli import main
+from workbench.cli.main import main
 from workbench.errors import WorkbenchError
 from workbench.project import Project
+from workbench.store import mlflow_tables as mlflow_store
+from workbench.store import tracking
 
 CONFIG = '[project]\nname = "race"\n[data]\npath = "d.csv"\ntarget = "y"\nsplit = "random"\n'
 
 #: Imports everything first, then waits for a common start time, so the setups really race.
 RACER = """
 import sys, time
-from workbench import tracking
+from workbench.store import tracking
 from workbench.project import Project
 import mlflow.store.tracking.sqlalchemy_store, mlflow.store.model_registry.sqlalchemy_store
 project = Project.load(sys.argv[1])

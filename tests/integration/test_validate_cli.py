@@ -16,8 +16,8 @@ import polars as pl
 import pytest
 import tomli_w
 
-from workbench import samples
-from workbench.cli import main
+from workbench.cli.main import main
+from workbench.demo import samples
 
 pytestmark = pytest.mark.integration
 

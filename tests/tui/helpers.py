@@ -2,7 +2,7 @@
 
 The data is fixed (run ids, names, times, metrics, per-step curves) and written straight into
 the runs index (Parquet) and the audit log; the registry is a tiny SQLite file with the tables
-and columns `workbench.mlflow_store` reads. Nothing depends on the clock, so snapshots are
+and columns `workbench.store.mlflow_tables` reads. Nothing depends on the clock, so snapshots are
 stable.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 from textual.command import CommandList
 from textual.pilot import Pilot
 
-from workbench.parquet_log import SCHEMAS, ParquetLog
 from workbench.project import Project
+from workbench.store.parquet_log import SCHEMAS, ParquetLog
 
 T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
 SYNCED = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)

@@ -24,11 +24,11 @@ from screens.models import ModelsScreen
 from screens.overview import OverviewScreen
 from screens.train import TrainScreen
 from tests.tui.helpers import palette_hits, record_notes, run_metrics, run_name, settle, wait_until
-from workbench import registry
 from workbench.config import TuiSection
-from workbench.db import Db
 from workbench.errors import JobFailed
 from workbench.project import Project
+from workbench.registry import versions as registry
+from workbench.store.db import Db
 
 pytestmark = pytest.mark.tui
 
@@ -461,7 +461,8 @@ class FakePipeline:
 
 @pytest.fixture
 def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> FakePipeline:
-    from workbench import jobs, pipeline
+    from workbench.jobs import control as jobs
+    from workbench.pipeline import flow as pipeline
 
     fake = FakePipeline()
     monkeypatch.setattr(pipeline, "run", fake)

@@ -36,10 +36,11 @@ from tests.tui.helpers import (
     write_registry,
     write_runs,
 )
-from workbench import deployments, labels, registry
-from workbench.db import Db
-from workbench.prediction_log import PredictionLogger
 from workbench.project import Project
+from workbench.registry import versions as registry
+from workbench.serving import deployments, labels
+from workbench.serving.prediction_log import PredictionLogger
+from workbench.store.db import Db
 
 pytestmark = pytest.mark.tui
 
@@ -444,7 +445,7 @@ async def test_start_and_stop_the_server_from_the_screen(trained_project: Projec
             )
             assert deployments.read_server(project) is None
     finally:
-        from workbench import server_process
+        from workbench.serving import process as server_process
 
         server_process.stop(project)
 
@@ -470,7 +471,7 @@ def test_the_start_path_does_not_load_the_screen() -> None:
         """
         import sys
         import screens.app
-        lazy = ("screens.deployments", "workbench.deployments", "workbench.serving_stats")
+        lazy = ("screens.deployments", "workbench.serving.deployments", "workbench.serving.stats")
         print("RESULT", [m for m in lazy if m in sys.modules])
         """
     )

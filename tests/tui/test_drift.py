@@ -37,13 +37,13 @@ from tests.tui.helpers import (
     wait_until,
     write_registry,
 )
-from workbench import samples
-from workbench.db import Db
-from workbench.drift_checks import PROFILE_FILE
-from workbench.drift_profile import build_profile
-from workbench.prediction_log import PredictionLogger
-from workbench.predictors import model_dir_for
+from workbench.demo import samples
+from workbench.drift.profile import build_profile
+from workbench.monitoring.checks import PROFILE_FILE
 from workbench.project import Project
+from workbench.serving.prediction_log import PredictionLogger
+from workbench.serving.predictors import model_dir_for
+from workbench.store.db import Db
 
 pytestmark = pytest.mark.tui
 
@@ -476,8 +476,8 @@ def test_the_start_path_does_not_load_the_screen_or_the_engine() -> None:
         """
         import sys
         import screens.app
-        lazy = ("screens.drift", "workbench.drift", "workbench.drift_checks",
-                "workbench.monitor", "numpy")
+        lazy = ("screens.drift", "workbench.drift.evaluate", "workbench.monitoring.checks",
+                "workbench.monitoring.monitor", "numpy")
         print("RESULT", [m for m in lazy if m in sys.modules])
         """
     )

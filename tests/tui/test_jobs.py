@@ -31,9 +31,11 @@ from screens.jobs import (
     short_job_id,
 )
 from tests.tui.helpers import CONFIG, make_project, palette_hits, record_notes, run_id, settle
-from workbench import events, jobs, plugins
-from workbench.parquet_log import ParquetLog
+from workbench import plugins
+from workbench.jobs import control as jobs
+from workbench.jobs import events
 from workbench.project import Project
+from workbench.store.parquet_log import ParquetLog
 
 pytestmark = pytest.mark.tui
 
@@ -74,7 +76,8 @@ def cell(screen: JobsScreen, job_id: str, column: str) -> str:
 #: Runs a long training job through the local runner and prints how it ended.
 STARTER = """
 import json, sys
-from workbench import jobs, plugins
+from workbench import plugins
+from workbench.jobs import control as jobs
 from workbench.project import Project
 project = Project.load(sys.argv[1])
 runner = plugins.load("runner", "local")

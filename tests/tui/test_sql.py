@@ -16,8 +16,8 @@ from textual.widgets import TextArea
 from screens.app import WorkbenchApp, binding_ids, help_sections
 from screens.sql import INITIAL_QUERY, TABLE_LIMIT, SqlScreen
 from tests.tui.helpers import palette_hits, run_name, settle, wait_until
-from workbench import sql_console
 from workbench.project import Project
+from workbench.store import sql_console
 
 pytestmark = pytest.mark.tui
 
@@ -238,7 +238,7 @@ def test_the_start_path_does_not_load_the_screen() -> None:
         """
         import sys
         import screens.app
-        lazy = ("screens.sql", "workbench.sql_console", "duckdb")
+        lazy = ("screens.sql", "workbench.store.sql_console", "duckdb")
         print("RESULT", [m for m in lazy if m in sys.modules])
         """
     )

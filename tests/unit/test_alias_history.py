@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from workbench import registry
-from workbench.db import Db
 from workbench.errors import RegistryError, UsageError
 from workbench.project import Project
-from workbench.registry import _stack, rollback_target
+from workbench.registry import versions as registry
+from workbench.registry.versions import _stack, rollback_target
+from workbench.store.db import Db
 
 PROD = "production"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from workbench.cli import main
+from workbench.cli.main import main
 from workbench.config import Config, load_config, parse_config
 from workbench.errors import ConfigError, UsageError
 from workbench.project import Project, find_project_root

@@ -11,15 +11,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workbench import drift_stats
-from workbench.drift import (
+from workbench.drift import stats as drift_stats
+from workbench.drift.evaluate import (
     DEFAULT_THRESHOLDS,
     FeatureRule,
     check_frame,
     check_parquet,
     evaluate,
 )
-from workbench.drift_profile import (
+from workbench.drift.profile import (
     OTHER,
     Binner,
     Counter,
@@ -416,7 +416,7 @@ def test_counter_memory_does_not_grow_with_rows(profile):
 
 
 def test_counter_unseen_names_are_bounded(profile, monkeypatch):
-    import workbench.drift_profile as dp
+    import workbench.drift.profile as dp
 
     monkeypatch.setattr(dp, "UNSEEN_MAX", 100)
     monkeypatch.setattr(dp, "UNSEEN_PRUNE_TO", 10)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from workbench import drift_stats as ds
+from workbench.drift import stats as ds
 
 TOL = 1e-9
 

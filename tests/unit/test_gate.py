@@ -7,7 +7,7 @@ import math
 import pytest
 
 from workbench.config import GateSection
-from workbench.gate import GateDecision, decide
+from workbench.pipeline.gate import GateDecision, decide
 
 AUC = "holdout_auc"
 

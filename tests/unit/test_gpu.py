@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from plugins.local_runner import LocalRunner
-from workbench.gpu import compute_apps, job_gpu_mib, parse_compute_apps
+from workbench.jobs.gpu import compute_apps, job_gpu_mib, parse_compute_apps
 
 
 def test_parse_compute_apps() -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from workbench import mlflow_store, registry
 from workbench.project import Project
+from workbench.registry import versions as registry
+from workbench.store import mlflow_tables as mlflow_store
 
 
 def _client(project: Project) -> Any:

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.model_signature import Field, ModelError, Signature, read_signature
-from workbench.openapi import openapi_spec
-from workbench.payloads import PayloadError, parse_labels, parse_records
+from workbench.serving.openapi import openapi_spec
+from workbench.serving.payloads import PayloadError, parse_labels, parse_records
+from workbench.serving.signature import Field, ModelError, Signature, read_signature
 
 SIG = Signature(
     inputs=(

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workbench import parquet_log
-from workbench.db import Db
-from workbench.parquet_log import SCHEMAS, ParquetLog, utcnow
+from workbench.store import parquet_log
+from workbench.store.db import Db
+from workbench.store.parquet_log import SCHEMAS, ParquetLog, utcnow
 
 ROWS_PER_APPEND = 5
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from workbench.db import Db
-from workbench.parquet_log import ParquetLog
-from workbench.prediction_log import PredictionLogger
+from workbench.serving.prediction_log import PredictionLogger
+from workbench.store.db import Db
+from workbench.store.parquet_log import ParquetLog
 
 
 def _log_one(logger: PredictionLogger, i: int, variant: str = "production") -> None:
@@ -60,7 +60,7 @@ def test_rows_are_written_by_time_without_close(tmp_path: Path) -> None:
 CHILD = r"""
 import sys, time
 from pathlib import Path
-from workbench.prediction_log import PredictionLogger
+from workbench.serving.prediction_log import PredictionLogger
 logger = PredictionLogger(Path(sys.argv[1]), max_rows=200, interval_s=0.02)
 i = 0
 while True:

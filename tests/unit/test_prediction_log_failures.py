@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from workbench.db import Db
-from workbench.prediction_log import LogRefused, PredictionLogger
 from workbench.project import Project
-from workbench.server import InferenceServer, Routes, Variant
+from workbench.serving.prediction_log import LogRefused, PredictionLogger
+from workbench.serving.server import InferenceServer, Routes, Variant
+from workbench.store.db import Db
 
 
 def _log(logger: PredictionLogger, rid: str, **features: Any) -> None:
@@ -175,8 +175,8 @@ def test_an_exception_in_a_handler_is_a_one_line_500(
 def test_label_files_follow_the_request_id_rule(sample_project: Project, tmp_path: Path) -> None:
     import polars as pl
 
-    from workbench import labels
     from workbench.errors import DataError
+    from workbench.serving import labels
 
     good = tmp_path / "good.parquet"
     pl.DataFrame({"request_id": ["a-1", "é-2"], "label": [1, 0]}).write_parquet(good)

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from workbench.db import Db
-from workbench.parquet_log import COLUMNS, SCHEMAS, ParquetLog, utcnow
-from workbench.prediction_log import PredictionLogger
-from workbench.serving_stats import HIST_BINS, VariantStats, compare, top_errors, variant_stats
+from workbench.serving.prediction_log import PredictionLogger
+from workbench.serving.stats import HIST_BINS, VariantStats, compare, top_errors, variant_stats
+from workbench.store.db import Db
+from workbench.store.parquet_log import COLUMNS, SCHEMAS, ParquetLog, utcnow
 
 NOW = datetime(2026, 3, 14, 12, 0, 0, tzinfo=UTC)
 

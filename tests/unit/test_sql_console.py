@@ -1,4 +1,4 @@
-"""SQL over the logs (workbench.sql_console): real DuckDB over real Parquet logs written with
+"""SQL over the logs (workbench.store.sql_console): real DuckDB over real Parquet logs written with
 ParquetLog, a real project store for the history."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from workbench import sql_console
-from workbench.db import Db
-from workbench.parquet_log import ParquetLog
 from workbench.project import Project
-from workbench.sql_console import (
+from workbench.store import sql_console
+from workbench.store.db import Db
+from workbench.store.parquet_log import ParquetLog
+from workbench.store.sql_console import (
     HISTORY_MAX,
     QueryResult,
     SqlError,

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from sample_projects.fraud_detection.generate import generate
 from workbench.config import Config, load_config, parse_config
+from workbench.data.validation import Check, ValidationReport, render_report, validate_frame
 from workbench.errors import ConfigError
-from workbench.validation import Check, ValidationReport, render_report, validate_frame
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_projects" / "fraud_detection"
 CONFIG_TEXT = (SAMPLE / "workbench.toml").read_text(encoding="utf-8")

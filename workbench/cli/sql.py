@@ -1,0 +1,114 @@
+"""CLI command `workbench sql`: read-only SQL over the views of every log."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from workbench.errors import UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+
+EPILOG = """\
+views: runs, metrics, predictions, labels, drift, jobs, audit (and the raw jobs_events,
+runs_versions); `workbench sql "SHOW TABLES"` lists them, `workbench sql "DESCRIBE runs"`
+a view's columns. Only read-only statements run. Examples:
+  workbench sql "SELECT run_name, metrics['holdout_auc'] AS auc FROM runs ORDER BY auc DESC"
+  workbench sql "SELECT variant, count(*), avg(latency_ms) FROM predictions GROUP BY 1"
+  echo "FROM audit" | workbench sql - --format csv > audit.csv
+"""
+
+
+def _read_query(args: argparse.Namespace) -> str:
+    sql: str = sys.stdin.read() if args.query == "-" else args.query
+    if not sql.strip():
+        raise UsageError("the query is empty (pass it as an argument, or - to read stdin)")
+    return sql
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from workbench.project import Project
+    from workbench.store import sql_console
+    from workbench.store.db import Db
+
+    if args.limit < 0:
+        raise UsageError(f"--limit must be 0 (no limit) or more (got {args.limit})")
+    fmt = "json" if args.json else args.format
+    project = Project.load(getattr(args, "project", None))
+    sql = _read_query(args)
+    with contextlib.suppress(OSError):  # a read-only store: the query still runs
+        sql_console.add_history(project, sql)
+    db = Db(project.logs)
+    try:
+        result = sql_console.run_query(db, sql, limit=args.limit)
+    finally:
+        db.close()
+    if fmt == "table":
+        _print_table(result)
+    else:
+        sys.stdout.write(sql_console.format_result(result, fmt))
+        sys.stdout.flush()
+    note = sql_console.summary(result)
+    if result.truncated:
+        note += " (--limit 0 for all of them)"
+    print(note, file=sys.stderr)
+    return 0
+
+
+def _print_table(result: Any) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    from workbench.store.sql_console import cell_text, is_numeric
+
+    if not result.columns:
+        return
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for name, kind in zip(result.columns, result.types, strict=True):
+        table.add_column(
+            f"{escape(name)}\n[dim]{escape(kind.lower())}[/dim]",
+            justify="right" if is_numeric(kind) else "left",
+            overflow="ellipsis",
+            no_wrap=True,
+        )
+    for row in result.rows:
+        table.add_row(
+            *(Text("NULL", style="dim") if v is None else Text(cell_text(v)) for v in row)
+        )
+    console = Console(highlight=False)
+    if not console.is_terminal:  # piped: every column whole, however wide
+        wide = console.options.update(max_width=1_000_000)
+        console.width = max(console.width, Measurement.get(console, wide, table).maximum)
+    console.print(table)
+
+
+def register(
+    sub: Any,
+    add: Callable[..., argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    jsonp: argparse.ArgumentParser,
+    parser_class: type[argparse.ArgumentParser],
+) -> None:
+    sp = add("sql", cmd_sql, "run a read-only SQL query over the logs (runs, metrics, ...)", jsonp)
+    sp.formatter_class = argparse.RawDescriptionHelpFormatter
+    sp.epilog = EPILOG
+    sp.add_argument("query", metavar="QUERY", help="the SQL statement, or - to read it from stdin")
+    sp.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="table (default), csv (with a header row) or json (a list of objects)",
+    )
+    sp.add_argument(
+        "--limit",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="print at most N rows (default 10000; 0: all); the count goes to stderr",
+    )

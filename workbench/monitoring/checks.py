@@ -1,0 +1,354 @@
+"""Drift checks of a project: the served version's reference profile against recent
+predictions (a time window or the last N) or any data file, plus performance decay once
+labels arrive; every check is appended to the drift log (view `drift`).
+
+The engine (workbench.drift.evaluate) does the statistics on binned counts; this module finds the
+profile (saved beside the model at training: `drift_profile.json` in the model's folder),
+gathers the current rows, and records the result.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import UsageError
+from workbench.project import Project
+from workbench.store.parquet_log import ParquetLog, utcnow
+
+if TYPE_CHECKING:
+    from workbench.drift.evaluate import DriftReport, FeatureRule
+    from workbench.drift.profile import ReferenceProfile
+    from workbench.store.db import Db
+
+PROFILE_FILE = "drift_profile.json"
+Progress = Callable[[int, int], None]
+
+
+def parse_window(text: str) -> timedelta:
+    """ "30m", "24h", "7d", "90s" -> timedelta; one-line error otherwise."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([smhd])", text.strip())
+    if not match:
+        raise UsageError(f"--window {text!r}: expected a number and a unit, e.g. 30m, 24h, 7d")
+    value, unit = float(match[1]), match[2]
+    return timedelta(seconds=value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+
+
+def load_profile(project: Project, version: int) -> ReferenceProfile:
+    from workbench.drift.profile import ReferenceProfile
+    from workbench.serving.predictors import model_dir_for
+
+    path = model_dir_for(project, version) / PROFILE_FILE
+    if not path.exists():
+        raise UsageError(
+            f"version {version} has no reference profile ({path.name} beside the model): it "
+            "was trained before drift profiles existed; retrain it (workbench pipeline run)"
+        )
+    return ReferenceProfile.load(path)
+
+
+def rules(project: Project) -> dict[str, FeatureRule]:
+    """Per-feature rules from `[drift.features.*]`, with the section's psi and p-value
+    thresholds applied to the tests they name."""
+    from workbench.drift.evaluate import DEFAULT_THRESHOLDS, FeatureRule
+
+    cfg = project.config.drift
+    out: dict[str, FeatureRule] = {}
+    from workbench.data.snapshot import categorical_features
+
+    cat = set(categorical_features(project.config))
+    for name in project.config.features:
+        rule = cfg.features.get(name)
+        test = (rule.test if rule else None) or (
+            cfg.categorical_test if name in cat else cfg.numeric_test
+        )
+        warn, alert = DEFAULT_THRESHOLDS[test]
+        if test == "psi":
+            warn, alert = cfg.psi_warn, cfg.psi_alert
+        elif test in ("ks", "chi2"):
+            warn = max(warn, cfg.p_value)
+        if rule and rule.warn is not None:
+            warn = rule.warn
+        if rule and rule.alert is not None:
+            alert = rule.alert
+        out[name] = FeatureRule(test=test, warn=warn, alert=alert)
+    return out
+
+
+@dataclass
+class CheckResult:
+    check_id: str
+    model: str
+    version: int
+    source: str  # "predictions" or a file
+    window: str
+    report: DriftReport
+    metric: dict[str, Any] = field(default_factory=dict)  # performance decay, when labels exist
+
+    @property
+    def alerts(self) -> list[str]:
+        return [f.feature for f in self.report.features if f.status == "alert"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check_id": self.check_id,
+            "model": self.model,
+            "version": self.version,
+            "source": self.source,
+            "window": self.window,
+            "metric": self.metric,
+            **self.report.to_dict(),
+        }
+
+
+def _predictions(
+    db: Db, model: str, version: int, profile: ReferenceProfile, since: Any, last_n: int | None
+) -> tuple[Any, Any]:
+    """The window's logged records (a polars frame, typed by the profile) and outputs."""
+    import polars as pl
+
+    sql = (
+        "SELECT features, output FROM predictions WHERE model = ? AND version = ? "
+        "AND status = 200 AND output IS NOT NULL"
+    )
+    params: list[Any] = [model, version]
+    if since is not None:
+        sql += " AND ts >= ?"
+        params.append(since)
+    sql += " ORDER BY ts DESC"
+    if last_n:
+        sql += f" LIMIT {int(last_n)}"
+    table = db.arrow(sql, params)
+    dtype = pl.Struct(
+        [
+            pl.Field(name, pl.Utf8 if fp.kind == "categorical" else pl.Float64)
+            for name, fp in profile.features.items()
+        ]
+    )
+    texts = (
+        pl.from_arrow(table.column("features")) if table.num_rows else pl.Series([], dtype=pl.Utf8)
+    )
+    frame = pl.DataFrame({"f": texts}).select(pl.col("f").str.json_decode(dtype)).unnest("f")
+    outputs = table.column("output").to_numpy(zero_copy_only=False)
+    return frame, outputs
+
+
+def check(
+    project: Project,
+    version: int | None = None,
+    window: str | None = None,
+    last_n: int | None = None,
+    data: Path | str | None = None,
+    db: Db | None = None,
+    on_progress: Progress | None = None,
+    record: bool = True,
+) -> CheckResult:
+    """Check drift for `version` (default: what production serves) against the predictions
+    in the window (default `[drift].window`, or `[drift].last_n`), or against a data file."""
+    from workbench.drift.evaluate import check_parquet, evaluate
+    from workbench.drift.profile import Counter
+    from workbench.serving import deployments
+    from workbench.store.db import Db as DbClass
+
+    cfg = project.config
+    if version is None:
+        version = deployments.production_version(project)
+        if version is None:
+            raise UsageError(f"model {cfg.model_name!r} has no production version to check")
+    profile = load_profile(project, version)
+    feature_rules = rules(project)
+    started = time.monotonic()
+    metric: dict[str, Any] = {}
+    if data is not None:
+        path = Path(data)
+        if not path.is_absolute():
+            path = project.root / path
+        if not path.exists():
+            raise UsageError(f"--data {data}: no such file")
+        if path.suffix.lower() in (".parquet", ".pq"):
+            report = check_parquet(
+                profile,
+                path,
+                rules=feature_rules,
+                min_rows=cfg.drift.min_rows,
+                on_progress=on_progress,
+                columns=list(profile.features),
+            )
+        else:
+            import polars as pl
+
+            from workbench.drift.evaluate import check_frame
+
+            try:
+                frame = pl.read_csv(path, infer_schema_length=10_000)
+            except Exception as exc:  # polars raises many kinds
+                raise UsageError(f"--data {data}: cannot read it: {exc}".splitlines()[0]) from None
+            missing = [c for c in profile.features if c not in frame.columns]
+            if missing:
+                raise UsageError(f"--data {data}: missing column(s): {', '.join(missing)}")
+            report = check_frame(
+                profile,
+                frame.select(list(profile.features)),
+                rules=feature_rules,
+                min_rows=cfg.drift.min_rows,
+            )
+        source, window_text = str(data), "whole file"
+    else:
+        last_n = last_n or (None if window else cfg.drift.last_n)
+        window = window or cfg.drift.window
+        since = None if last_n else utcnow() - parse_window(window)
+        use = DbClass(project.logs) if db is None else db
+        try:
+            frame, outputs = _predictions(use, cfg.model_name, version, profile, since, last_n)
+            metric = _metric(use, project, cfg.model_name, version, since, last_n)
+        finally:
+            if db is None:
+                use.close()
+        counter = Counter(profile)
+        if frame.height:
+            counter.update(frame, predictions=outputs)
+        if on_progress:
+            on_progress(frame.height, frame.height)
+        report = evaluate(profile, counter, feature_rules, min_rows=cfg.drift.min_rows)
+        source, window_text = "predictions", f"last {last_n}" if last_n else window
+    report.seconds = time.monotonic() - started
+    result = CheckResult(
+        uuid.uuid4().hex[:12], cfg.model_name, version, source, window_text, report, metric
+    )
+    if record:
+        append(project, result)
+    return result
+
+
+def _metric(
+    db: Db, project: Project, model: str, version: int, since: Any, last_n: int | None
+) -> dict[str, Any]:
+    """AUC of the window's labelled predictions against the version's holdout AUC."""
+    from workbench.registry import versions as registry
+
+    sql = (
+        "SELECT p.ts AS ts, p.output AS output, l.label AS label FROM predictions p "
+        "JOIN labels l USING (request_id) WHERE p.model = ? AND p.version = ? "
+        "AND p.status = 200 AND p.output IS NOT NULL"
+    )
+    params: list[Any] = [model, version]
+    if since is not None:
+        sql += " AND p.ts >= ?"
+        params.append(since)
+    if last_n:
+        sql += f" ORDER BY p.ts DESC LIMIT {int(last_n)}"
+    rows = db.arrow(sql, params)
+    reference = next(
+        (
+            v.metrics.get("holdout_auc")
+            for v in registry.list_versions(project)
+            if v.version == version
+        ),
+        None,
+    )
+    out: dict[str, Any] = {"name": "auc", "labeled": rows.num_rows, "reference": reference}
+    if rows.num_rows == 0:
+        return out
+    labels = rows.column("label").to_numpy(zero_copy_only=False)
+    scores = rows.column("output").to_numpy(zero_copy_only=False)
+    positives = int((labels == 1).sum())
+    if positives == 0 or positives == len(labels):
+        return out
+    from workbench.training.evaluation import binary_metrics
+
+    current = float(binary_metrics(labels, scores, 0.5)["auc"])
+    out["current"] = current
+    if reference is not None:
+        out["drop"] = float(reference) - current
+    out["series"] = _metric_series(rows.column("ts"), labels, scores)
+    return out
+
+
+def _metric_series(ts: Any, labels: Any, scores: Any, buckets: int = 12) -> list[dict[str, Any]]:
+    """The AUC over `buckets` equal time slices of the window (decay over time); a slice
+    with one class only has no AUC."""
+    import numpy as np
+
+    from workbench.training.evaluation import binary_metrics
+
+    micros = np.asarray(ts.cast("int64").to_numpy(zero_copy_only=False), dtype=np.int64)
+    lo, hi = int(micros.min()), int(micros.max()) + 1
+    edges = np.linspace(lo, hi, buckets + 1)
+    which = np.clip(np.searchsorted(edges, micros, side="right") - 1, 0, buckets - 1)
+    from datetime import UTC, datetime
+
+    series = []
+    for b in range(buckets):
+        mask = which == b
+        n = int(mask.sum())
+        y = labels[mask]
+        auc = None
+        if n and 0 < int((y == 1).sum()) < n:
+            auc = float(binary_metrics(y, scores[mask], 0.5)["auc"])
+        start = datetime.fromtimestamp(edges[b] / 1e6, UTC).isoformat(timespec="seconds")
+        series.append({"start": start, "labeled": n, "auc": auc})
+    return series
+
+
+def append(project: Project, result: CheckResult) -> None:
+    """One drift-log row per feature, one for prediction drift, one for the metric."""
+    now = utcnow()
+    base = {
+        "ts": now,
+        "check_id": result.check_id,
+        "model": result.model,
+        "version": result.version,
+        "source": result.source,
+        "window": result.window,
+    }
+    rows = []
+    drifts = list(result.report.features)
+    if result.report.prediction is not None:
+        drifts.append(result.report.prediction)
+    for fd in drifts:
+        stats = fd.stats
+        kind = "prediction" if fd is result.report.prediction else fd.kind
+        rows.append(
+            {
+                **base,
+                "feature": "__prediction__" if kind == "prediction" else fd.feature,
+                "kind": kind,
+                "test": fd.test,
+                "score": fd.score,
+                "warn": fd.warn,
+                "alert": fd.alert,
+                "status": fd.status,
+                **{
+                    k: stats.get(k)
+                    for k in ("psi", "kl", "js", "wasserstein", "ks", "ks_p", "chi2", "chi2_p")
+                },
+                "n_ref": fd.n_ref,
+                "n_cur": fd.n_cur,
+                "missing": fd.missing,
+                "nonfinite": fd.nonfinite,
+            }
+        )
+    if "current" in result.metric:
+        drop = result.metric.get("drop")
+        limit = project.config.monitor.metric_drop
+        rows.append(
+            {
+                **base,
+                "feature": "__metric__",
+                "kind": "metric",
+                "test": "auc_drop",
+                "score": drop,
+                "warn": limit / 2,
+                "alert": limit,
+                "status": "alert" if drop is not None and drop >= limit else "ok",
+                "n_cur": result.metric["labeled"],
+            }
+        )
+    if rows:
+        ParquetLog(project.logs, "drift").append(rows)

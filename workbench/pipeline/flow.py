@@ -1,0 +1,155 @@
+"""The pipeline: validate -> train -> evaluate -> gate -> register -> aliases.
+
+Each step reports through `on_step(name, status, detail)`; training streams progress. The
+champion (the version holding the production alias) is scored on the candidate's holdout, so
+the gate compares both models on the same rows. The version is registered with the alias
+moves the gate decided on (its intent), so a pipeline killed between registering and moving
+leaves a version the next reader settles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from workbench.data import snapshot as data_mod
+from workbench.data.validation import ValidationReport, validate_frame
+from workbench.errors import JobFailed, ValidationFailed
+from workbench.jobs.control import ProgressCallback, run_training
+from workbench.pipeline.gate import decide
+from workbench.plugins import Runner
+from workbench.project import Project
+from workbench.registry import versions as registry
+
+StepCallback = Callable[[str, str, str], object]
+
+
+@dataclass
+class PipelineResult:
+    run_id: str
+    model: str
+    version: int
+    metrics: dict[str, float]
+    gate: dict[str, Any]
+    aliases_set: list[str]
+    job_id: str
+    runner: str
+    data_digest: str
+    champion_version: int | None = None
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate(project: Project) -> ValidationReport:
+    frame = data_mod.load_frame(project.data_path)
+    return validate_frame(frame, project.config)
+
+
+def score_champion(project: Project, version: int) -> dict[str, float]:
+    """Load the production version with mlflow.pyfunc and score it on the current holdout."""
+    from workbench.store import tracking
+    from workbench.training.evaluation import binary_metrics
+
+    tracking.setup(project)
+    import mlflow.pyfunc
+
+    cfg = project.config
+    holdout = data_mod.split(data_mod.load_frame(project.data_path), cfg).holdout
+    model = mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{version}")
+    proba = model.predict(data_mod.to_model_frame(holdout, cfg))
+    scores = binary_metrics(holdout[cfg.data.target].to_numpy(), proba, cfg.evaluation.threshold)
+    return {f"holdout_{k}": v for k, v in scores.items()}
+
+
+def run(
+    project: Project,
+    runner: Runner,
+    on_step: StepCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_log: Callable[[str], object] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    auto_promote: bool | None = None,
+    params: dict[str, Any] | None = None,
+    run_name: str | None = None,
+) -> PipelineResult:
+    """Run every step; `params` overrides trainer params for this run only."""
+    step = on_step or (lambda name, status, detail: None)
+    cfg = project.config
+    registry.settle_versions(project)  # what an earlier, killed pipeline left
+
+    step("validate", "running", str(project.data_path))
+    report = validate(project)
+    if not report.passed:
+        step("validate", "failed", f"{len(report.failures)} check(s) failed")
+        raise ValidationFailed(
+            f"data validation failed: {len(report.failures)} check(s) failed "
+            f"(run `workbench validate` for the report)"
+        )
+    step("validate", "done", f"{report.rows:,} rows, {len(report.warnings)} warning(s)")
+
+    step("train", "running", f"{cfg.trainer.plugin} on the {runner.name} runner")
+    outcome = run_training(project, runner, on_progress, on_log, should_stop, run_name, params)
+    if not outcome.ok:
+        step("train", "failed", outcome.reason or outcome.status)
+        raise JobFailed(
+            f"training job {outcome.job_id} {outcome.status}: {outcome.reason} "
+            f"(log: {outcome.log_path})"
+        )
+    result = outcome.result
+    metrics: dict[str, float] = result["metrics"]
+    step("train", "done", f"run {result['run_id'][:8]}")
+
+    metric = f"holdout_{cfg.evaluation.metric}"
+    champion_version = registry.aliases(project).get(cfg.registry.production_alias)
+    step(
+        "evaluate", "running", "scoring production on the same holdout" if champion_version else ""
+    )
+    champion = score_champion(project, champion_version) if champion_version else None
+    step("evaluate", "done", f"{metric} = {metrics.get(metric, float('nan')):.4f}")
+
+    gate = decide(metric, metrics, champion, cfg.gate)
+    step("gate", "done" if gate.passed else "failed", gate.reason)
+
+    promote = cfg.gate.auto_promote if auto_promote is None else auto_promote
+    moves = [
+        (
+            cfg.registry.candidate_alias,
+            "set",
+            f"pipeline candidate (gate {gate.decision}: {gate.reason})",
+        )
+    ]
+    if gate.passed and promote:
+        moves.append(
+            (cfg.registry.production_alias, "auto-promote", f"auto-promoted: {gate.reason}")
+        )
+    # The version carries what is meant for it, so a kill before the aliases moved is settled
+    # by whoever looks next (registry.settle_versions), never left silent.
+    intent = registry.new_intent(project, moves, run_id=result["run_id"], job_id=outcome.job_id)
+    version = registry.register(
+        project,
+        result["run_id"],
+        result["model_uri"],
+        description=f"gate {gate.decision}: {gate.reason}",
+        intent=intent,
+    )
+    step("register", "done", f"{cfg.model_name} v{version}")
+
+    aliases_set = registry.apply_intent(project, version, intent)
+    step("alias", "done", ", ".join(aliases_set))
+
+    return PipelineResult(
+        run_id=result["run_id"],
+        model=cfg.model_name,
+        version=version,
+        metrics=metrics,
+        gate=gate.to_dict(),
+        aliases_set=aliases_set,
+        job_id=outcome.job_id,
+        runner=outcome.runner,
+        data_digest=result.get("data_digest", ""),
+        champion_version=champion_version,
+        validation={"rows": report.rows, "warnings": len(report.warnings)},
+    )

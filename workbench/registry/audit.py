@@ -1,0 +1,69 @@
+"""The audit log: who did what to which alias, when, from which version to which, and why."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from datetime import datetime
+from typing import Any
+
+from workbench.project import Project
+from workbench.store.parquet_log import ParquetLog, utcnow
+
+
+def actor() -> str:
+    user = os.environ.get("WORKBENCH_USER")
+    if not user:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def make_row(
+    action: str,
+    model: str,
+    alias: str | None,
+    from_version: int | None,
+    to_version: int | None,
+    reason: str,
+    by: str | None = None,
+    ts: datetime | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """One audit row, not yet written; `by` names an actor other than the user."""
+    return {
+        "ts": ts or utcnow(),
+        "actor": by or actor(),
+        "action": action,
+        "model": model,
+        "alias": alias,
+        "from_version": from_version,
+        "to_version": to_version,
+        "reason": reason,
+        "details": json.dumps(details, default=str, sort_keys=True),
+    }
+
+
+def append(project: Project, row: dict[str, Any]) -> dict[str, Any]:
+    ParquetLog(project.logs, "audit").append([row])
+    return row
+
+
+def record(
+    project: Project,
+    action: str,
+    model: str,
+    alias: str | None,
+    from_version: int | None,
+    to_version: int | None,
+    reason: str,
+    by: str | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """Append one audit row; `by` names an actor other than the user (e.g. "auto-rollback")."""
+    row = make_row(action, model, alias, from_version, to_version, reason, by, **details)
+    return append(project, row)

@@ -1,0 +1,436 @@
+"""The model registry: versions, aliases, promote and rollback, and the history of alias moves.
+
+MLflow holds the aliases (the truth for who serves). The audit log holds every move, which
+gives the history: replaying it yields a stack per alias (promote pushes, rollback pops), so
+rollback returns to the version that held the alias before, and can be repeated. A move and
+its audit row are one step under the registry lock (alias_moves.py); moves made outside
+Workbench are recorded as moves by `mlflow` when found.
+
+A pipeline registers its version with its intent (the aliases to move) as a tag and marks it
+settled once they moved; a version whose pipeline died in between is settled on the next read
+on this host (see `settle_versions`). Reads go to the SQLite store directly (no mlflow import);
+writes go through MlflowClient, and an MlflowException becomes one line (RegistryError).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from workbench import names
+from workbench.errors import RegistryError, UsageError, WorkbenchError
+from workbench.project import Project
+from workbench.registry import alias_moves, audit
+from workbench.registry.alias_moves import (
+    MOVES as MOVES,  # re-exported: the actions that move aliases
+)
+from workbench.registry.alias_moves import locked, mlflow_call, refusal
+from workbench.store import mlflow_tables as mlflow_store
+from workbench.store import tracking
+from workbench.store.db import Db
+from workbench.store.parquet_log import utcnow
+
+#: Version tags: what the registering pipeline meant to do, and how that ended.
+INTENT_TAG = "workbench.intent"
+SETTLED_TAG = "workbench.settled"
+INCOMPLETE_TAG = "workbench.incomplete"
+
+
+@dataclass
+class VersionInfo:
+    version: int
+    aliases: list[str]
+    run_id: str | None
+    status: str | None
+    created_ms: int | None
+    metrics: dict[str, float]
+    source: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _run_metrics(project: Project, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    with mlflow_store.connect_ro(project.mlflow_db) as con:
+        if con is None or not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        out: dict[str, dict[str, float]] = {}
+        for run_id, key, value, is_nan in con.execute(
+            f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({marks})",
+            run_ids,
+        ):
+            out.setdefault(run_id, {})[key] = math.nan if is_nan else float(value)
+        return out
+
+
+def list_versions(project: Project) -> list[VersionInfo]:
+    versions = mlflow_store.read_model_versions(project.mlflow_db, project.config.model_name)
+    metrics = _run_metrics(project, [v.run_id for v in versions if v.run_id])
+    return [
+        VersionInfo(
+            version=v.version,
+            aliases=sorted(v.aliases),
+            run_id=v.run_id,
+            status=v.status,
+            created_ms=v.created_ms,
+            metrics=metrics.get(v.run_id or "", {}),
+            source=v.source,
+        )
+        for v in versions
+    ]
+
+
+def aliases(project: Project) -> dict[str, int]:
+    return mlflow_store.read_aliases(project.mlflow_db, project.config.model_name)
+
+
+def register(
+    project: Project,
+    run_id: str,
+    model_uri: str,
+    description: str = "",
+    intent: dict[str, Any] | None = None,
+) -> int:
+    """A new version of the project's model; `intent` (see `new_intent`) is stored with it, in
+    the same write, so a kill right after this call leaves a version that says what was meant."""
+    client = tracking.client(project)
+    from mlflow.exceptions import MlflowException
+
+    name = project.config.model_name
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(name, description=project.config.project.description)
+        except MlflowException as exc:
+            # Two first pipelines register at once: the other one created it; go on.
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise refusal(exc) from None
+    tags = {INTENT_TAG: json.dumps(intent, sort_keys=True)} if intent else None
+    mv = mlflow_call(
+        client.create_model_version,
+        name,
+        source=model_uri,
+        run_id=run_id,
+        description=description,
+        tags=tags,
+    )
+    return int(mv.version)
+
+
+def alias_history(
+    project: Project, alias: str | None = None, db: Db | None = None
+) -> list[dict[str, Any]]:
+    """Alias moves of this project's model, oldest first. Moves found in MLflow that no audit
+    row explains are recorded first (as `external`, by `mlflow`), and versions left pending by
+    a dead pipeline are settled."""
+    own = db is None
+    db = db or Db(project.logs)
+    try:
+        settle_versions(project, db)
+        history = alias_moves.moves(project, db)
+        if alias_moves.differences(history, aliases(project)) or alias_moves.cut_short(project):
+            with locked(project):
+                alias_moves.record_external(project, db)
+            history = alias_moves.moves(project, db)
+        return [ev for ev in history if alias is None or ev["alias"] == alias]
+    finally:
+        if own:
+            db.close()
+
+
+def _stack(history: list[dict[str, Any]]) -> list[int]:
+    stack: list[int] = []
+    for ev in history:
+        to = ev["to_version"]
+        if ev["action"] == "rollback":
+            if stack:
+                stack.pop()
+            if to is not None and (not stack or stack[-1] != to):
+                stack.append(to)
+        elif to is not None and (not stack or stack[-1] != to):
+            stack.append(to)
+    return stack
+
+
+def rollback_target(project: Project, alias: str) -> tuple[int | None, int]:
+    """(current version, version to roll back to) or RegistryError saying why there is none."""
+    stack = _stack(alias_history(project, alias))
+    current = aliases(project).get(alias)
+    if current is not None and (not stack or stack[-1] != current):
+        stack.append(current)  # moved outside meanwhile: start from there
+    if current is None:
+        raise RegistryError(f"alias {alias!r} is not set on model {project.config.model_name!r}")
+    if len(stack) < 2:
+        raise RegistryError(
+            f"nothing to roll back to: {alias!r} has only ever pointed at version {current}"
+        )
+    return current, stack[-2]
+
+
+def _check_version(project: Project, version: int) -> None:
+    have = [
+        v.version
+        for v in mlflow_store.read_model_versions(project.mlflow_db, project.config.model_name)
+    ]
+    if version not in have:
+        listed = ", ".join(map(str, have)) or "none"
+        raise RegistryError(
+            f"model {project.config.model_name!r} has no version {version} (versions: {listed})"
+        )
+
+
+def move_alias(
+    project: Project,
+    alias: str,
+    version: int,
+    reason: str,
+    action: str = "promote",
+    by: str | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """Point `alias` at `version` and audit it, as one step under the registry lock."""
+    if not reason or not reason.strip():
+        raise UsageError("a reason is required (--reason TEXT)")
+    names.check_alias(alias, "alias")
+    _check_version(project, version)
+    client = tracking.client(project)  # the slow part, outside the lock
+    with locked(project):
+        alias_moves.record_external(project)
+        return alias_moves.move_locked(
+            project, client, alias, version, reason.strip(), action, by, **details
+        )
+
+
+def promote(
+    project: Project, version: int, reason: str, alias: str | None = None
+) -> dict[str, Any]:
+    """Point `alias` (default: the configured production alias) at `version`."""
+    alias = alias or project.config.registry.production_alias
+    return move_alias(project, alias, version, reason, "promote")
+
+
+def rollback(project: Project, reason: str, alias: str | None = None) -> dict[str, Any]:
+    """Move `alias` (default: the production alias) back to the version that held it before;
+    the target is chosen under the same lock as the move."""
+    if not reason or not reason.strip():
+        raise UsageError("a reason is required (--reason TEXT)")
+    alias = names.check_alias(alias or project.config.registry.production_alias, "alias")
+    client = tracking.client(project)
+    with locked(project):
+        _, target = rollback_target(project, alias)  # records outside moves first
+        return alias_moves.move_locked(project, client, alias, target, reason.strip(), "rollback")
+
+
+# --- a pipeline's intent, and versions whose pipeline died before carrying it out ----------
+
+
+def new_intent(
+    project: Project, moves: list[tuple[str, str, str]], **details: Any
+) -> dict[str, Any]:
+    """What a pipeline means to do with the version it registers: `moves` as (alias, action,
+    reason), each with the version the alias held when decided, and who is doing it."""
+    import psutil
+
+    for alias, _, _ in moves:
+        names.check_alias(alias, "[registry] alias")
+    now = aliases(project)
+    return {
+        "moves": [
+            {"alias": a, "action": act, "reason": why, "expect": now.get(a)}
+            for a, act, why in moves
+        ],
+        "details": details,
+        "actor": audit.actor(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": psutil.Process().create_time(),
+    }
+
+
+def apply_intent(project: Project, version: int, intent: dict[str, Any]) -> list[str]:
+    """Carry out a live pipeline's intent: move its aliases, then mark the version settled."""
+    client = tracking.client(project)
+    with locked(project):
+        alias_moves.record_external(project)
+        moved: list[str] = []
+        for move in intent["moves"]:
+            try:
+                alias_moves.move_locked(
+                    project,
+                    client,
+                    move["alias"],
+                    version,
+                    move["reason"],
+                    move["action"],
+                    **intent["details"],
+                )
+            except WorkbenchError as exc:  # say so on the version, then fail the pipeline
+                _incomplete(project, client, version, move, str(exc), None, intent["details"])
+                raise
+            moved.append(move["alias"])
+        _tag(client, project, version, SETTLED_TAG, f"{utcnow().isoformat()} by the pipeline")
+    return moved
+
+
+def _incomplete(
+    project: Project,
+    client: Any,
+    version: int,
+    move: dict[str, Any],
+    problem: str,
+    by: str | None,
+    details: dict[str, Any],
+    why: str = "",
+) -> None:
+    """Audit a move of a registered version that was not made, and tag the version so."""
+    current = aliases(project).get(move["alias"])
+    audit.record(
+        project,
+        "incomplete",
+        project.config.model_name,
+        move["alias"],
+        current,
+        version,
+        f"{why}not done: {move['action']} {move['alias']} ({problem})",
+        by=by,
+        **details,
+    )
+    _tag(client, project, version, INCOMPLETE_TAG, problem[:5000])
+
+
+def _tag(client: Any, project: Project, version: int, key: str, value: str) -> None:
+    name = project.config.model_name
+    mlflow_call(client.set_model_version_tag, name, str(version), key, value)
+
+
+def _pending(project: Project) -> dict[int, dict[str, Any]]:
+    """Versions registered with an intent that is neither settled nor marked incomplete."""
+    with mlflow_store.connect_ro(project.mlflow_db) as con:
+        if con is None:
+            return {}
+        try:
+            rows = con.execute(
+                "SELECT version, key, value FROM model_version_tags WHERE name = ? AND key IN "
+                "(?, ?, ?)",
+                (project.config.model_name, INTENT_TAG, SETTLED_TAG, INCOMPLETE_TAG),
+            ).fetchall()
+        except sqlite3.OperationalError:  # no registry tables yet
+            return {}
+    tags: dict[int, dict[str, str]] = {}
+    for version, key, value in rows:
+        tags.setdefault(int(version), {})[key] = value
+    out = {}
+    for version, t in tags.items():
+        if INTENT_TAG in t and SETTLED_TAG not in t and INCOMPLETE_TAG not in t:
+            try:
+                out[version] = json.loads(t[INTENT_TAG])
+            except ValueError:
+                out[version] = {"moves": [], "details": {}, "pid": None}
+    return out
+
+
+def _owner_gone(intent: dict[str, Any]) -> bool:
+    """Did the pipeline that registered the version end (on this host; a reused pid is told
+    apart by its start time)? A pipeline on another host cannot be judged from here."""
+    import psutil
+
+    pid = intent.get("pid")
+    if not pid or intent.get("host") != socket.gethostname():
+        return False
+    try:
+        proc = psutil.Process(int(pid))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return bool(abs(proc.create_time() - float(intent.get("started") or 0)) > 1.0)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+def settle_versions(project: Project, db: Db | None = None) -> list[int]:
+    """Finish the intent of every version whose pipeline died before moving its aliases.
+    Without any pending version: one SQLite read, no lock, no mlflow import."""
+    if not any(_owner_gone(i) for i in _pending(project).values()):
+        return []
+    client = tracking.client(project)
+    settled = []
+    with locked(project):
+        alias_moves.record_external(project, db)
+        for version, intent in sorted(_pending(project).items()):
+            if _owner_gone(intent):
+                _finish(project, client, version, intent, db)
+                settled.append(version)
+    return settled
+
+
+def _done(project: Project, move: dict[str, Any], version: int, db: Db | None) -> bool:
+    if not move.get("job_id"):
+        return False
+    own = db is None
+    db = db or Db(project.logs)
+    try:
+        job = json.dumps(move["job_id"])
+        (row,) = db.rows(
+            "SELECT count(*) AS n FROM audit WHERE model = ? AND alias = ? AND action = ? "
+            "AND to_version = ? AND contains(details, ?)",
+            [project.config.model_name, move["alias"], move["action"], version, job],
+        )
+        return bool(row["n"])
+    finally:
+        if own:
+            db.close()
+
+
+def _finish(
+    project: Project, client: Any, version: int, intent: dict[str, Any], db: Db | None
+) -> None:
+    """Under the lock: make the moves the dead pipeline meant, while each alias still holds
+    the version it held when the pipeline decided; past the first one that moved since, none
+    (moving it now would undo someone's later move): the version is tagged incomplete."""
+    pid, host = intent.get("pid"), intent.get("host")
+    by = f"settled for {intent.get('actor', 'unknown')} (pipeline pid {pid} died)"
+    why = f"pipeline pid {pid} died after registering v{version}; "
+    details = {**intent.get("details", {}), "settled_for_pid": pid, "settled_for_host": host}
+    if not intent.get("moves"):
+        unreadable = "its intent could not be read"
+        name = project.config.model_name
+        audit.record(project, "incomplete", name, None, None, version, why + unreadable, by=by)
+        _tag(client, project, version, INCOMPLETE_TAG, unreadable)
+        return
+    problem: str | None = None
+    for move in intent["moves"]:
+        current = aliases(project).get(move["alias"])
+        job_move = {**move, "job_id": details.get("job_id")}
+        if problem is None and (current == version or _done(project, job_move, version, db)):
+            continue
+        if problem is None and current != move.get("expect"):
+            problem = (
+                f"{move['alias']!r} moved from v{move.get('expect') or '-'} to "
+                f"v{current or '-'} after the pipeline decided"
+            )
+        if problem is None:
+            try:
+                alias_moves.move_locked(
+                    project,
+                    client,
+                    move["alias"],
+                    version,
+                    move["reason"],
+                    move["action"],
+                    by,
+                    **details,
+                )
+                continue
+            except WorkbenchError as exc:
+                problem = str(exc)
+        _incomplete(project, client, version, move, problem, by, details, why)
+    if problem is None:
+        _tag(client, project, version, SETTLED_TAG, f"{utcnow().isoformat()} by {by}")

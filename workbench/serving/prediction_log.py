@@ -1,0 +1,390 @@
+"""The prediction log: every prediction, written to Parquet in batches.
+
+Rows are buffered and written as one atomic file when the buffer holds `max_rows` or every
+`interval_s`, whichever comes first, by a background thread, so a request never waits on
+disk. `close()` flushes everything. A crash loses at most the rows of the current interval,
+and never leaves a file a reader cannot open (writes are temp file + rename, see parquet_log).
+
+The request path only appends one tuple per request (a batch of 1,000 records included).
+The writer turns the records into JSON text in one vectorised pass (polars), which costs
+about a fifth of `json.dumps` per record; the GIL is shared, so that is throughput won.
+
+The writer never dies of a row: a batch Arrow cannot hold is split by request, the requests
+it can hold are written and the others are quarantined, as JSON lines in pure ASCII (every
+bad string escaped) with the reason, to `<logs>/predictions/_quarantine/<ts>.jsonl`. A file
+that cannot be written (disk full, permissions) is retried with backoff while new rows queue
+up; the queue is bounded (`max_queued` rows), and when it is full, or if the writer thread
+stops anyway, `log_many` raises `LogRefused` naming why: the server answers 503 instead of
+losing predictions silently, and `/ready` and `/metrics` say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import sys
+import threading
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from workbench.store.parquet_log import COLUMNS, SCHEMAS, ParquetLog, utcnow
+
+Features = Mapping[str, Any] | str
+Entry = tuple[Any, ...]
+
+#: The most seconds between two attempts at a file that could not be written.
+MAX_BACKOFF_S = 5.0
+
+
+class LogRefused(Exception):
+    """The prediction log takes no rows now: its writer stopped, or too many rows wait."""
+
+
+def _data_errors() -> tuple[type[BaseException], ...]:
+    """What converting rows can raise: any Exception, and a Rust panic inside polars (a
+    pyo3 PanicException derives from BaseException)."""
+    try:
+        from polars.exceptions import PanicException
+    except ImportError:  # pragma: no cover - an older polars
+        return (Exception,)
+    return (Exception, PanicException)
+
+
+def one_line(text: object, limit: int = 500) -> str:
+    """`text` as one printable ASCII line (any string in, nothing that can fail on output)."""
+    try:
+        raw = str(text)
+    except Exception:  # a __str__ that raises
+        raw = object.__repr__(text)
+    lines = raw.encode("ascii", "backslashreplace").decode("ascii").splitlines() or [""]
+    return lines[0][:limit]
+
+
+class PredictionLogger:
+    def __init__(
+        self,
+        logs_root: Path,
+        max_rows: int = 5_000,
+        interval_s: float = 1.0,
+        max_queued: int | None = None,
+    ) -> None:
+        # Pay pyarrow's and polars' imports now, on the starting thread: pyarrow's first
+        # conversion of Python lists imports pandas (~0.2 s), which under a busy request
+        # loop crawls for seconds on the writer thread (every file read waits for the GIL).
+        import polars
+        import pyarrow as pa
+        import pyarrow.parquet
+
+        pa.array([0])
+        self._pl = polars
+        self._data_errors = _data_errors()
+        self._log = ParquetLog(logs_root, "predictions")
+        self.quarantine_dir = self._log.folder / "_quarantine"
+        self.max_rows = max_rows
+        self.interval_s = interval_s
+        #: Rows that may wait for the writer before log_many refuses more (~1 KiB a row).
+        self.max_queued = max_queued if max_queued is not None else max(200_000, 20 * max_rows)
+        # One entry per request. deque.append and popleft are atomic: producers never take a
+        # lock a busy request loop could keep from the writer (plain locks are not fair).
+        self._entries: deque[Entry] = deque()
+        self._pending = 0  # rows in _entries (approximate under races; only a wake-up hint)
+        self._added = 0  # rows ever queued (producers; approximate with several threads)
+        self._taken = 0  # rows ever taken off the queue for good (the writer)
+        self._write_lock = threading.Lock()  # one writer at a time keeps batches in order
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self.written = 0
+        self.quarantined = 0  # rows put aside in _quarantine/ (Arrow could not hold them)
+        self.dropped = 0  # rows neither written nor quarantined (both writes failed)
+        self.write_errors = 0  # failed attempts at writing a file
+        self.last_error: str | None = None  # the last write error, until a write succeeds
+        self.stopped: str | None = None  # why the writer thread stopped, if it did
+        self._ids = itertools.count()
+        self._id_prefix = uuid.uuid4().hex[:12]
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def new_ids(self, n: int) -> list[str]:
+        """Request ids unique across servers and restarts (a random prefix and a counter),
+        ~15x cheaper than uuid4 per record."""
+        prefix, ids = self._id_prefix, self._ids
+        return [f"{prefix}-{next(ids):x}" for _ in range(n)]
+
+    def log(
+        self,
+        request_id: str,
+        model: str,
+        version: int,
+        variant: str,
+        features: Features,
+        output: float | None,
+        latency_ms: float,
+        status: int = 200,
+        error: str | None = None,
+    ) -> None:
+        """Queue one prediction (cheap: no I/O on the caller's thread). `features` is the
+        record, or its JSON text already made."""
+        self.log_many(
+            [request_id], model, version, variant, [features], [output], latency_ms, status, error
+        )
+
+    def log_many(
+        self,
+        request_ids: Sequence[str],
+        model: str,
+        version: int,
+        variant: str,
+        features: Sequence[Features],
+        outputs: Sequence[float | None],
+        latency_ms: float,
+        status: int = 200,
+        error: str | None = None,
+    ) -> None:
+        """Queue the records of one request (they share its time, latency and status).
+        Raises LogRefused when the writer stopped or `max_queued` rows wait already."""
+        if self._closed.is_set():
+            raise RuntimeError("the prediction log is closed")
+        if self.stopped is not None or self._added - self._taken >= self.max_queued:
+            raise LogRefused(self.refusal() or "the prediction log is full")
+        n = len(request_ids)
+        if not n == len(features) == len(outputs):
+            raise ValueError("request_ids, features and outputs differ in length")
+        entry = (
+            utcnow(), request_ids, model, version, variant, features, outputs,
+            float(latency_ms), status, error,
+        )  # fmt: skip
+        self._entries.append(entry)
+        self._added += n
+        self._pending += n
+        if self._pending >= self.max_rows:
+            self._wake.set()
+
+    def refusal(self) -> str | None:
+        """Why log_many refuses rows now (one line), or None when it takes them."""
+        if self.stopped is not None:
+            return f"the prediction log writer stopped ({self.stopped})"
+        if not self._thread.is_alive() and not self._closed.is_set():
+            return "the prediction log writer stopped"
+        waiting = self._added - self._taken
+        if waiting >= self.max_queued:
+            why = f": {self.last_error}" if self.last_error else ""
+            return f"the prediction log is full ({waiting} rows wait for the writer{why})"
+        return None
+
+    @property
+    def writer_up(self) -> bool:
+        return self.stopped is None and (self._thread.is_alive() or self._closed.is_set())
+
+    @property
+    def queued(self) -> int:
+        """Rows waiting for the writer."""
+        return sum(len(entry[1]) for entry in list(self._entries))
+
+    def flush(self, final: bool = False) -> int:
+        """Write what is buffered now; returns the rows written. Rows Arrow cannot hold are
+        quarantined. A file that cannot be written puts its rows back at the head of the
+        queue for the next attempt (or, when `final`, into the quarantine)."""
+        with self._write_lock:
+            entries = [self._entries.popleft() for _ in range(len(self._entries))]
+            self._pending = len(self._entries)
+            if not entries:
+                return 0
+            try:
+                table, good = self._table(entries), entries
+            except self._data_errors as exc:
+                table, good = self._salvage(entries, exc)
+            rows = sum(len(entry[1]) for entry in good)
+            if table is None or not rows:
+                return 0
+            try:
+                self._log.append(table)
+            except self._data_errors as exc:
+                self.write_errors += 1
+                reason = f"cannot write {self._log.folder}: {type(exc).__name__}: {exc}"
+                if self.last_error is None:
+                    self._say(f"error: prediction log: {one_line(reason)} (retrying)")
+                self.last_error = one_line(reason)
+                if final:
+                    self._quarantine([(entry, self.last_error) for entry in good])
+                else:  # back to the head of the queue, in order, for the next attempt
+                    self._entries.extendleft(reversed(good))
+                    self._pending += rows
+                return 0
+            if self.last_error is not None:
+                self._say("prediction log: writing again")
+                self.last_error = None
+            self.written += rows
+            self._taken += rows
+            return rows
+
+    def _table(self, entries: list[Entry]) -> Any:
+        import pyarrow as pa
+
+        cols: dict[str, list[Any]] = {name: [] for name, _ in COLUMNS["predictions"]}
+        records: list[Mapping[str, Any]] = []
+        where: list[int] = []
+        texts = cols["features"]
+        for ts, ids, model, version, variant, feats, outputs, latency, status, error in entries:
+            n = len(ids)
+            cols["ts"] += [ts] * n
+            cols["request_id"] += ids
+            cols["model"] += [model] * n
+            cols["version"] += [version] * n
+            cols["variant"] += [variant] * n
+            cols["output"] += outputs
+            cols["latency_ms"] += [latency] * n
+            cols["status"] += [status] * n
+            cols["error"] += [error] * n
+            for feat in feats:
+                if isinstance(feat, str):
+                    texts.append(feat)
+                else:
+                    where.append(len(texts))
+                    records.append(feat)
+                    texts.append(None)
+        for pos, text in zip(where, self._to_json(records), strict=True):
+            texts[pos] = text
+        return pa.table(cols, schema=SCHEMAS["predictions"])
+
+    def _salvage(self, entries: list[Entry], exc: BaseException) -> tuple[Any, list[Entry]]:
+        """The batch failed to convert: find the requests that do, quarantine the others."""
+        good: list[Entry] = []
+        bad: list[tuple[Entry, str]] = []
+        for entry in entries:
+            try:
+                self._table([entry])
+            except self._data_errors as err:
+                bad.append((entry, one_line(f"{type(err).__name__}: {err}")))
+            else:
+                good.append(entry)
+        if not bad:  # only the whole batch fails: put it all aside
+            bad = [(entry, one_line(f"{type(exc).__name__}: {exc}")) for entry in good]
+            good = []
+        self._quarantine([(entry, f"Arrow cannot hold the row: {why}") for entry, why in bad])
+        if not good:
+            return None, []
+        try:
+            return self._table(good), good
+        except self._data_errors as err:
+            why = one_line(f"{type(err).__name__}: {err}")
+            self._quarantine([(entry, why) for entry in good])
+            return None, []
+
+    def _quarantine(self, items: list[tuple[Entry, str]]) -> None:
+        """Put rows aside as JSON lines, each with its reason, in one new file; never
+        raises. One line on stderr says where they went (or that they are lost)."""
+        rows = sum(len(entry[1]) for entry, _ in items)
+        self._taken += rows
+        first = items[0][1] if items else ""
+        name = f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.jsonl"
+        path = self.quarantine_dir / name
+        try:
+            self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", encoding="ascii", errors="backslashreplace") as fh:
+                for entry, reason in items:
+                    for row in _rows(entry):
+                        fh.write(_safe_json({"reason": reason, **row}) + "\n")
+        except Exception as exc:  # the disk is full too: count the loss and say so
+            self.dropped += rows
+            self._say(
+                f"error: prediction log: {rows} row(s) lost ({first}); "
+                f"the quarantine file failed too: {one_line(exc)}"
+            )
+            return
+        self.quarantined += rows
+        self._say(f"prediction log: {rows} row(s) quarantined to {path}: {first}")
+
+    def _to_json(self, records: list[Mapping[str, Any]]) -> list[str]:
+        """JSON text of each record, in one vectorised pass when the records agree."""
+        if not records:
+            return []
+        pl = self._pl
+        keys = list(records[0])
+        if len(records) > 8 and all(list(rec) == keys for rec in records):
+            try:
+                frame = pl.DataFrame(records, infer_schema_length=None)
+                encoded = frame.select(pl.struct(pl.all()).struct.json_encode())
+                return encoded.to_series().to_list()  # type: ignore[no-any-return]
+            except self._data_errors:  # mixed types in a column: the exact path below
+                pass
+        dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+        return [dumps(rec) for rec in records]
+
+    def _run(self) -> None:
+        reason = "it returned"
+        try:
+            backoff = 0.0
+            while not self._closed.is_set():
+                if backoff:  # a write failed: wait, whatever the producers say
+                    self._closed.wait(backoff)
+                else:
+                    self._wake.wait(self.interval_s)
+                self._wake.clear()
+                try:
+                    self.flush()
+                except self._data_errors as exc:  # a bug here must not stop the writer
+                    self.last_error = one_line(f"{type(exc).__name__}: {exc}")
+                    self._say(f"error: prediction log: {self.last_error}")
+                failing = self.last_error is not None
+                backoff = min(MAX_BACKOFF_S, max(self.interval_s, backoff * 2)) if failing else 0
+        except BaseException as exc:
+            reason = one_line(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            if not self._closed.is_set():
+                self.stopped = reason
+                self._say(
+                    f"error: the prediction log writer stopped ({reason}); "
+                    "predictions are refused (503) until the server restarts"
+                )
+
+    @staticmethod
+    def _say(line: str) -> None:
+        with contextlib.suppress(Exception):  # stderr closed: nothing more to do
+            print(one_line(line, 2000), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Stop the background writer and flush every buffered row (quarantining what
+        cannot be written)."""
+        self._closed.set()
+        self._wake.set()
+        self._thread.join()
+        self.flush(final=True)
+
+    def __enter__(self) -> PredictionLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rows(entry: Entry) -> list[dict[str, Any]]:
+    ts, ids, model, version, variant, feats, outputs, latency, status, error = entry
+    shared = {"model": model, "version": version, "variant": variant, "latency_ms": latency}
+    shared.update(status=status, error=error)
+    return [
+        {"ts": ts.isoformat(), "request_id": rid, **shared, "features": feat, "output": out}
+        for rid, feat, out in zip(ids, feats, outputs, strict=False)
+    ]
+
+
+def _safe_json(row: dict[str, Any]) -> str:
+    """One JSON line, pure ASCII (lone surrogates and control characters escaped); a row
+    json cannot encode at all (nested too deeply, say) keeps its strings as ascii()."""
+    try:
+        return json.dumps(row, ensure_ascii=True, default=repr)
+    except Exception as exc:
+        why = one_line(f"{type(exc).__name__}: {exc}")
+    fallback: dict[str, Any] = {}
+    for key, value in row.items():
+        try:
+            plain = value is None or isinstance(value, int | float)
+            fallback[key] = value if plain else ascii(value)[:10_000]
+        except Exception:  # ascii() of a structure nested too deeply
+            fallback[key] = f"<{type(value).__name__}: cannot be encoded>"
+    fallback["unencodable"] = why
+    return json.dumps(fallback, ensure_ascii=True, allow_nan=True)

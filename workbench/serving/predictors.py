@@ -1,0 +1,253 @@
+"""Loading a registered model version for serving, and scoring validated records.
+
+Two predictors:
+
+- `LightGBMPredictor`, the fast path for Workbench's own LightGBM models (and any MLflow model
+  with a `lightgbm` flavor stored as native `model.lgb`): the booster is scored directly on a
+  float64 matrix built in the booster's feature order, with string categories mapped to the
+  codes of the categories it was trained with (`booster.pandas_categorical`). This is exactly
+  what the model's pyfunc loader (`plugins/workbench_lightgbm_pyfunc.py`, shipped in the model's
+  `code/` folder) does through pandas, minus pandas: tens of microseconds per request instead of
+  milliseconds. Unseen categories and nulls become NaN (missing), as they do there.
+- `PyfuncPredictor`, for any other model: `mlflow.pyfunc.load_model(...).predict(DataFrame)`.
+
+mlflow, lightgbm, numpy and pandas are imported inside functions only: `workbench`'s CLI must
+start without them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote, urlparse
+
+from workbench.serving.signature import ModelError, Signature, read_mlmodel, signature_from_mlmodel
+from workbench.store import mlflow_tables as mlflow_store
+
+if TYPE_CHECKING:
+    from workbench.project import Project
+
+#: Below this many rows the booster scores on one thread (thread start-up dominates otherwise).
+SMALL_BATCH = 1000
+#: Signature types the fast path can put in a float matrix as LightGBM's pandas path would.
+_NUMERIC = frozenset({"double", "float", "long", "integer", "boolean"})
+
+
+class Predictor(Protocol):
+    version: int
+    model_dir: Path
+    signature: Signature
+
+    def predict(self, records: list[dict[str, Any]]) -> list[float]: ...
+
+
+# -- locating a registered version --------------------------------------------------------------
+
+
+def model_dir_for(project: Project, version: int) -> Path:
+    """The local directory (holding `MLmodel`) of registered version `version` of the
+    project's model. Reads MLflow's SQLite store directly; never imports mlflow."""
+    name = project.config.model_name
+    versions = mlflow_store.read_model_versions(project.mlflow_db, name)
+    mv = next((v for v in versions if v.version == version), None)
+    if mv is None:
+        raise ModelError(f"model {name} has no version {version}")
+    path = _resolve_source(project.mlflow_db, mv.source, f"model {name} version {version}")
+    if not (path / "MLmodel").is_file():
+        raise ModelError(f"model {name} version {version}: no MLmodel file in {path}")
+    return path
+
+
+def _resolve_source(db: Path, source: str | None, what: str) -> Path:
+    if not source:
+        raise ModelError(f"{what} has no source")
+    if source.startswith("models:/"):
+        model_id = source[len("models:/") :].strip("/")
+        if not model_id.startswith("m-") or "/" in model_id:
+            raise ModelError(f"{what}: source {source} is not a logged model (models:/m-<id>)")
+        location = _query_one(
+            db, "SELECT artifact_location FROM logged_models WHERE model_id = ?", model_id
+        )
+        if location is None:
+            raise ModelError(f"{what}: logged model {model_id} is not in {db}")
+        return _local_path(location, what)
+    if source.startswith("runs:/"):
+        run_id, _, sub = source[len("runs:/") :].partition("/")
+        artifact_uri = _query_one(db, "SELECT artifact_uri FROM runs WHERE run_uuid = ?", run_id)
+        if artifact_uri is None:
+            raise ModelError(f"{what}: run {run_id} is not in {db}")
+        return _local_path(artifact_uri, what) / sub
+    return _local_path(source, what)
+
+
+def _query_one(db: Path, sql: str, arg: str) -> str | None:
+    import sqlite3
+
+    try:
+        with mlflow_store.connect_ro(db) as con:
+            if con is None:
+                return None
+            row = con.execute(sql, (arg,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row and row[0] is not None else None
+
+
+def _local_path(uri: str, what: str) -> Path:
+    """A file: URI or a plain path as a local Path; anything remote is an error."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and uri[1:3] in (":\\", ":/")):
+        return Path(uri)  # a plain path (or a Windows drive letter)
+    raise ModelError(f"{what} is stored at {uri}, which is not a local path")
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+def load_predictor(model_dir: Path, version: int) -> Predictor:
+    """The fast LightGBM predictor when the model allows it, else MLflow's pyfunc."""
+    model_dir = Path(model_dir)
+    spec = read_mlmodel(model_dir)
+    signature = signature_from_mlmodel(spec, model_dir / "MLmodel")
+    flavors = spec.get("flavors") if isinstance(spec.get("flavors"), dict) else {}
+    lgb_flavor = flavors.get("lightgbm") if flavors else None
+    if isinstance(lgb_flavor, dict):
+        data = lgb_flavor.get("data")
+        if isinstance(data, str) and data.endswith(".lgb") and (model_dir / data).is_file():
+            fast = LightGBMPredictor.try_load(model_dir / data, model_dir, version, signature)
+            if fast is not None:
+                return fast
+    return PyfuncPredictor(model_dir, version, signature)
+
+
+class LightGBMPredictor:
+    """Scores a native LightGBM booster on a float matrix; see the module docstring."""
+
+    flavor = "lightgbm"
+
+    def __init__(
+        self,
+        booster: Any,
+        model_dir: Path,
+        version: int,
+        signature: Signature,
+        plan: list[tuple[str, dict[Any, float] | None]],
+        dtype: Any,
+    ) -> None:
+        self.version = version
+        self.model_dir = model_dir
+        self.signature = signature
+        self.features = [name for name, _ in plan]
+        self._booster = booster
+        self._plan = plan
+        self._dtype = dtype
+        import numpy as np
+
+        self._np = np
+
+    @classmethod
+    def try_load(
+        cls, model_file: Path, model_dir: Path, version: int, signature: Signature
+    ) -> LightGBMPredictor | None:
+        """The fast predictor, or None when it could not score exactly like the pyfunc
+        (a feature the signature lacks or types as non-numeric, several outputs per row,
+        categories that do not line up)."""
+        import lightgbm as lgb
+        import numpy as np
+
+        try:
+            booster = lgb.Booster(model_file=str(model_file))
+        except lgb.basic.LightGBMError as exc:
+            raise ModelError(f"{model_file}: not a LightGBM model ({exc})") from None
+        if booster.num_model_per_iteration() != 1:
+            return None
+        types = {f.name: f.type for f in signature.inputs}
+        features: list[str] = booster.feature_name()
+        categories: list[list[Any]] = list(booster.pandas_categorical or [])
+        plan: list[tuple[str, dict[Any, float] | None]] = []
+        cats = iter(categories)
+        used = 0
+        for name in features:
+            ftype = types.get(name)
+            if ftype == "string":
+                # The pyfunc casts string columns, in feature order, to the trained categories.
+                values = next(cats, None)
+                if values is None:
+                    return None
+                used += 1
+                plan.append((name, {v: float(code) for code, v in enumerate(values)}))
+            elif ftype in _NUMERIC:
+                plan.append((name, None))
+            else:
+                return None
+        if used != len(categories):
+            return None
+        # LightGBM's pandas path converts to np.result_type(column dtypes..., float32):
+        # float32 only when every column is float32 or bool; categorical codes make float64.
+        only32 = all(types[name] in ("float", "boolean") for name in features)
+        dtype = np.float32 if only32 else np.float64
+        return cls(booster, model_dir, version, signature, plan, dtype)
+
+    def predict(self, records: list[dict[str, Any]]) -> list[float]:
+        n = len(records)
+        if n == 0:
+            return []
+        plan = self._plan
+        # None -> NaN in np.array(dtype=float); categories missing from the map -> None -> NaN.
+        rows = [
+            [rec.get(name) if codes is None else codes.get(rec.get(name)) for name, codes in plan]
+            for rec in records
+        ]
+        matrix = self._np.array(rows, dtype=self._dtype)
+        if n < SMALL_BATCH:
+            out = self._booster.predict(matrix, num_threads=1)
+        else:
+            out = self._booster.predict(matrix)
+        return out.tolist()  # type: ignore[no-any-return]
+
+
+class PyfuncPredictor:
+    """Any MLflow model, through `mlflow.pyfunc` and a pandas DataFrame."""
+
+    flavor = "pyfunc"
+
+    def __init__(self, model_dir: Path, version: int, signature: Signature) -> None:
+        import mlflow.pyfunc
+
+        self.version = version
+        self.model_dir = model_dir
+        self.signature = signature
+        try:
+            self._model = mlflow.pyfunc.load_model(str(model_dir))
+        except Exception as exc:  # MLflow raises many kinds; the server needs one line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{model_dir}: cannot load the model ({first})") from None
+
+    def predict(self, records: list[dict[str, Any]]) -> list[float]:
+        if not records:
+            return []
+        import pandas as pd
+
+        columns = [f.name for f in self.signature.inputs]
+        frame = pd.DataFrame.from_records(records, columns=columns)
+        return _flatten(self._model.predict(frame), len(records), self.model_dir)
+
+
+def _flatten(output: Any, n: int, model_dir: Path) -> list[float]:
+    """One float per record from a DataFrame, Series, ndarray or list output."""
+    import numpy as np
+
+    values = output.to_numpy() if hasattr(output, "to_numpy") else np.asarray(output)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1 or values.shape[0] != n:
+        raise ModelError(
+            f"{model_dir}: the model returned shape {tuple(values.shape)} for {n} records; "
+            "serving needs one number per record"
+        )
+    try:
+        return [float(v) for v in values.tolist()]
+    except (TypeError, ValueError):
+        raise ModelError(f"{model_dir}: the model returned non-numeric predictions") from None

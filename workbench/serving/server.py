@@ -1,0 +1,493 @@
+"""The inference server: `python -m workbench.serving` (started by `workbench serve` through a
+runner, so it runs as a local process or in a container).
+
+A plain ASGI app on uvicorn (httptools, uvloop when installed): no framework between the
+socket and the model, because every microsecond per request shows in the throughput. Predict
+requests are validated against the model's signature, scored on the event loop (a LightGBM
+row costs ~20 us), logged to the prediction log (a deque append) and counted.
+
+Routing lives in one immutable `Routes` value. A reconciler thread polls the deployment state
+(workbench.serving.deployments), loads the models a new state needs, then swaps `Routes` in one
+assignment: promote, rollback and traffic changes never drop a request. The same thread
+judges the canary (workbench.serving.canary_rule) and rolls it back on its own when it is worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import UsageError, WorkbenchError
+from workbench.project import Project
+from workbench.serving import deployments
+from workbench.serving.canary_rule import LiveWindow, judge
+from workbench.serving.endpoints import (
+    ALLOW,
+    GETS,
+    ReadEndpoints,
+    Receive,
+    Send,
+    dumps,
+    header_value,
+    respond,
+)
+from workbench.serving.metrics import ServerMetrics
+from workbench.serving.payloads import PayloadError, parse_labels, parse_records
+from workbench.serving.prediction_log import LogRefused, PredictionLogger, one_line
+from workbench.serving.signature import ModelError
+from workbench.store.parquet_log import ParquetLog, utcnow
+
+MAX_BODY = 64 * 1024 * 1024
+OFFLOAD_ROWS = 128  # batches at least this big are scored off the event loop
+TOO_LARGE = dumps({"error": "body: larger than 64 MiB"})
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # "production" | "canary"
+    version: int
+    predictor: Any  # workbench.serving.predictors.Predictor
+
+
+@dataclass(frozen=True)
+class Routes:
+    production: Variant
+    canary: Variant | None = None
+    traffic: float = 0.0
+    sticky_key: str | None = None
+    generation: int = 0
+
+    def pick(self, record: dict[str, Any] | None = None) -> Variant:
+        canary = self.canary
+        if canary is None:
+            return self.production
+        if self.sticky_key is not None and record is not None:
+            key = str(record.get(self.sticky_key)).encode("utf-8", "surrogatepass")
+            return canary if zlib.crc32(key) % 10_000 < self.traffic * 10_000 else self.production
+        return canary if random.random() < self.traffic else self.production
+
+    def describe(self) -> dict[str, Any]:
+        canary = self.canary
+        return {
+            "generation": self.generation,
+            "production": {"version": self.production.version},
+            "canary": None
+            if canary is None
+            else {
+                "version": canary.version,
+                "traffic": self.traffic,
+                "sticky_key": self.sticky_key,
+            },
+        }
+
+
+class InferenceServer(ReadEndpoints):
+    """The ASGI app plus the state it serves."""
+
+    def __init__(
+        self,
+        project: Project,
+        logger: PredictionLogger,
+        alias: str | None = None,
+        token: str | None = None,
+        public_url: str = "",
+        job_id: str | None = None,
+    ) -> None:
+        self.project = project
+        self.model = project.config.model_name
+        self.alias = alias or project.config.serving.alias
+        self.logger = logger
+        self.token = token.encode() if token else None
+        self.public_url = public_url
+        self.job_id = job_id
+        self.max_batch = project.config.serving.max_batch
+        self.routes: Routes | None = None
+        self.metrics = ServerMetrics()
+        rule = project.config.serving.canary
+        self.windows = {v: LiveWindow(rule.window_s) for v in ("production", "canary")}
+        self.last_error: str | None = None
+        self.started_at = utcnow().isoformat(timespec="seconds")
+        self._spec: dict[str, Any] | None = None
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
+
+    # --- ASGI -------------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                while True:
+                    message = await receive()
+                    kind = message["type"]
+                    await send({"type": kind + ".complete"})
+                    if kind == "lifespan.shutdown":
+                        return
+            return
+        try:
+            await self._route(scope, receive, send)
+        except Exception as exc:  # the last resort: an answer and one log line, never a
+            await self._internal_error(scope, send, exc)  # dropped connection
+
+    async def _route(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        method, path = scope["method"], scope["path"]
+        if method == "POST" and (path == "/predict" or path == "/invocations"):
+            if self.token is not None and not self._authorized(scope):
+                return await self._unauthorized(send)
+            body = await self._body(scope, receive)
+            if body is None:
+                return await respond(send, 413, TOO_LARGE)
+            return await self._predict(body, path, scope, send)
+        route = GETS.get(path)
+        if route is not None and (method == "GET" or method == "HEAD"):
+            if path not in ("/health", "/ready") and not self._authorized(scope):
+                return await self._unauthorized(send)
+            return await route(self, send)
+        if path == "/labels" and method == "POST":
+            if not self._authorized(scope):
+                return await self._unauthorized(send)
+            body = await self._body(scope, receive)
+            if body is None:
+                return await respond(send, 413, TOO_LARGE)
+            return await self._labels(body, send)
+        allow = ALLOW.get(path)
+        if allow is None:
+            error = f"{path}: no such endpoint (see /docs)"
+            return await respond(send, 404, dumps({"error": one_line(error)}))
+        if method == "OPTIONS":
+            return await respond(send, 204, b"", [(b"allow", allow)])
+        error = f"{method} {path}: method not allowed (allowed: {allow.decode()})"
+        await respond(send, 405, dumps({"error": one_line(error)}), [(b"allow", allow)])
+
+    async def _internal_error(self, scope: dict[str, Any], send: Send, exc: Exception) -> None:
+        where = f"{scope.get('method')} {scope.get('path')}"
+        line = one_line(f"{where}: internal error: {type(exc).__name__}: {exc}")
+        print(f"error: {line}", file=sys.stderr, flush=True)
+        with contextlib.suppress(Exception):  # the response had started: uvicorn closes
+            await respond(send, 500, dumps({"error": line}))
+
+    def _authorized(self, scope: dict[str, Any]) -> bool:
+        if self.token is None:
+            return True
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return value.startswith(b"Bearer ") and hmac.compare_digest(value[7:], self.token)
+        return False
+
+    async def _unauthorized(self, send: Send) -> None:
+        body = dumps({"error": "missing or wrong bearer token (Authorization: Bearer TOKEN)"})
+        await respond(send, 401, body, [(b"www-authenticate", b"Bearer")])
+
+    async def _body(self, scope: dict[str, Any], receive: Receive) -> bytes | None:
+        """The request body, or None when it is over MAX_BODY (a Content-Length that says so
+        is refused before any of the body is read)."""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if len(value) > 12 or (value.isdigit() and int(value) > MAX_BODY):
+                    return None
+                break
+        message = await receive()
+        body = message.get("body", b"")
+        if not message.get("more_body"):
+            return body  # type: ignore[no-any-return]
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body"):
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _predict(self, body: bytes, path: str, scope: dict[str, Any], send: Send) -> None:
+        started = time.perf_counter()
+        routes = self.routes
+        if routes is None:
+            detail = self.last_error or "the model is loading"
+            return await respond(send, 503, dumps({"error": f"not ready: {detail}"}))
+        variant = routes.pick() if routes.sticky_key is None else routes.production
+        try:
+            parsed = parse_records(body, variant.predictor.signature, self.max_batch)
+        except PayloadError as exc:
+            line = exc.line()
+            self._log_failure(body, variant, 422, line, started, path)
+            return await respond(send, 422, dumps({"error": line, "detail": exc.detail()}))
+        if routes.sticky_key is not None:
+            variant = routes.pick(parsed.records[0])
+        try:
+            if len(parsed.records) < OFFLOAD_ROWS:
+                outputs = variant.predictor.predict(parsed.records)
+            else:
+                # Big batches score on a worker thread: LightGBM's C code runs without the
+                # GIL, so the loop parses the next request on the other core meanwhile.
+                loop = asyncio.get_running_loop()
+                outputs = await loop.run_in_executor(
+                    self._pool, variant.predictor.predict, parsed.records
+                )
+        except Exception as exc:  # a model that fails must not take the server down
+            line = f"the model (v{variant.version}) failed: {type(exc).__name__}: {exc}"
+            line = line.splitlines()[0][:500]
+            self._log_failure(body, variant, 500, line, started, path)
+            return await respond(send, 500, dumps({"error": line}))
+        given = parsed.request_ids
+        if any(given):
+            fresh = iter(self.logger.new_ids(given.count(None)))
+            ids = [rid or next(fresh) for rid in given]
+        else:
+            ids = self.logger.new_ids(len(given))
+        seconds = time.perf_counter() - started
+        latency_ms = seconds * 1000.0
+        model, version, name = self.model, variant.version, variant.name
+        try:
+            self.logger.log_many(ids, model, version, name, parsed.records, outputs, latency_ms)
+        except LogRefused as exc:  # refused, not lost silently: the client can retry
+            self.metrics.observe(path, name, version, 503, seconds, 0)
+            error = dumps({"error": f"not logged, so not answered: {exc}"})
+            return await respond(send, 503, error, [(b"retry-after", b"1")])
+        self.metrics.observe(path, name, version, 200, seconds, len(outputs))
+        self.windows[name].add(latency_ms, False)
+        if parsed.single:
+            payload = {"request_id": ids[0], "prediction": outputs[0]}
+        else:
+            payload = {"request_ids": ids, "predictions": outputs}
+        payload.update(model=model, version=version, variant=name)
+        await respond(send, 200, dumps(payload), [(b"x-request-id", header_value(ids[0]))])
+
+    def _log_failure(
+        self, body: bytes, variant: Variant, status: int, line: str, started: float, path: str
+    ) -> None:
+        seconds = time.perf_counter() - started
+        text = body[:2048].decode("utf-8", "replace")
+        with contextlib.suppress(LogRefused, RuntimeError):  # answered; its log row spared
+            self.logger.log(
+                self.logger.new_ids(1)[0], self.model, variant.version, variant.name,
+                json.dumps(text), None, seconds * 1000.0, status, line,
+            )  # fmt: skip
+        self.metrics.observe(path, variant.name, variant.version, status, seconds, 0)
+        if status >= 500:
+            self.windows[variant.name].add(seconds * 1000.0, True)
+
+    async def _labels(self, body: bytes, send: Send) -> None:
+        try:
+            labels = parse_labels(body)
+        except PayloadError as exc:
+            return await respond(send, 422, dumps({"error": exc.line(), "detail": exc.detail()}))
+        rows = [
+            {"ts": utcnow(), "request_id": rid, "label": value, "source": "POST /labels"}
+            for rid, value in labels
+        ]
+        # A file write per request: labels arrive in batches, far rarer than predictions.
+        await asyncio.get_running_loop().run_in_executor(
+            None, ParquetLog(self.project.logs, "labels").append, rows
+        )
+        await respond(send, 200, dumps({"accepted": len(rows)}))
+
+    # --- the reconciler -----------------------------------------------------------------------
+
+    def report(self, applied: int | None = None) -> dict[str, Any]:
+        routes = self.routes
+        return {
+            "url": self.public_url,
+            "pid": os.getpid(),
+            "host_name": socket.gethostname(),
+            "job_id": self.job_id,
+            "model": self.model,
+            "alias": self.alias,
+            "started_at": self.started_at,
+            "heartbeat": time.time(),
+            "applied_generation": applied if applied is not None else -1,
+            "token": self.token is not None,
+            "last_error": self.last_error,
+            **(routes.describe() if routes else {}),
+        }
+
+    def reconcile_forever(self, poll_s: float = 0.2) -> None:
+        from workbench.serving.predictors import load_predictor, model_dir_for
+
+        cache: dict[int, Any] = {}
+        applied: tuple[Any, ...] | None = None
+        applied_gen = -1
+        last_report = 0.0
+        rule = self.project.config.serving.canary
+
+        def predictor(version: int) -> Any:
+            if version not in cache:
+                cache[version] = load_predictor(model_dir_for(self.project, version), version)
+            return cache[version]
+
+        while not self._stop.is_set():
+            try:
+                state = deployments.read_state(self.project)
+                prod = deployments.production_version(self.project, state, self.alias)
+                if prod is None:
+                    raise WorkbenchError(
+                        f"model {self.model!r} has no version with alias {self.alias!r} "
+                        f"(workbench promote VERSION --alias {self.alias})"
+                    )
+                canary = state.canary if state.canary and state.canary.version != prod else None
+                want = (prod, canary)
+                if want != applied:
+                    routes = Routes(
+                        Variant("production", prod, predictor(prod)),
+                        Variant("canary", canary.version, predictor(canary.version))
+                        if canary
+                        else None,
+                        canary.traffic if canary else 0.0,
+                        canary.sticky_key if canary else None,
+                        state.generation,
+                    )
+                    first = self.routes is None
+                    self.routes = routes  # the swap: one assignment, seen by the next request
+                    if applied is None or (canary and applied[1] is None):
+                        self.windows["canary"].clear()
+                    applied = want
+                    for version in [v for v in cache if v not in (prod, canary and canary.version)]:
+                        del cache[version]
+                    self.last_error = None
+                    if first:
+                        print(
+                            f"serving {self.model}@{self.alias} (v{prod}) at {self.public_url} "
+                            f"(API docs: {self.public_url}/docs)",
+                            flush=True,
+                        )
+                    else:
+                        print(f"now serving: {json.dumps(routes.describe())}", flush=True)
+                if applied_gen != state.generation:
+                    applied_gen = state.generation
+                    deployments.write_server(self.project, self.report(applied_gen))
+                    last_report = time.monotonic()
+                if self.routes and self.routes.canary:
+                    self._judge_canary(rule)
+            except (WorkbenchError, ModelError, OSError, ValueError) as exc:
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if message != self.last_error:
+                    print(f"error: {message}", file=sys.stderr, flush=True)
+                self.last_error = message
+            if time.monotonic() - last_report > 2.0:
+                deployments.write_server(self.project, self.report(applied_gen))
+                last_report = time.monotonic()
+            self._stop.wait(poll_s)
+
+    def _judge_canary(self, rule: Any) -> None:
+        reason = judge(rule, self.windows["production"].stats(), self.windows["canary"].stats())
+        if reason is None or self.routes is None:
+            return
+        # Production takes all traffic now; the state change and audit record follow.
+        self.routes = Routes(self.routes.production, generation=self.routes.generation)
+        print(f"auto-rollback: {reason}", flush=True)
+        deployments.rollback_canary(self.project, f"auto-rollback: {reason}", actor="auto-rollback")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before uvicorn starts so a busy port is one clear line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(pick another with --port, or [serving].port)"
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    project: Project,
+    host: str,
+    port: int,
+    alias: str | None = None,
+    public_url: str | None = None,
+    job_id: str | None = None,
+) -> int:
+    import uvicorn
+
+    cfg = project.config.serving
+    token = os.environ.get(cfg.token_env) or None
+    sock = bind(host, port)
+    logger = PredictionLogger(project.logs, cfg.log_max_rows, cfg.log_interval_s)
+    url = public_url or f"http://{host}:{sock.getsockname()[1]}"
+    app = InferenceServer(project, logger, alias, token, url, job_id)
+    reconciler = threading.Thread(target=app.reconcile_forever, name="reconciler", daemon=True)
+    reconciler.start()
+    config = uvicorn.Config(
+        app,
+        loop=_have("uvloop", "asyncio"),
+        http=_have("httptools", "h11"),
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+    # uvicorn turns SIGINT/SIGTERM into a graceful shutdown, then raises the signal again
+    # for the handler that was there before it: make that one a no-op, so the process lives
+    # on to flush the prediction log below instead of dying by the default handler.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: None)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        app.stop()
+        reconciler.join(timeout=5)
+        logger.close()  # every buffered prediction reaches Parquet before we exit
+        deployments.clear_server(project, os.getpid())
+        print(f"stopped; {logger.written} predictions logged", flush=True)
+    return 0
+
+
+def _have(module: str, fallback: str) -> str:
+    import importlib.util
+
+    return module if importlib.util.find_spec(module) else fallback
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench.serving")
+    parser.add_argument("--project", default=".")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--alias", default=None)
+    parser.add_argument("--public-url", default=None)
+    parser.add_argument("--job-id", default=None)
+    args = parser.parse_args(argv)
+    try:
+        project = Project.load(Path(args.project))
+        cfg = project.config.serving
+        return serve(
+            project,
+            args.host or cfg.host,
+            cfg.port if args.port is None else args.port,
+            args.alias,
+            args.public_url,
+            args.job_id,
+        )
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The query layer: one in-process DuckDB connection with a view over every Parquet log.
+
+Views: runs, metrics, jobs, audit (and the raw event logs `jobs_events`, `runs_versions`).
+A view over a log with no files yet reads an empty table of the right schema. Views read the
+files each log's manifest lists (see parquet_log.py) and are rebuilt when it changes, so a
+query never sees a half-written file, or a compacted file beside its parts.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from workbench.store.parquet_log import COLUMNS, DUCKDB_TYPES, ParquetLog
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# name -> (log, SQL over `src`, which reads the log's files)
+_VIEWS: dict[str, tuple[str, str]] = {
+    "audit": ("audit", "SELECT * EXCLUDE (date) FROM src ORDER BY ts"),
+    "jobs_events": ("jobs", "SELECT * EXCLUDE (date) FROM src"),
+    "jobs": (
+        "jobs",
+        "SELECT * EXCLUDE (date) FROM src "
+        "QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY ts DESC) = 1",
+    ),
+    "runs_versions": ("runs", "SELECT * EXCLUDE (date) FROM src"),
+    "runs": (
+        "runs",
+        "SELECT * EXCLUDE (date, fingerprint, synced_at) FROM src "
+        "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY synced_at DESC) = 1 "
+        "AND lifecycle_stage = 'active'",
+    ),
+    "predictions": ("predictions", "SELECT * EXCLUDE (date) FROM src"),
+    "drift": ("drift", "SELECT * EXCLUDE (date) FROM src"),
+    "labels": (
+        "labels",
+        "SELECT * EXCLUDE (date) FROM src "
+        "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY ts DESC) = 1",
+    ),
+    "metrics": (
+        "metrics",
+        "SELECT run_id, key, step, value, timestamp FROM src "
+        "QUALIFY synced_at = max(synced_at) OVER (PARTITION BY run_id)",
+    ),
+}
+
+
+_SAFE: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+class Db:
+    """DuckDB over a project's Parquet logs. Use `cursor()` from worker threads."""
+
+    def __init__(self, logs_root: Path) -> None:
+        self.logs_root = logs_root
+        # No extension is ever fetched or loaded behind a query's back: offline there is
+        # nothing to fetch, and a read-only console must not write an extension to disk.
+        self.con = duckdb.connect(":memory:", config=_SAFE)
+        self._lock = threading.RLock()
+        self._stamps: dict[str, tuple[int, int] | None] = {}
+        for log, columns in COLUMNS.items():
+            # Plain DDL: registering an Arrow table would make DuckDB import pandas (~0.25 s).
+            cols = [f'"{name}" {DUCKDB_TYPES[kind]}' for name, kind in columns]
+            cols.append('"date" VARCHAR')  # every log is partitioned by date=
+            self.con.execute(f"CREATE TABLE _empty_{log} ({', '.join(cols)})")
+        self._create_views(force=True)
+
+    def _source(self, log: str) -> str:
+        files = ParquetLog(self.logs_root, log).files()
+        if not files:
+            return f"_empty_{log}"
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        return f"read_parquet([{listed}], hive_partitioning=true, union_by_name=true)"
+
+    def _create_views(self, force: bool = False) -> None:
+        """(Re)create the views of every log whose manifest changed since the last look."""
+        with self._lock:
+            for log in COLUMNS:
+                stamp = ParquetLog(self.logs_root, log).stamp()
+                if not force and self._stamps.get(log, ()) == stamp:
+                    continue
+                src = self._source(log)
+                for view, (view_log, sql) in _VIEWS.items():
+                    if view_log == log:
+                        body = f"WITH src AS (SELECT * FROM {src}) {sql}"
+                        self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+                self._stamps[log] = stamp
+
+    def refresh(self) -> None:
+        """Point the views at the current live files (a few stat calls when nothing changed)."""
+        self._create_views()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for this caller (thread-safe), with current views."""
+        with self._lock:
+            self._create_views()
+            return self.con.cursor()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        return self.cursor().execute(sql, params or [])
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        def run() -> list[dict[str, Any]]:
+            res = self.cursor().execute(sql, params or [])
+            names = [d[0] for d in res.description]
+            return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
+
+        rows: list[dict[str, Any]] = self._retrying(run)
+        return rows
+
+    def arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        return self._retrying(
+            lambda: self.cursor().sql(sql, params=params or None).to_arrow_table()
+        )
+
+    def _retrying(self, fn: Any) -> Any:
+        """A file can vanish under a query only if someone deletes it outside the manifest's
+        grace period (or by hand); re-list the files and try again before giving up."""
+        for attempt in range(3):
+            try:
+                return fn()
+            except duckdb.IOException:
+                if attempt == 2:
+                    raise
+                self._create_views(force=True)
+
+    def close(self) -> None:
+        self.con.close()

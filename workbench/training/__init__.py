@@ -1,0 +1,6 @@
+"""Training: the training job (`python -m workbench.training`, run by a runner) and the
+holdout metrics.
+
+May import: jobs.events (the job protocol), drift (the profile saved with a model), data,
+store and the kernel.
+"""

@@ -1,0 +1,208 @@
+"""The training job. Runs as `python -m workbench.training --project DIR --job-id ID` in a
+child process (local runner) or a container (Docker runner), logs the run to MLflow, and
+prints `@wb` events: progress per iteration, then the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from workbench import plugins
+from workbench.data import snapshot as data_mod
+from workbench.jobs import events
+from workbench.project import Project
+from workbench.store import tracking
+from workbench.training.evaluation import binary_metrics
+
+METRIC_FLUSH_EVERY = 25
+
+
+def train(
+    project: Project,
+    job_id: str,
+    run_name: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    cfg = project.config
+    trainer = plugins.load("trainer", cfg.trainer.plugin)
+    frame = data_mod.load_frame(project.data_path)
+    snapshot = data_mod.digest(project.data_path)
+    parts = data_mod.split(frame, cfg)
+    features = cfg.features
+    categorical = data_mod.categorical_features(cfg)
+    params = {**cfg.trainer.params, **(overrides or {})}
+
+    tracking.setup(project)
+    import mlflow
+    from mlflow.entities import Metric
+    from mlflow.models import infer_signature
+
+    client = mlflow.MlflowClient()
+    started = time.time()
+    # The job id is a tag from the run's first write: a job killed before it announces the run
+    # still leaves a run its settling can find (orphans.py).
+    with mlflow.start_run(run_name=run_name, tags={"workbench.job_id": job_id}) as run:
+        run_id = run.info.run_id
+        events.emit("run", run_id=run_id)
+        commit = tracking.git_commit(project.root)
+        mlflow.set_tags(
+            {
+                "workbench.trainer": trainer.name,
+                "workbench.data_digest": snapshot,
+                "workbench.project": cfg.project.name,
+                **({"mlflow.source.git.commit": commit} if commit else {}),
+            }
+        )
+        mlflow.log_params(
+            {
+                **{k: str(v) for k, v in params.items()},
+                "trainer": trainer.name,
+                "data_digest": snapshot,
+                "rows_train": parts.train.height,
+                "rows_valid": parts.valid.height,
+                "rows_holdout": parts.holdout.height,
+                "features": len(features),
+            }
+        )
+        train_pd = parts.train.to_pandas()
+        from mlflow.data.pandas_dataset import from_pandas
+
+        dataset = from_pandas(
+            train_pd,
+            source=str(project.data_path),
+            targets=cfg.data.target,
+            name=Path(cfg.data.path).name,
+            digest=snapshot,
+        )
+        mlflow.log_input(dataset, context="training")
+
+        pending: list[Metric] = []
+        last_emit = 0.0
+
+        def on_iteration(i: int, total: int, scores: dict[str, float]) -> None:
+            nonlocal last_emit
+            now_ms = int(time.time() * 1000)
+            pending.extend(Metric(k, v, now_ms, i) for k, v in scores.items())
+            if len(pending) >= METRIC_FLUSH_EVERY * max(1, len(scores)):
+                client.log_batch(run_id, metrics=list(pending))
+                pending.clear()
+            now = time.monotonic()
+            if i == total or now - last_emit > 0.1:
+                last_emit = now
+                events.emit("progress", iteration=i, total=total, metrics=scores)
+
+        ctx = plugins.TrainContext(
+            config=cfg,
+            params=params,
+            features=features,
+            categorical=categorical,
+            target=cfg.data.target,
+            train=train_pd,
+            valid=parts.valid.to_pandas(),
+            on_iteration=on_iteration,
+        )
+        model = trainer.train(ctx)
+        if pending:
+            client.log_batch(run_id, metrics=list(pending))
+
+        holdout_x = data_mod.to_model_frame(parts.holdout, cfg)
+        proba = model.predict(holdout_x)
+        holdout = binary_metrics(
+            parts.holdout[cfg.data.target].to_numpy(), proba, cfg.evaluation.threshold
+        )
+        final = {f"holdout_{k}": v for k, v in holdout.items()}
+        if model.best_iteration:
+            final["best_iteration"] = float(model.best_iteration)
+        final["train_seconds"] = time.time() - started
+        mlflow.log_metrics(final)
+
+        example = holdout_x.head(5)
+        signature = infer_signature(example, model.predict(example))
+        # The drift reference, computed once here and stored beside the model: checks
+        # never rescan the training data. Features from the training rows; the prediction
+        # distribution from the holdout (what serving traffic should look like).
+        from workbench.drift.profile import build_profile
+
+        profile = build_profile(
+            parts.train.select(features),
+            features,
+            set(categorical),
+            predictions=proba,
+            source=f"training rows of snapshot {snapshot}",
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = Path(tmp) / "model"
+            model.save_mlflow_model(model_dir, signature, example)
+            profile.save(model_dir / "drift_profile.json")
+            mlflow.log_artifacts(str(model_dir), artifact_path="model")
+        if model.feature_importance:
+            mlflow.log_dict(model.feature_importance, "feature_importance.json")
+        model_uri = f"{run.info.artifact_uri}/model"
+        mlflow.set_tag("workbench.model_uri", model_uri)
+
+    result = {
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "metrics": final,
+        "data_digest": snapshot,
+        "flavor": model.flavor,
+    }
+    events.emit("result", **result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="workbench.training")
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--job-id", required=True)
+    parser.add_argument("--run-name")
+    parser.add_argument("--params", default="{}", help="JSON object of trainer param overrides")
+    args = parser.parse_args(argv)
+    from workbench.errors import WorkbenchError
+
+    project: Project | None = None
+    try:
+        overrides = json.loads(args.params)
+        project = Project.load(args.project)
+        train(project, args.job_id, args.run_name, overrides)
+    except WorkbenchError as exc:
+        events.emit("error", message=str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # the trainer or a library failed: one line, traceback kept
+        first = (str(exc).strip().splitlines() or [""])[0]
+        message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        where = _save_traceback(project, args.job_id)
+        events.emit("error", message=message)
+        print(f"error: {message}" + (f" (traceback: {where})" if where else ""), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _save_traceback(project: Project | None, job_id: str) -> str | None:
+    import traceback
+
+    text = traceback.format_exc()
+    if project is None:
+        sys.stderr.write(text)
+        return None
+    path = project.jobs_dir / f"{job_id}.traceback.txt"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError:
+        sys.stderr.write(text)
+        return None
+    return str(path)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
