@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import UsageError
 from workbench.plugins import TrainContext, TrainedModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULTS: dict[str, Any] = {
     "objective": "binary",
@@ -132,7 +135,6 @@ class LightGBMTrainer:
 
     def train(self, ctx: TrainContext) -> TrainedModel:
         import lightgbm as lgb
-        import pandas as pd
 
         problems = check_params(ctx.params)  # overrides (--params) too, before any work
         if problems:
@@ -141,20 +143,9 @@ class LightGBMTrainer:
         early = params.pop("early_stopping_rounds", None)
         total = int(params.pop("num_iterations", params.pop("n_estimators", 200)))
 
-        def prepare(frame: pd.DataFrame, categories: dict[str, list[str]] | None) -> pd.DataFrame:
-            frame = frame.copy()
-            for col in ctx.categorical:
-                values = frame[col].astype("object")
-                frame[col] = (
-                    pd.Categorical(values, categories=categories[col])
-                    if categories
-                    else pd.Categorical(values)
-                )
-            return frame
-
-        x_train = prepare(ctx.train[ctx.features], None)
+        x_train = _prepare(ctx.train[ctx.features], ctx.categorical, None)
         cats = {c: list(x_train[c].cat.categories) for c in ctx.categorical}
-        x_valid = prepare(ctx.valid[ctx.features], cats)
+        x_valid = _prepare(ctx.valid[ctx.features], ctx.categorical, cats)
         dtrain = lgb.Dataset(
             x_train, ctx.train[ctx.target], categorical_feature=ctx.categorical or "auto"
         )
@@ -180,37 +171,10 @@ class LightGBMTrainer:
         )
 
         def predict(frame: pd.DataFrame) -> Any:
-            return booster.predict(prepare(frame[ctx.features], cats))
+            return booster.predict(_prepare(frame[ctx.features], ctx.categorical, cats))
 
         def save(path: Path, signature: Any, input_example: pd.DataFrame) -> None:
-            import mlflow
-            import mlflow.lightgbm
-            import numpy
-            import yaml
-
-            mlflow.lightgbm.save_model(
-                booster,
-                str(path),
-                signature=signature,
-                input_example=input_example,
-                code_paths=[str(LOADER)],
-                # Explicit requirements: MLflow's inference would load the model with the stock
-                # LightGBM pyfunc (which cannot score string categoricals) in a subprocess.
-                pip_requirements=[
-                    f"mlflow=={mlflow.__version__}",
-                    f"lightgbm=={lgb.__version__}",
-                    f"pandas=={pd.__version__}",
-                    f"numpy=={numpy.__version__}",
-                ],
-            )
-            # The stock pyfunc of the LightGBM flavor cannot score string categoricals; point
-            # the pyfunc flavor at our loader (shipped in code/) and keep the lightgbm flavor.
-            mlmodel = path / "MLmodel"
-            spec = yaml.safe_load(mlmodel.read_text())
-            pyfunc = spec["flavors"]["python_function"]
-            pyfunc["loader_module"] = LOADER.stem
-            pyfunc["code"] = "code"
-            mlmodel.write_text(yaml.safe_dump(spec, sort_keys=False))
+            _save_model(booster, path, signature, input_example)
 
         importance = dict(
             zip(booster.feature_name(), map(float, booster.feature_importance("gain")), strict=True)
@@ -222,3 +186,55 @@ class LightGBMTrainer:
             feature_importance=importance,
             flavor="lightgbm",
         )
+
+
+def _prepare(
+    frame: pd.DataFrame, categorical: list[str], categories: dict[str, list[str]] | None
+) -> pd.DataFrame:
+    """The model's input frame: categorical columns as pandas categoricals (with the training
+    categories when given, so codes match the booster's)."""
+    import pandas as pd
+
+    frame = frame.copy()
+    for col in categorical:
+        values = frame[col].astype("object")
+        frame[col] = (
+            pd.Categorical(values, categories=categories[col])
+            if categories
+            else pd.Categorical(values)
+        )
+    return frame
+
+
+def _save_model(booster: Any, path: Path, signature: Any, input_example: pd.DataFrame) -> None:
+    """The MLflow model: the LightGBM flavor, with the pyfunc flavor pointed at our loader."""
+    import lightgbm as lgb
+    import mlflow
+    import mlflow.lightgbm
+    import numpy
+    import pandas as pd
+    import yaml
+
+    mlflow.lightgbm.save_model(
+        booster,
+        str(path),
+        signature=signature,
+        input_example=input_example,
+        code_paths=[str(LOADER)],
+        # Explicit requirements: MLflow's inference would load the model with the stock
+        # LightGBM pyfunc (which cannot score string categoricals) in a subprocess.
+        pip_requirements=[
+            f"mlflow=={mlflow.__version__}",
+            f"lightgbm=={lgb.__version__}",
+            f"pandas=={pd.__version__}",
+            f"numpy=={numpy.__version__}",
+        ],
+    )
+    # The stock pyfunc of the LightGBM flavor cannot score string categoricals; point the
+    # pyfunc flavor at our loader (shipped in code/) and keep the lightgbm flavor.
+    mlmodel = path / "MLmodel"
+    spec = yaml.safe_load(mlmodel.read_text())
+    pyfunc = spec["flavors"]["python_function"]
+    pyfunc["loader_module"] = LOADER.stem
+    pyfunc["code"] = "code"
+    mlmodel.write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from workbench.drift import stats as drift_stats
+from workbench.drift.binning import Binner
+from workbench.drift.counter import Counter
 from workbench.drift.evaluate import (
     DEFAULT_THRESHOLDS,
     FeatureRule,
@@ -21,8 +23,6 @@ from workbench.drift.evaluate import (
 )
 from workbench.drift.profile import (
     OTHER,
-    Binner,
-    Counter,
     FeatureProfile,
     ProfileError,
     ReferenceProfile,
@@ -416,7 +416,7 @@ def test_counter_memory_does_not_grow_with_rows(profile):
 
 
 def test_counter_unseen_names_are_bounded(profile, monkeypatch):
-    import workbench.drift.profile as dp
+    import workbench.drift.counter as dp
 
     monkeypatch.setattr(dp, "UNSEEN_MAX", 100)
     monkeypatch.setattr(dp, "UNSEEN_PRUNE_TO", 10)

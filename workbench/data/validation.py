@@ -20,6 +20,7 @@ from rich.text import Text
 
 from workbench import plugins
 from workbench.config import CONFIG_FILE, ColumnSpec, Config
+from workbench.data.dtypes import EXPECTED, dtype_name, type_ok
 from workbench.errors import ConfigError, UsageError
 
 Status = Literal["pass", "warn", "fail"]
@@ -105,50 +106,6 @@ def _finite(x: Any) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-# ---------------------------------------------------------------- dtype rules
-
-
-def _dtype_name(dtype: pl.DataType) -> str:
-    """Short dtype names for sentences: Int64, String, Datetime[us]."""
-    if isinstance(dtype, pl.Datetime):
-        tz = f", {dtype.time_zone}" if dtype.time_zone else ""
-        return f"Datetime[{dtype.time_unit}{tz}]"
-    if isinstance(dtype, pl.Enum):
-        return "Enum"
-    return str(dtype)
-
-
-def _is_text(dtype: pl.DataType) -> bool:
-    return dtype.base_type() in (pl.String, pl.Categorical, pl.Enum)
-
-
-def _type_ok(kind: str, dtype: pl.DataType) -> bool:
-    """Whether a polars dtype can hold a column declared as `kind` (bool ints checked later)."""
-    if dtype == pl.Null:  # an all-null column: the missing check reports it
-        return True
-    if kind == "int":
-        return dtype.is_integer()
-    if kind == "float":
-        return dtype.is_numeric()
-    if kind in ("category", "str"):
-        return _is_text(dtype)
-    if kind == "bool":
-        return dtype == pl.Boolean or dtype.is_integer()
-    if kind == "datetime":
-        return dtype.base_type() in (pl.Datetime, pl.Date)
-    return False
-
-
-_EXPECTED = {
-    "int": "an integer dtype",
-    "float": "a numeric dtype",
-    "category": "String, Categorical or Enum",
-    "str": "String, Categorical or Enum",
-    "bool": "Boolean or 0/1 integers",
-    "datetime": "Datetime or Date",
-}
 
 
 # ---------------------------------------------------------------- validation
@@ -380,22 +337,16 @@ def _role_checks(config: Config, schema: pl.Schema) -> list[Check]:
     return checks
 
 
-def validate_frame(df: pl.DataFrame, config: Config) -> ValidationReport:
-    """Check `df` against the config's schema and validation rules. Raises ConfigError first
-    when the trainer plugin is unknown or its params are invalid."""
-    check_config(config)
+def _structure_checks(config: Config, schema: pl.Schema) -> list[Check]:
+    """Which declared columns exist, which are extra."""
     v = config.validation
-    rows = df.height
-    schema = df.schema
-    checks: list[Check] = []
-    plan = _Plan()
-
-    # Structure: which declared columns exist, which are extra.
     declared = config.schema_
     missing = [name for name in declared if name not in schema]
     extra = [name for name in schema if name not in declared] if declared else []
-    for name in missing:
-        checks.append(Check("schema", name, "fail", "column is in [schema] but not in the data"))
+    checks = [
+        Check("schema", name, "fail", "column is in [schema] but not in the data")
+        for name in missing
+    ]
     if declared and not missing:
         detail = f"all {len(declared)} schema columns are present"
         if extra and v.allow_extra_columns:
@@ -405,49 +356,64 @@ def validate_frame(df: pl.DataFrame, config: Config) -> ValidationReport:
         for name in extra:
             detail = "column is in the data but not in [schema]"
             checks.append(Check("schema", name, "warn", detail))
+    return checks
 
+
+def _column_checks(
+    plan: _Plan, name: str, spec: ColumnSpec, dtype: pl.DataType, rows: int, config: Config
+) -> list[Check]:
+    """The type check now; missing, non-finite, range, allowed and outlier checks as
+    expressions added to `plan` (their checks come from its finishers)."""
+    v = config.validation
+    shown = dtype_name(dtype)
+    if not type_ok(spec.type, dtype):
+        detail = f"dtype {shown} is not {EXPECTED[spec.type]} (declared {spec.type})"
+        return [Check("type", name, "fail", detail)]
+    checks = []
+    if spec.type == "bool" and dtype.is_integer():
+        _bool_values_check(plan, name, rows)
+    else:
+        checks.append(Check("type", name, "pass", f"dtype {shown} matches {spec.type}"))
+    limit = spec.max_missing if spec.max_missing is not None else v.max_missing
+    _missing_check(plan, name, dtype, rows, limit)
+    if dtype == pl.Null:
+        return checks
+    if dtype.is_float():
+        nonfinite = spec.max_nonfinite if spec.max_nonfinite is not None else v.max_nonfinite
+        _nonfinite_check(plan, name, rows, nonfinite)
+    numeric = spec.type in ("int", "float") and dtype.is_numeric()
+    # Range and outlier statistics see finite values only: NaN is counted as missing and
+    # ±inf by the nonfinite check, and neither may poison a quantile, mean or bound.
+    col = pl.col(name)
+    values = pl.when(col.is_finite()).then(col) if dtype.is_float() else col
+    if numeric and (spec.min is not None or spec.max is not None):
+        _range_check(plan, name, values, spec, rows)
+    if spec.allowed is not None:
+        _allowed_check(plan, name, spec.allowed, rows)
+    if numeric and spec.outliers:
+        _outlier_check(plan, name, values, config)
+    return checks
+
+
+def validate_frame(df: pl.DataFrame, config: Config) -> ValidationReport:
+    """Check `df` against the config's schema and validation rules. Raises ConfigError first
+    when the trainer plugin is unknown or its params are invalid."""
+    check_config(config)
+    v = config.validation
+    rows = df.height
+    schema = df.schema
+    plan = _Plan()
+    checks = _structure_checks(config, schema)
     checks.extend(_role_checks(config, schema))
-
-    # Rows.
     if rows < v.min_rows:
         detail = f"{rows:,} rows; at least {v.min_rows:,} needed"
         checks.append(Check("rows", None, "fail", detail, float(rows)))
     else:
         checks.append(Check("rows", None, "pass", f"{rows:,} rows", float(rows)))
-
     # Per column: type from the schema; the rest as expressions for the single select.
-    for name, spec in declared.items():
-        if name not in schema:
-            continue
-        dtype = schema[name]
-        shown = _dtype_name(dtype)
-        if not _type_ok(spec.type, dtype):
-            detail = f"dtype {shown} is not {_EXPECTED[spec.type]} (declared {spec.type})"
-            checks.append(Check("type", name, "fail", detail))
-            continue
-        if spec.type == "bool" and dtype.is_integer():
-            _bool_values_check(plan, name, rows)
-        else:
-            checks.append(Check("type", name, "pass", f"dtype {shown} matches {spec.type}"))
-
-        limit = spec.max_missing if spec.max_missing is not None else v.max_missing
-        _missing_check(plan, name, dtype, rows, limit)
-        if dtype == pl.Null:
-            continue
-        if dtype.is_float():
-            nonfinite = spec.max_nonfinite if spec.max_nonfinite is not None else v.max_nonfinite
-            _nonfinite_check(plan, name, rows, nonfinite)
-        numeric = spec.type in ("int", "float") and dtype.is_numeric()
-        # Range and outlier statistics see finite values only: NaN is counted as missing and
-        # ±inf by the nonfinite check, and neither may poison a quantile, mean or bound.
-        col = pl.col(name)
-        values = pl.when(col.is_finite()).then(col) if dtype.is_float() else col
-        if numeric and (spec.min is not None or spec.max is not None):
-            _range_check(plan, name, values, spec, rows)
-        if spec.allowed is not None:
-            _allowed_check(plan, name, spec.allowed, rows)
-        if numeric and spec.outliers:
-            _outlier_check(plan, name, values, config)
+    for name, spec in config.schema_.items():
+        if name in schema:
+            checks.extend(_column_checks(plan, name, spec, schema[name], rows, config))
 
     # Target.
     target = config.data.target

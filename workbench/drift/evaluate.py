@@ -43,15 +43,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workbench.drift import stats as drift_stats
+from workbench.drift.counter import CategoricalCounts, Counter, NumericCounts
 from workbench.drift.profile import (
     CATEGORICAL,
     NUMERIC,
     OTHER,
     PREDICTION,
-    CategoricalCounts,
-    Counter,
     FeatureProfile,
-    NumericCounts,
     ReferenceProfile,
 )
 from workbench.errors import DataError, UsageError

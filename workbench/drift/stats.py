@@ -2,7 +2,7 @@
 
 Every function takes two count vectors on the *same* bins (the reference's and the current
 data's) and returns a number; nothing here sees raw rows, so a check costs the same for
-1,000 rows as for 100 million once they are binned (see `drift_profile.Counter`).
+1,000 rows as for 100 million once they are binned (see `drift.counter.Counter`).
 
 Conventions (DESIGN.md "Drift conventions"):
 

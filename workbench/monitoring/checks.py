@@ -139,6 +139,41 @@ def _predictions(
     return frame, outputs
 
 
+def _check_file(
+    project: Project,
+    data: Path | str,
+    profile: ReferenceProfile,
+    feature_rules: dict[str, FeatureRule],
+    on_progress: Progress | None,
+) -> DriftReport:
+    """The drift of a Parquet (streamed) or CSV file against `profile`."""
+    from workbench.drift.evaluate import check_frame, check_parquet
+
+    min_rows = project.config.drift.min_rows
+    path = Path(data)
+    if not path.is_absolute():
+        path = project.root / path
+    if not path.exists():
+        raise UsageError(f"--data {data}: no such file")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        columns = list(profile.features)
+        return check_parquet(
+            profile, path, rules=feature_rules, min_rows=min_rows, on_progress=on_progress,
+            columns=columns,
+        )  # fmt: skip
+    import polars as pl
+
+    try:
+        frame = pl.read_csv(path, infer_schema_length=10_000)
+    except Exception as exc:  # polars raises many kinds
+        raise UsageError(f"--data {data}: cannot read it: {exc}".splitlines()[0]) from None
+    missing = [c for c in profile.features if c not in frame.columns]
+    if missing:
+        raise UsageError(f"--data {data}: missing column(s): {', '.join(missing)}")
+    selected = frame.select(list(profile.features))
+    return check_frame(profile, selected, rules=feature_rules, min_rows=min_rows)
+
+
 def check(
     project: Project,
     version: int | None = None,
@@ -151,8 +186,8 @@ def check(
 ) -> CheckResult:
     """Check drift for `version` (default: what production serves) against the predictions
     in the window (default `[drift].window`, or `[drift].last_n`), or against a data file."""
-    from workbench.drift.evaluate import check_parquet, evaluate
-    from workbench.drift.profile import Counter
+    from workbench.drift.counter import Counter
+    from workbench.drift.evaluate import evaluate
     from workbench.serving import deployments
     from workbench.store.db import Db as DbClass
 
@@ -166,38 +201,7 @@ def check(
     started = time.monotonic()
     metric: dict[str, Any] = {}
     if data is not None:
-        path = Path(data)
-        if not path.is_absolute():
-            path = project.root / path
-        if not path.exists():
-            raise UsageError(f"--data {data}: no such file")
-        if path.suffix.lower() in (".parquet", ".pq"):
-            report = check_parquet(
-                profile,
-                path,
-                rules=feature_rules,
-                min_rows=cfg.drift.min_rows,
-                on_progress=on_progress,
-                columns=list(profile.features),
-            )
-        else:
-            import polars as pl
-
-            from workbench.drift.evaluate import check_frame
-
-            try:
-                frame = pl.read_csv(path, infer_schema_length=10_000)
-            except Exception as exc:  # polars raises many kinds
-                raise UsageError(f"--data {data}: cannot read it: {exc}".splitlines()[0]) from None
-            missing = [c for c in profile.features if c not in frame.columns]
-            if missing:
-                raise UsageError(f"--data {data}: missing column(s): {', '.join(missing)}")
-            report = check_frame(
-                profile,
-                frame.select(list(profile.features)),
-                rules=feature_rules,
-                min_rows=cfg.drift.min_rows,
-            )
+        report = _check_file(project, data, profile, feature_rules, on_progress)
         source, window_text = str(data), "whole file"
     else:
         last_n = last_n or (None if window else cfg.drift.last_n)

@@ -396,12 +396,8 @@ _LABEL_KEYS = ("request_id", "label")
 MAX_LABELS = 100_000
 
 
-def parse_labels(body: bytes, max_records: int = MAX_LABELS) -> list[tuple[str, float]]:
-    """Delayed ground truth: `{"request_id": ..., "label": ...}`, a list of those, or
-    `{"labels": [...]}`. A label is a finite number or a boolean (true -> 1.0)."""
-    data = _load_json(body, "labels")
-    errs = _Errors()
-    single = False
+def _label_items(data: Any) -> tuple[list[Any], bool]:
+    """The label objects of a body, and whether it was a single label."""
     if type(data) is dict and "labels" in data:
         extra = [k for k in data if k != "labels"]
         if extra:
@@ -411,27 +407,61 @@ def parse_labels(body: bytes, max_records: int = MAX_LABELS) -> list[tuple[str, 
             )
         items = data["labels"]
         if type(items) is not list:
-            raise PayloadError(
-                [
-                    (
-                        ("body", "labels"),
-                        f"expected a list of labels, got {_kind(items)}",
-                        "list_type",
-                    )
-                ],
-                what="labels",
-            )
-    elif type(data) is dict:
-        items = [data]
-        single = True
-    elif type(data) is list:
-        items = data
+            problem = f"expected a list of labels, got {_kind(items)}"
+            raise PayloadError([(("body", "labels"), problem, "list_type")], what="labels")
+        return items, False
+    if type(data) is dict:
+        return [data], True
+    if type(data) is list:
+        return data, False
+    raise PayloadError.body(
+        f"expected a JSON object (a label) or an array of labels, got {_kind(data)}",
+        "model_type",
+        "labels",
+    )
+
+
+def _one_label(item: Any, loc: Loc, errs: _Errors) -> tuple[str, float] | None:
+    """(request id, label) of one label object, or None with its problems added to `errs`."""
+    if type(item) is not dict:
+        errs.add(loc, f"expected an object (a label), got {_kind(item)}", "dict_type")
+        return None
+    rid = item.get("request_id")
+    label = item.get("label")
+    ok = True
+    if rid is None:
+        errs.add((*loc, "request_id"), "missing required field", "missing")
+        ok = False
     else:
-        raise PayloadError.body(
-            f"expected a JSON object (a label) or an array of labels, got {_kind(data)}",
-            "model_type",
-            "labels",
-        )
+        problem = request_id_problem(rid)
+        if problem is not None:
+            errs.add((*loc, "request_id"), problem, "request_id")
+            ok = False
+    value = 0.0
+    if label is None:
+        errs.add((*loc, "label"), "missing required field", "missing")
+        ok = False
+    elif label is True or label is False:
+        value = 1.0 if label else 0.0
+    else:
+        try:
+            value = _check_double(label)
+        except _Invalid as exc:
+            errs.add((*loc, "label"), exc.args[0], exc.args[1])
+            ok = False
+    for key in item:
+        if key not in _LABEL_KEYS:
+            problem = "unknown field (a label takes: request_id, label)"
+            errs.add((*loc, key), problem, "extra_forbidden")
+            ok = False
+    return (rid, value) if ok and isinstance(rid, str) else None
+
+
+def parse_labels(body: bytes, max_records: int = MAX_LABELS) -> list[tuple[str, float]]:
+    """Delayed ground truth: `{"request_id": ..., "label": ...}`, a list of those, or
+    `{"labels": [...]}`. A label is a finite number or a boolean (true -> 1.0)."""
+    errs = _Errors()
+    items, single = _label_items(_load_json(body, "labels"))
     if not items:
         raise PayloadError.body("empty batch; send at least one label", "too_short", "labels")
     if len(items) > max_records:
@@ -442,42 +472,9 @@ def parse_labels(body: bytes, max_records: int = MAX_LABELS) -> list[tuple[str, 
     try:
         for index, item in enumerate(items):
             loc: Loc = ("body",) if single else ("body", index)
-            if type(item) is not dict:
-                errs.add(loc, f"expected an object (a label), got {_kind(item)}", "dict_type")
-                continue
-            rid = item.get("request_id")
-            label = item.get("label")
-            ok = True
-            if rid is None:
-                errs.add((*loc, "request_id"), "missing required field", "missing")
-                ok = False
-            else:
-                problem = request_id_problem(rid)
-                if problem is not None:
-                    errs.add((*loc, "request_id"), problem, "request_id")
-                    ok = False
-            value = 0.0
-            if label is None:
-                errs.add((*loc, "label"), "missing required field", "missing")
-                ok = False
-            elif label is True or label is False:
-                value = 1.0 if label else 0.0
-            else:
-                try:
-                    value = _check_double(label)
-                except _Invalid as exc:
-                    errs.add((*loc, "label"), exc.args[0], exc.args[1])
-                    ok = False
-            for key in item:
-                if key not in _LABEL_KEYS:
-                    errs.add(
-                        (*loc, key),
-                        "unknown field (a label takes: request_id, label)",
-                        "extra_forbidden",
-                    )
-                    ok = False
-            if ok:
-                out.append((rid, value))  # type: ignore[arg-type]
+            one = _one_label(item, loc, errs)
+            if one is not None:
+                out.append(one)
     except _Full:
         raise PayloadError(errs.items, truncated=True, what="labels") from None
     if errs.items:
