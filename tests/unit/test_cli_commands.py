@@ -10,6 +10,7 @@ import pytest
 
 from workbench import __version__
 from workbench.cli.main import cli, main
+from workbench.project import Project
 
 
 def _commands(
@@ -117,3 +118,20 @@ def test_help_imports_neither_mlflow_nor_lightgbm() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_text_starting_with_a_dash_is_an_argument_as_before(
+    sample_project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse read `sql "-- note ..."` (a dash, then a space) as the query; so does click."""
+    root = str(sample_project.root)
+    for argv in (
+        ["sql", "--project", root, "-- why\nSELECT 41 + 1 AS x", "--format", "csv"],
+        ["sql", "-- why\nSELECT 41 + 1 AS x", "--format", "csv", "--project", root],
+        ["sql", "--project", root, "--format", "csv", "--", "-- why\nSELECT 41 + 1 AS x"],
+    ):
+        code, out, err = _run(capsys, *argv)
+        assert code == 0, err
+        assert out.splitlines() == ["x", "42"]
+    code, _, err = _run(capsys, "canary", "traffic", "-5", "--project", root)
+    assert code == 2 and "no such option" not in err  # a negative number, not an option

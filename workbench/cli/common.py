@@ -18,6 +18,7 @@ Heavy imports (mlflow, lightgbm, polars, rich) stay inside the functions.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,48 @@ def _runner_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+
+def _looks_positional(arg: str) -> bool:
+    """As argparse reads it: a negative number, or text with a space (`sql "-- note ..."`)."""
+    return bool(_NUMBER.match(arg)) or any(c.isspace() for c in arg)
+
+
+class Command(click.Command):
+    """A click command that reads an argument starting with `-` as argparse did: a negative
+    number or text with a space in it is a positional argument, not an unknown option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._positionals_last(ctx, args))
+
+    def _positionals_last(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for p in self.get_params(ctx)
+            if isinstance(p, click.Option) and not p.is_flag and not p.count
+            for name in p.opts
+        }
+        options: list[str] = []
+        positionals: list[str] = []
+        value_next = False
+        for i, arg in enumerate(args):
+            if value_next:
+                options.append(arg)
+                value_next = False
+            elif arg == "--":
+                positionals += args[i + 1 :]
+                break
+            elif arg.startswith("-") and len(arg) > 1 and not _looks_positional(arg):
+                options.append(arg)
+                value_next = arg in takes_value
+            else:
+                positionals.append(arg)
+        if not any(a.startswith("-") and len(a) > 1 for a in positionals):
+            return args  # nothing click would misread
+        return [*options, "--", *positionals]
+
+
 def make_command(
     f: Callback, name: str, help_: str, *, json: bool, runner: bool, epilog: str | None
 ) -> click.Command:
@@ -125,7 +168,7 @@ def make_command(
     if json:
         f = _json_option(f)
     f = project_option(f)
-    decorate = click.command(name, help=help_, short_help=help_, epilog=epilog)
+    decorate = click.command(name, cls=Command, help=help_, short_help=help_, epilog=epilog)
     return decorate(f)
 
 
