@@ -135,3 +135,25 @@ def test_text_starting_with_a_dash_is_an_argument_as_before(
         assert out.splitlines() == ["x", "42"]
     code, _, err = _run(capsys, "canary", "traffic", "-5", "--project", root)
     assert code == 2 and "no such option" not in err  # a negative number, not an option
+
+
+def test_ctrl_c_is_130_and_a_closed_pipe_0(capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli.common import Commands, Group, run
+
+    commands = Commands()
+
+    @commands.command("interrupted", "raises KeyboardInterrupt")
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    @commands.command("piped", "raises BrokenPipeError")
+    def piped() -> int:
+        raise BrokenPipeError
+
+    group = Group("workbench")
+    for command in commands.items:
+        group.add_command(command)
+    assert run(group, ["interrupted"]) == 130
+    assert capsys.readouterr().err == "workbench: error: interrupted\n"
+    assert run(group, ["piped"]) == 0
+    assert capsys.readouterr().err == ""
