@@ -1,26 +1,22 @@
-"""CLI commands for serving: serve, deploy, canary (status, traffic, promote, rollback)."""
+"""Serving: `serve`, `deploy`, `canary status/traffic/promote/rollback`, `labels ingest`."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import click
+
+from workbench.cli.common import RUNNERS, Commands, load_project, print_json
 from workbench.errors import UsageError
 from workbench.names import check_alias, check_name
 
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _project(args: argparse.Namespace) -> Any:
-    from workbench.project import Project
-
-    return Project.load(getattr(args, "project", None))
+commands = Commands()
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -31,19 +27,9 @@ def _check_port_free(host: str, port: int) -> None:
     bind(host, port).close()
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from workbench.jobs.control import new_job_id, resolve_runner, run_job
+def _check_can_serve(project: Any, port: int, alias: str) -> None:
     from workbench.serving import deployments
 
-    if args.job_id:
-        check_name(args.job_id, "--job-id")
-    if args.alias:
-        check_alias(args.alias)
-    project = _project(args)
-    cfg = project.config.serving
-    host = args.host or cfg.host
-    port = cfg.port if args.port is None else args.port
-    alias = args.alias or cfg.alias
     if not 1 <= port <= 65535:
         raise UsageError(f"--port must be in 1..65535 (got {port})")
     running = deployments.read_server(project)
@@ -57,19 +43,65 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"model {project.config.model_name!r} has no version with alias {alias!r} "
             f"(train one: workbench pipeline run --auto-promote, or workbench promote VERSION)"
         )
+
+
+@commands.command("serve", "serve a registered model over HTTP (a container or a process)")
+@click.option("--alias", help="the alias to serve (default: [serving].alias, production)")
+@click.option("--port", type=int, help="default: [serving].port (8080)")
+@click.option(
+    "--host", help="address to listen on (default: [serving].host, 127.0.0.1: this machine only)"
+)
+@click.option(
+    "--runner",
+    type=click.Choice(RUNNERS),
+    help="where it runs (default: [runner].default; auto = docker if an engine answers)",
+)
+@click.option("--detach", "-d", is_flag=True, help="run in the background")
+@click.option(
+    "--timeout", type=float, default=300.0, help="with --detach: seconds to wait for ready"
+)
+@click.option("--job-id", hidden=True)
+def serve(
+    alias: str | None,
+    port: int | None,
+    host: str | None,
+    runner: str | None,
+    detach: bool,
+    timeout: float,
+    job_id: str | None,
+) -> int:
+    if job_id:
+        check_name(job_id, "--job-id")
+    if alias:
+        check_alias(alias)
+    project = load_project()
+    cfg = project.config.serving
+    host = host or cfg.host
+    port = cfg.port if port is None else port
+    _check_can_serve(project, port, alias or cfg.alias)
     _check_port_free(host, port)
-    if args.detach:
-        return _detach(args, project, host, port)
+    if detach:
+        return _detach(project, host, port, alias, runner, timeout)
+    return _foreground(project, host, port, alias or cfg.alias, runner, job_id)
+
+
+def _foreground(
+    project: Any, host: str, port: int, alias: str, runner: str | None, job_id: str | None
+) -> int:
+    """Serve until Ctrl-C or SIGTERM (a graceful stop), as a job the runner starts."""
+    from workbench.jobs.control import new_job_id, resolve_runner, run_job
+
+    cfg = project.config.serving
     notes: list[str] = []
-    runner = resolve_runner(project, args.runner, notes)
+    resolved = resolve_runner(project, runner, notes)
     why = f" ({notes[0]})" if notes and not str(notes[0]).startswith("cannot reach") else ""
-    print(f"runner: {runner.name}{why}", file=sys.stderr, flush=True)
-    job_id = args.job_id or new_job_id("serve")
+    print(f"runner: {resolved.name}{why}", file=sys.stderr, flush=True)
+    job_id = job_id or new_job_id("serve")
     url = f"http://{host}:{port}"
     server_args = ["--project", str(project.root), "--alias", alias, "--port", str(port)]
     server_args += ["--public-url", url, "--job-id", job_id]
     ports: dict[int, tuple[str, int]] = {}
-    if runner.name == "docker":
+    if resolved.name == "docker":
         server_args += ["--host", "0.0.0.0"]  # inside the container; published on `host` only
         ports = {port: (host, port)}
     else:
@@ -87,7 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "serve",
         "workbench.serving",
         server_args,
-        runner,
+        resolved,
         on_log=lambda line: print(line, flush=True),
         should_stop=stop.is_set,
         job_id=job_id,
@@ -100,12 +132,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 1
 
 
-def _detach(args: argparse.Namespace, project: Any, host: str, port: int) -> int:
+def _detach(
+    project: Any, host: str, port: int, alias: str | None, runner: str | None, timeout: float
+) -> int:
     from workbench.serving import process as server_process
 
-    job_id, url, pid = server_process.start_detached(
-        project, host, port, args.alias, args.runner, args.timeout
-    )
+    job_id, url, pid = server_process.start_detached(project, host, port, alias, runner, timeout)
     print(f"serving {project.config.model_name} at {url} (job {job_id}, pid {pid})")
     print(f"API docs: {url}/docs; stop it with: workbench stop {job_id}")
     return 0
@@ -122,27 +154,41 @@ def _applied_line(project: Any, generation: int, wait_s: float) -> str:
     return f"the server has not applied it after {wait_s:g} s (see workbench canary status)"
 
 
-def cmd_deploy(args: argparse.Namespace) -> int:
+@commands.command("deploy", "deploy a version: as a canary, or straight to production")
+@click.argument("version", type=int, metavar="VERSION")
+@click.option("--canary", is_flag=True, help="serve it beside production")
+@click.option(
+    "--traffic", type=float, default=10.0, help="percent of requests the canary gets (10)"
+)
+@click.option("--sticky-key", metavar="FIELD", help="same FIELD value -> same variant")
+@click.option("--reason", help="why (required without --canary)")
+@click.option("--wait", type=float, default=30.0, help="seconds to wait for the server")
+def deploy(
+    version: int,
+    canary: bool,
+    traffic: float,
+    sticky_key: str | None,
+    reason: str | None,
+    wait: float,
+) -> int:
     from workbench.registry import versions as registry
     from workbench.serving import deployments
 
-    project = _project(args)
-    if not args.canary:
-        if not args.reason:
+    project = load_project()
+    if not canary:
+        if not reason:
             raise UsageError("a reason is required to replace production (--reason TEXT)")
-        row = registry.promote(project, args.version, args.reason, project.config.serving.alias)
+        row = registry.promote(project, version, reason, project.config.serving.alias)
         print(
             f"{row['model']}@{row['alias']}: v{row['from_version'] or '-'} -> v{row['to_version']}"
         )
         if deployments.read_server(project):
             print("the running server follows the alias within a second")
         return 0
-    state = deployments.start_canary(
-        project, args.version, args.traffic, args.sticky_key, args.reason or ""
-    )
+    state = deployments.start_canary(project, version, traffic, sticky_key, reason or "")
     assert state.canary is not None
     sticky = f", sticky by {state.canary.sticky_key}" if state.canary.sticky_key else ""
-    applied = _applied_line(project, state.generation, args.wait)
+    applied = _applied_line(project, state.generation, wait)
     print(
         f"canary v{state.canary.version} gets {state.canary.traffic * 100:g}% of requests"
         f"{sticky} (generation {state.generation}); {applied}"
@@ -150,53 +196,24 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_canary_traffic(args: argparse.Namespace) -> int:
+canary = commands.group("canary", "the running canary: status, traffic, promote, rollback")
+
+
+@canary.action("status", "per-variant stats from the prediction log", json=True)
+@click.option("--window", type=float, default=60.0, help="seconds of log to read (60)")
+def canary_status(window: float, as_json: bool) -> int:
     from workbench.serving import deployments
 
-    project = _project(args)
-    state = deployments.set_traffic(project, args.percent, args.reason or "")
-    assert state.canary is not None
-    print(
-        f"canary v{state.canary.version} now gets {state.canary.traffic * 100:g}% of requests; "
-        f"{_applied_line(project, state.generation, args.wait)}"
-    )
-    return 0
-
-
-def _canary_end(args: argparse.Namespace, promote: bool) -> int:
-    from workbench.serving import deployments
-
-    project = _project(args)
-    canary = deployments.read_state(project).canary
-    if promote:
-        state = deployments.promote_canary(project, args.reason)
-        what = f"promoted to {project.config.serving.alias}"
-    else:
-        state = deployments.rollback_canary(project, args.reason)
-        what = "rolled back; production takes all traffic"
-    version = canary.version if canary else "?"
-    print(f"canary v{version} {what}; {_applied_line(project, state.generation, args.wait)}")
-    return 0
-
-
-def cmd_canary_promote(args: argparse.Namespace) -> int:
-    return _canary_end(args, promote=True)
-
-
-def cmd_canary_rollback(args: argparse.Namespace) -> int:
-    return _canary_end(args, promote=False)
-
-
-def cmd_canary_status(args: argparse.Namespace) -> int:
-    import json
-
-    project = _project(args)
-    from workbench.serving import deployments
-
-    report = deployments.status(project, args.window)
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
+    project = load_project()
+    report = deployments.status(project, window)
+    if as_json:
+        print_json(report)
         return 0
+    _print_status(report, window)
+    return 0
+
+
+def _print_status(report: dict[str, Any], window: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -211,7 +228,7 @@ def cmd_canary_status(args: argparse.Namespace) -> int:
         if canary.get("sticky_key"):
             line += f" (sticky by {canary['sticky_key']})"
     console.print(line + f"; generation {state['generation']}")
-    table = Table(title=f"last {args.window:g} s, from the prediction log")
+    table = Table(title=f"last {window:g} s, from the prediction log")
     for col in ("variant", "version", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
         table.add_column(col, justify="left" if col == "variant" else "right")
     table.add_column("mean pred", justify="right")
@@ -237,63 +254,63 @@ def cmd_canary_status(args: argparse.Namespace) -> int:
         console.print("no predictions in the window")
     else:
         console.print(table)
+
+
+@canary.action("traffic", "set the canary's share")
+@click.argument("percent", type=float, metavar="PERCENT")
+@click.option("--reason")
+@click.option("--wait", type=float, default=30.0)
+def canary_traffic(percent: float, reason: str | None, wait: float) -> int:
+    from workbench.serving import deployments
+
+    project = load_project()
+    state = deployments.set_traffic(project, percent, reason or "")
+    assert state.canary is not None
+    print(
+        f"canary v{state.canary.version} now gets {state.canary.traffic * 100:g}% of requests; "
+        f"{_applied_line(project, state.generation, wait)}"
+    )
     return 0
 
 
-def register(
-    sub: Any,
-    add: Callable[..., argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-    jsonp: argparse.ArgumentParser,
-    parser_class: type[argparse.ArgumentParser],
-) -> None:
-    sp = add("serve", cmd_serve, "serve a registered model over HTTP (a container or a process)")
-    sp.add_argument("--alias", help="the alias to serve (default: [serving].alias, production)")
-    sp.add_argument("--port", type=int, help="default: [serving].port (8080)")
-    sp.add_argument(
-        "--host",
-        help="address to listen on (default: [serving].host, 127.0.0.1: this machine only)",
-    )
-    sp.add_argument(
-        "--runner",
-        choices=["auto", "local", "docker"],
-        help="where it runs (default: [runner].default; auto = docker if an engine answers)",
-    )
-    sp.add_argument("--detach", "-d", action="store_true", help="run in the background")
-    sp.add_argument(
-        "--timeout", type=float, default=300.0, help="with --detach: seconds to wait for ready"
-    )
-    sp.add_argument("--job-id", help=argparse.SUPPRESS)
+def _canary_end(reason: str, wait: float, promote: bool) -> int:
+    from workbench.serving import deployments
 
-    sp = add("deploy", cmd_deploy, "deploy a version: as a canary, or straight to production")
-    sp.add_argument("version", type=int, metavar="VERSION")
-    sp.add_argument("--canary", action="store_true", help="serve it beside production")
-    sp.add_argument(
-        "--traffic", type=float, default=10.0, help="percent of requests the canary gets (10)"
-    )
-    sp.add_argument("--sticky-key", metavar="FIELD", help="same FIELD value -> same variant")
-    sp.add_argument("--reason", help="why (required without --canary)")
-    sp.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the server")
+    project = load_project()
+    current = deployments.read_state(project).canary
+    if promote:
+        state = deployments.promote_canary(project, reason)
+        what = f"promoted to {project.config.serving.alias}"
+    else:
+        state = deployments.rollback_canary(project, reason)
+        what = "rolled back; production takes all traffic"
+    version = current.version if current else "?"
+    print(f"canary v{version} {what}; {_applied_line(project, state.generation, wait)}")
+    return 0
 
-    cn = sub.add_parser("canary", help="the running canary: status, traffic, promote, rollback")
-    cn_sub = cn.add_subparsers(
-        dest="canary_command", metavar="ACTION", parser_class=parser_class, required=True
-    )
-    sp = cn_sub.add_parser(
-        "status", parents=[common, jsonp], help="per-variant stats from the prediction log"
-    )
-    sp.add_argument("--window", type=float, default=60.0, help="seconds of log to read (60)")
-    sp.set_defaults(func=cmd_canary_status)
-    sp = cn_sub.add_parser("traffic", parents=[common], help="set the canary's share")
-    sp.add_argument("percent", type=float, metavar="PERCENT")
-    sp.add_argument("--reason")
-    sp.add_argument("--wait", type=float, default=30.0)
-    sp.set_defaults(func=cmd_canary_traffic)
-    for name, func, what in (
-        ("promote", cmd_canary_promote, "the canary takes all traffic and the production alias"),
-        ("rollback", cmd_canary_rollback, "production takes all traffic; the canary is dropped"),
-    ):
-        sp = cn_sub.add_parser(name, parents=[common], help=what)
-        sp.add_argument("--reason", required=True)
-        sp.add_argument("--wait", type=float, default=30.0)
-        sp.set_defaults(func=func)
+
+@canary.action("promote", "the canary takes all traffic and the production alias")
+@click.option("--reason", required=True)
+@click.option("--wait", type=float, default=30.0)
+def canary_promote(reason: str, wait: float) -> int:
+    return _canary_end(reason, wait, promote=True)
+
+
+@canary.action("rollback", "production takes all traffic; the canary is dropped")
+@click.option("--reason", required=True)
+@click.option("--wait", type=float, default=30.0)
+def canary_rollback(reason: str, wait: float) -> int:
+    return _canary_end(reason, wait, promote=False)
+
+
+labels = commands.group("labels", "delayed ground truth for logged predictions")
+
+
+@labels.action("ingest", "add labels from a CSV/Parquet file (request_id, label)")
+@click.argument("file", metavar="FILE")
+def labels_ingest(file: str) -> int:
+    from workbench.serving import labels as ground_truth
+
+    n = ground_truth.ingest(load_project(), Path(file))
+    print(f"ingested {n:,} label(s) from {file}")
+    return 0

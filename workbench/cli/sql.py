@@ -1,18 +1,21 @@
-"""CLI command `workbench sql`: read-only SQL over the views of every log."""
+"""`workbench sql`: read-only SQL over the views of every log."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
-from collections.abc import Callable
 from typing import Any
 
+import click
+
+from workbench.cli.common import Commands, load_project
 from workbench.errors import UsageError
 
-Handler = Callable[[argparse.Namespace], int]
+commands = Commands()
 
+# \b keeps click from rewrapping the examples
 EPILOG = """\
+\b
 views: runs, metrics, predictions, labels, drift, jobs, audit (and the raw jobs_events,
 runs_versions); `workbench sql "SHOW TABLES"` lists them, `workbench sql "DESCRIBE runs"`
 a view's columns. Only read-only statements run. Examples:
@@ -22,28 +25,45 @@ a view's columns. Only read-only statements run. Examples:
 """
 
 
-def _read_query(args: argparse.Namespace) -> str:
-    sql: str = sys.stdin.read() if args.query == "-" else args.query
+def _read_query(query: str) -> str:
+    sql: str = sys.stdin.read() if query == "-" else query
     if not sql.strip():
         raise UsageError("the query is empty (pass it as an argument, or - to read stdin)")
     return sql
 
 
-def cmd_sql(args: argparse.Namespace) -> int:
-    from workbench.project import Project
+@commands.command(
+    "sql", "run a read-only SQL query over the logs (runs, metrics, ...)", json=True, epilog=EPILOG
+)
+@click.argument("query", metavar="QUERY", help="the SQL statement, or - to read it from stdin")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    help="table (default), csv (with a header row) or json (a list of objects)",
+)
+@click.option(
+    "--limit",
+    type=int,
+    default=10_000,
+    metavar="N",
+    help="print at most N rows (default 10000; 0: all); the count goes to stderr",
+)
+def sql(query: str, format_: str, limit: int, as_json: bool) -> int:
     from workbench.store import sql_console
     from workbench.store.db import Db
 
-    if args.limit < 0:
-        raise UsageError(f"--limit must be 0 (no limit) or more (got {args.limit})")
-    fmt = "json" if args.json else args.format
-    project = Project.load(getattr(args, "project", None))
-    sql = _read_query(args)
+    if limit < 0:
+        raise UsageError(f"--limit must be 0 (no limit) or more (got {limit})")
+    fmt = "json" if as_json else format_
+    project = load_project()
+    text = _read_query(query)
     with contextlib.suppress(OSError):  # a read-only store: the query still runs
-        sql_console.add_history(project, sql)
+        sql_console.add_history(project, text)
     db = Db(project.logs)
     try:
-        result = sql_console.run_query(db, sql, limit=args.limit)
+        result = sql_console.run_query(db, text, limit=limit)
     finally:
         db.close()
     if fmt == "table":
@@ -86,29 +106,3 @@ def _print_table(result: Any) -> None:
         wide = console.options.update(max_width=1_000_000)
         console.width = max(console.width, Measurement.get(console, wide, table).maximum)
     console.print(table)
-
-
-def register(
-    sub: Any,
-    add: Callable[..., argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-    jsonp: argparse.ArgumentParser,
-    parser_class: type[argparse.ArgumentParser],
-) -> None:
-    sp = add("sql", cmd_sql, "run a read-only SQL query over the logs (runs, metrics, ...)", jsonp)
-    sp.formatter_class = argparse.RawDescriptionHelpFormatter
-    sp.epilog = EPILOG
-    sp.add_argument("query", metavar="QUERY", help="the SQL statement, or - to read it from stdin")
-    sp.add_argument(
-        "--format",
-        choices=["table", "csv", "json"],
-        default="table",
-        help="table (default), csv (with a header row) or json (a list of objects)",
-    )
-    sp.add_argument(
-        "--limit",
-        type=int,
-        default=10_000,
-        metavar="N",
-        help="print at most N rows (default 10000; 0: all); the count goes to stderr",
-    )

@@ -1,24 +1,20 @@
-"""CLI commands for monitoring: drift (exit 1 on an alert, for CI gates) and monitor."""
+"""Monitoring: `drift` (exit 1 on an alert, for CI gates) and `monitor`."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
-Handler = Callable[[argparse.Namespace], int]
+import click
+
+from workbench.cli.common import Commands, load_project
+
+commands = Commands()
 
 STATUS_STYLE = {"alert": "bold red", "warn": "yellow", "ok": "green", "no_data": "dim"}
-
-
-def _project(args: argparse.Namespace) -> Any:
-    from workbench.project import Project
-
-    return Project.load(getattr(args, "project", None))
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -27,14 +23,27 @@ def _num(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def cmd_drift(args: argparse.Namespace) -> int:
+@commands.command(
+    "drift",
+    "drift of recent predictions (or a file) against the model's reference; exit 1 on alert",
+    json=True,
+)
+@click.option("--version", type=int, help="the model version (default: what production serves)")
+@click.option(
+    "--window", help="predictions of the last DURATION, e.g. 30m, 24h, 7d (default [drift].window)"
+)
+@click.option("--last", type=int, metavar="N", help="the last N predictions instead")
+@click.option("--data", metavar="FILE", help="check a Parquet/CSV file instead of predictions")
+def drift(
+    version: int | None, window: str | None, last: int | None, data: str | None, as_json: bool
+) -> int:
     from workbench.monitoring import checks as drift_checks
 
-    project = _project(args)
-    if args.window:
-        drift_checks.parse_window(args.window)  # a bad window is one line, before any work
+    project = load_project()
+    if window:
+        drift_checks.parse_window(window)  # a bad window is one line, before any work
     progress = None
-    if not args.json and args.data and sys.stderr.isatty():
+    if not as_json and data and sys.stderr.isatty():
         from rich.progress import Progress
 
         bar = Progress(transient=True)
@@ -43,19 +52,24 @@ def cmd_drift(args: argparse.Namespace) -> int:
         progress = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
     try:
         result = drift_checks.check(
-            project, version=args.version, window=args.window, last_n=args.last, data=args.data,
+            project, version=version, window=window, last_n=last, data=data,
             on_progress=progress,
         )  # fmt: skip
     finally:
         if progress is not None:
             bar.stop()
-    report = result.report
-    if args.json:
+    if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
-        return 1 if report.alerts else 0
+    else:
+        _print_drift(project, result)
+    return 1 if result.report.alerts else 0
+
+
+def _print_drift(project: Any, result: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    report = result.report
     console = Console()
     console.print(
         f"[b]{result.model}[/b] v{result.version}: {result.source} ({result.window}), "
@@ -92,7 +106,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
             f"{fd.missing + fd.nonfinite:,}",
         )
     console.print(table)
-    metric = result.metric
+    _print_metric(console, result.metric)
+
+
+def _print_metric(console: Any, metric: dict[str, Any]) -> None:
     if "current" in metric:
         console.print(
             f"{metric['name']}: {metric['current']:.4f} on {metric['labeled']:,} labelled "
@@ -105,16 +122,23 @@ def cmd_drift(args: argparse.Namespace) -> int:
             console.print(f"{metric['name']} over the window, oldest first: {line}")
     elif metric:
         console.print(f"{metric.get('labeled', 0):,} labelled predictions: no model metric yet")
-    return 1 if report.alerts else 0
 
 
-def cmd_monitor(args: argparse.Namespace) -> int:
-    from workbench.monitoring import monitor
+@commands.command(
+    "monitor", "check drift on a schedule and retrain when [monitor] says so", json=True
+)
+@click.option("--once", is_flag=True, help="one round, then exit")
+@click.option("--dry-run", is_flag=True, help="with --once: judge, never retrain")
+@click.option(
+    "--interval", type=float, help="seconds between rounds (default [monitor].interval_s)"
+)
+def monitor(once: bool, dry_run: bool, interval: float | None, as_json: bool) -> int:
+    from workbench.monitoring import monitor as policy
 
-    project = _project(args)
+    project = load_project()
 
-    def show(outcome: monitor.MonitorOutcome) -> None:
-        if args.json:
+    def show(outcome: policy.MonitorOutcome) -> None:
+        if as_json:
             print(json.dumps(outcome.to_dict(), default=str), flush=True)
             return
         what = "retrained" if outcome.acted else ("would retrain" if outcome.fired else "ok")
@@ -123,8 +147,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         extra += f"; error: {outcome.error}" if outcome.error else ""
         print(f"{outcome.at} {what}: {outcome.reason}{extra}", flush=True)
 
-    if args.once:
-        outcome = monitor.check_once(project, dry_run=args.dry_run)
+    if once:
+        outcome = policy.check_once(project, dry_run=dry_run)
         show(outcome)
         return 1 if outcome.error else 0
     stop = threading.Event()
@@ -132,47 +156,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     print(
         f"monitoring {project.config.model_name} every "
-        f"{args.interval or project.config.monitor.interval_s:g} s "
+        f"{interval or project.config.monitor.interval_s:g} s "
         "(Ctrl-C stops)",
         file=sys.stderr,
     )
-    monitor.run_forever(project, args.interval, show, stop.is_set)
+    policy.run_forever(project, interval, show, stop.is_set)
     return 0
-
-
-def register(
-    sub: Any,
-    add: Callable[..., argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-    jsonp: argparse.ArgumentParser,
-    parser_class: type[argparse.ArgumentParser],
-) -> None:
-    sp = add(
-        "drift",
-        cmd_drift,
-        "drift of recent predictions (or a file) against the model's reference; exit 1 on alert",
-        jsonp,
-    )
-    sp.add_argument(
-        "--version", type=int, help="the model version (default: what production serves)"
-    )
-    sp.add_argument(
-        "--window",
-        help="predictions of the last DURATION, e.g. 30m, 24h, 7d (default [drift].window)",
-    )
-    sp.add_argument("--last", type=int, metavar="N", help="the last N predictions instead")
-    sp.add_argument(
-        "--data", metavar="FILE", help="check a Parquet/CSV file instead of predictions"
-    )
-
-    sp = add(
-        "monitor",
-        cmd_monitor,
-        "check drift on a schedule and retrain when [monitor] says so",
-        jsonp,
-    )
-    sp.add_argument("--once", action="store_true", help="one round, then exit")
-    sp.add_argument("--dry-run", action="store_true", help="with --once: judge, never retrain")
-    sp.add_argument(
-        "--interval", type=float, help="seconds between rounds (default [monitor].interval_s)"
-    )

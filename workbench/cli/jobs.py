@@ -1,0 +1,145 @@
+"""Jobs: `jobs`, `logs`, `stop`, and the job images (`image bootstrap`, `image build`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from workbench.cli.common import Commands, console, fmt, load_project, print_json
+
+commands = Commands()
+
+
+def _runtime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+@commands.command(
+    "jobs", "jobs and their status (a job that ended unobserved is settled)", json=True
+)
+@click.option("--limit", type=int, default=50)
+def jobs(limit: int, as_json: bool) -> int:
+    from workbench.jobs import control
+
+    project = load_project()
+    found = control.list_jobs(project, limit=limit)
+    if as_json:
+        print_json([j.to_dict() for j in found])
+        return 0
+    from rich.table import Table
+
+    table = Table(
+        "job",
+        "kind",
+        "runner",
+        "status",
+        "runtime",
+        "progress",
+        "run id",
+        "exit",
+        title=f"{len(found)} job(s)",
+    )
+    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=48)
+    table.columns[0].no_wrap = True
+    for j in found:
+        progress = f"{j.progress[0]}/{j.progress[1]}" if j.progress else "-"
+        table.add_row(
+            j.job_id,
+            j.kind,
+            j.runner,
+            j.status,
+            _runtime(j.runtime_s),
+            progress,
+            (j.run_id or "-")[:12],
+            fmt(j.exit_code),
+            j.reason or "",
+        )
+    console().print(table)
+    return 0
+
+
+@commands.command("logs", "a job's log")
+@click.argument("job", metavar="JOB", help="job id or unique prefix")
+@click.option("--follow", "-f", is_flag=True, help="keep printing until it ends")
+@click.option("--events", is_flag=True, help="include @wb progress/result events")
+def logs(job: str, follow: bool, events: bool) -> int:
+    import time
+
+    from workbench import plugins
+    from workbench.jobs import control
+
+    project = load_project()
+    found = control.get_job(project, job)
+    lines, offset = control.read_log(found, 0, events_too=events)
+    for line in lines:
+        print(line)
+    if not follow or not found.active:
+        return 0
+    runner = plugins.load("runner", found.runner)
+    if hasattr(runner, "follow") and found.handle and _owner_gone(found):
+        # Nobody is copying the container's output into the log file: read the container.
+        for i, line in enumerate(runner.follow(found.handle)):
+            if i >= len(lines) and (events or not line.startswith("@wb ")):
+                print(line, flush=True)
+        return 0
+    while True:
+        new, offset = control.read_log(found, offset, events_too=events)
+        for line in new:
+            print(line, flush=True)
+        if not new:
+            found = control.get_job(project, found.job_id)
+            if not found.active:
+                new, offset = control.read_log(found, offset, events_too=events)
+                for line in new:
+                    print(line, flush=True)
+                return 0
+            time.sleep(0.3)
+
+
+def _owner_gone(job: Any) -> bool:
+    """Has the job's log file stopped growing (the process that started it is gone)?"""
+    import os
+    import time
+
+    try:
+        return time.time() - os.path.getmtime(job.log_path) > 5
+    except OSError:
+        return True
+
+
+@commands.command("stop", "stop a running job")
+@click.argument("job", metavar="JOB", help="job id or unique prefix")
+def stop(job: str) -> int:
+    from workbench.jobs import control
+
+    stopped = control.stop_job(load_project(), job)
+    print(f"asked job {stopped.job_id} ({stopped.runner}) to stop")
+    return 0
+
+
+image = commands.group("image", "job images: bootstrap a base image, build the job image")
+
+
+@image.action("bootstrap", "make a Python base image with no registry (root, debootstrap)")
+@click.option("--tag", default="workbench-base:bookworm")
+@click.option("--suite", default="bookworm")
+@click.option("--mirror", help="Debian mirror URL (default: debootstrap's)")
+def image_bootstrap(tag: str, suite: str, mirror: str | None) -> int:
+    from workbench.jobs import images
+
+    images.bootstrap_base(tag, suite, mirror)
+    print(f'use it: set [docker].base_image = "{tag}" in workbench.toml')
+    return 0
+
+
+@image.action("build", "build the project's job image (skipped when up to date)")
+@click.option("--force", is_flag=True, help="build even when up to date")
+def image_build(force: bool) -> int:
+    from workbench.jobs import images
+
+    print(images.ensure_job_image(load_project(), force=force))
+    return 0

@@ -1,0 +1,147 @@
+"""The model registry: `models`, `promote`, `rollback`, `history`, `audit`."""
+
+from __future__ import annotations
+
+import click
+
+from workbench.cli.common import Commands, console, fmt, load_project, print_json
+
+commands = Commands()
+
+_ALIAS_HELP = "default: [registry].production_alias (production)"
+
+
+@commands.command("models", "list registered versions with aliases and metrics", json=True)
+def models(as_json: bool) -> int:
+    from workbench.registry import versions as registry
+
+    project = load_project()
+    versions = registry.list_versions(project)
+    metric = f"holdout_{project.config.evaluation.metric}"
+    if as_json:
+        print_json(
+            {"model": project.config.model_name, "versions": [v.to_dict() for v in versions]}
+        )
+        return 0
+    from rich.table import Table
+
+    table = Table(
+        "version",
+        "aliases",
+        "run id",
+        metric,
+        "holdout_logloss",
+        title=f"model {project.config.model_name}",
+    )
+    for v in versions:
+        table.add_row(
+            str(v.version),
+            ", ".join(v.aliases) or "-",
+            (v.run_id or "-")[:12],
+            fmt(v.metrics.get(metric)),
+            fmt(v.metrics.get("holdout_logloss")),
+        )
+    console().print(
+        table if versions else "no registered versions yet (run `workbench pipeline run`)"
+    )
+    return 0
+
+
+@commands.command("promote", "point an alias at a version")
+@click.argument("version", type=int, metavar="VERSION")
+@click.option("--alias", help=_ALIAS_HELP)
+@click.option("--reason", required=True)
+def promote(version: int, alias: str | None, reason: str) -> int:
+    from workbench import names
+    from workbench.registry import versions as registry
+
+    if alias is not None:
+        names.check_alias(alias)
+    project = load_project()
+    row = registry.promote(project, version, reason, alias=alias)
+    print(f"{row['model']}@{row['alias']}: v{row['from_version'] or '-'} -> v{row['to_version']}")
+    return 0
+
+
+@commands.command("rollback", "move an alias back to the version that held it before")
+@click.option("--alias", help=_ALIAS_HELP)
+@click.option("--reason", required=True)
+def rollback(alias: str | None, reason: str) -> int:
+    from workbench import names
+    from workbench.registry import versions as registry
+
+    if alias is not None:
+        names.check_alias(alias)
+    project = load_project()
+    row = registry.rollback(project, reason, alias=alias)
+    print(
+        f"{row['model']}@{row['alias']} rolled back: v{row['from_version']} -> v{row['to_version']}"
+    )
+    return 0
+
+
+@commands.command("history", "alias moves over time", json=True)
+@click.option("--alias", default=None, help="only this alias")
+def history(alias: str | None, as_json: bool) -> int:
+    from workbench import names
+    from workbench.registry import versions as registry
+
+    if alias is not None:
+        names.check_alias(alias)
+    project = load_project()
+    rows = registry.alias_history(project, alias)
+    if as_json:
+        print_json(rows)
+        return 0
+    from rich.table import Table
+
+    table = Table(
+        "when (UTC)",
+        "alias",
+        "action",
+        "from",
+        "to",
+        "who",
+        "reason",
+        title=f"alias history of {project.config.model_name}",
+    )
+    for r in rows:
+        table.add_row(
+            r["ts"].strftime("%Y-%m-%d %H:%M:%S"),
+            r["alias"],
+            r["action"],
+            fmt(r["from_version"]),
+            fmt(r["to_version"]),
+            r["actor"],
+            r["reason"],
+        )
+    console().print(table)
+    return 0
+
+
+@commands.command("audit", "the audit log", json=True)
+@click.option("--limit", type=int, default=100)
+def audit(limit: int, as_json: bool) -> int:
+    from workbench.store.db import Db
+
+    project = load_project()
+    rows = Db(project.logs).rows("SELECT * FROM audit ORDER BY ts DESC LIMIT ?", [limit])
+    if as_json:
+        print_json(rows)
+        return 0
+    from rich.table import Table
+
+    table = Table("when (UTC)", "who", "action", "model", "alias", "from", "to", "reason")
+    for r in rows:
+        table.add_row(
+            r["ts"].strftime("%Y-%m-%d %H:%M:%S"),
+            r["actor"],
+            r["action"],
+            r["model"],
+            r["alias"] or "-",
+            fmt(r["from_version"]),
+            fmt(r["to_version"]),
+            r["reason"],
+        )
+    console().print(table)
+    return 0

@@ -1,0 +1,300 @@
+"""Training and runs: `train`, `pipeline run`, `runs`, `compare`, `sync`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from workbench.cli.common import Commands, console, fmt, load_project, print_json
+from workbench.errors import UsageError, WorkbenchError
+from workbench.names import check_label
+
+commands = Commands()
+
+
+class _Progress:
+    """A rich progress bar for training on a terminal; plain lines otherwise."""
+
+    def __init__(self, enabled: bool, quiet: bool = False) -> None:
+        self.enabled = enabled
+        self.quiet = quiet
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("[bold]training[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[scores]}"),
+                TimeElapsedColumn(),
+                console=console(),
+                transient=False,
+            )
+            self.bar.__enter__()
+            self.task = self.bar.add_task("train", total=None, scores="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def log(self, line: str) -> None:
+        """A job's output line: above the bar on a terminal, else on stderr."""
+        if self.quiet:
+            return
+        if self.bar is not None:
+            from rich.text import Text
+
+            self.bar.console.print(Text(line, style="dim"), highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def progress(self, i: int, total: int, metrics: dict[str, float]) -> None:
+        if self.bar is None:
+            return
+        shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith("valid"))
+        self.bar.update(self.task, completed=i, total=total, scores=shown)
+
+    def step(self, name: str, status: str, detail: str) -> None:
+        if not self.enabled:
+            return
+        mark = {"running": "[cyan]…[/]", "done": "[green]✓[/]", "failed": "[red]✗[/]"}.get(
+            status, status
+        )
+        if status != "running" or name != "train":
+            target = self.bar.console if self.bar else console()
+            target.print(f"{mark} {name:<9} {detail}")
+
+
+def _runner(project: Any, runner: str | None, quiet: bool) -> Any:
+    from workbench.jobs.control import resolve_runner
+
+    notes: list[str] = []
+    resolved = resolve_runner(project, runner, notes)
+    if not quiet:
+        why = f" ({notes[0]})" if notes and not str(notes[0]).startswith("cannot reach") else ""
+        print(f"runner: {resolved.name}{why}", file=sys.stderr)
+    return resolved
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+@commands.command("train", "train one model as a job, with live progress", json=True, runner=True)
+@click.option("--run-name", help="MLflow run name")
+@click.option(
+    "--param", multiple=True, metavar="KEY=VALUE", help="override a trainer param (repeatable)"
+)
+def train(
+    run_name: str | None, param: tuple[str, ...], as_json: bool, runner: str | None, quiet: bool
+) -> int:
+    from workbench.data.validation import check_config
+    from workbench.jobs.control import run_training
+
+    if run_name is not None:
+        check_label(run_name, "--run-name")
+    project = load_project()
+    params = _parse_params(param)
+    check_config(
+        project.config, "--param" if params else str(project.root / "workbench.toml"), params
+    )
+    resolved = _runner(project, runner, as_json)
+    with _Progress(enabled=not as_json and sys.stdout.isatty(), quiet=quiet or as_json) as bar:
+        outcome = run_training(
+            project,
+            resolved,
+            on_progress=bar.progress,
+            on_log=bar.log,
+            run_name=run_name,
+            params=params,
+        )
+    if as_json:
+        print_json(
+            {
+                "job_id": outcome.job_id,
+                "status": outcome.status,
+                "runner": outcome.runner,
+                "reason": outcome.reason,
+                **outcome.result,
+            }
+        )
+    elif outcome.ok:
+        m = outcome.result["metrics"]
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in m.items() if k.startswith("holdout_"))
+        print(f"run {outcome.result['run_id']} finished: {shown}")
+    if not outcome.ok:
+        raise WorkbenchError(
+            f"training job {outcome.job_id} {outcome.status}: {outcome.reason} "
+            f"(log: {outcome.log_path})"
+        )
+    return 0
+
+
+pipeline = commands.group("pipeline", "validate -> train -> evaluate -> gate -> register")
+
+
+@pipeline.action("run", "run the whole pipeline", json=True, runner=True)
+@click.option(
+    "--auto-promote",
+    is_flag=True,
+    help="move production when the gate passes (overrides [gate].auto_promote)",
+)
+def pipeline_run(auto_promote: bool, as_json: bool, runner: str | None, quiet: bool) -> int:
+    from workbench.pipeline import flow
+
+    project = load_project()
+    resolved = _runner(project, runner, as_json)
+    with _Progress(enabled=not as_json and sys.stdout.isatty(), quiet=quiet or as_json) as bar:
+        plain = not as_json and not sys.stdout.isatty()
+
+        def on_step(name: str, status: str, detail: str) -> None:
+            if plain and status != "running":
+                print(f"{name}: {status}: {detail}")
+            bar.step(name, status, detail)
+
+        result = flow.run(
+            project,
+            resolved,
+            on_step=on_step,
+            on_progress=bar.progress,
+            on_log=bar.log,
+            auto_promote=True if auto_promote else None,
+        )
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        gate = result.gate
+        print(
+            f"{result.model} v{result.version} (run {result.run_id}): gate {gate['decision']}"
+            f" — {gate['reason']}; aliases set: {', '.join(result.aliases_set)}"
+        )
+    return 0
+
+
+@commands.command("runs", "list runs from the runs index (synced from MLflow)", json=True)
+@click.option("--sort", help="column or metric name (default: start_time)")
+@click.option("--asc", is_flag=True, help="ascending sort")
+@click.option("--filter", "filter_", help="text, or KEY=VALUE / METRIC>NUMBER terms")
+@click.option("--limit", type=int, default=0)
+@click.option("--no-sync", is_flag=True, help="read the index as it is")
+def runs(
+    sort: str | None, asc: bool, filter_: str | None, limit: int, no_sync: bool, as_json: bool
+) -> int:
+    from workbench.store import runs_index
+    from workbench.store.db import Db
+
+    project = load_project()
+    db = Db(project.logs)
+    if not no_sync:
+        runs_index.sync(project, db)
+    df = runs_index.runs_frame(db)
+    df = runs_index.sort_filter(df, _sort_column(df, sort), not asc, filter_ or "")
+    if limit:
+        df = df.head(limit)
+    if as_json:
+        print_json(df.to_dicts())
+        return 0
+    from rich.table import Table
+
+    metric_cols = [c for c in df.columns if c.startswith("m.holdout_")][:4] or [
+        c for c in df.columns if c.startswith("m.")
+    ][:4]
+    table = Table(
+        "run id",
+        "name",
+        "status",
+        "started",
+        *[c[2:] for c in metric_cols],
+        title=f"{df.height} run(s)",
+    )
+    for row in df.iter_rows(named=True):
+        started = row["start_time"].strftime("%Y-%m-%d %H:%M") if row["start_time"] else "-"
+        table.add_row(
+            row["run_id"][:12],
+            row["run_name"] or "",
+            row["status"] or "",
+            started,
+            *[fmt(row[c]) for c in metric_cols],
+        )
+    console().print(table)
+    return 0
+
+
+def _sort_column(df: Any, key: str | None) -> str | None:
+    if not key:
+        return "start_time"
+    for candidate in (key, f"m.{key}", f"p.{key}"):
+        if candidate in df.columns:
+            return candidate
+    if df.height == 0:
+        return None
+    raise UsageError(f"--sort {key}: no such column (try start_time, run_name or a metric name)")
+
+
+@commands.command("compare", "compare runs side by side", json=True)
+@click.argument(
+    "run_ids", metavar="RUN...", help="run ids or unique prefixes", nargs=-1, required=True
+)
+@click.option("--diff", is_flag=True, help="show only what differs")
+def compare(run_ids: tuple[str, ...], diff: bool, as_json: bool) -> int:
+    from workbench.store import runs_index
+    from workbench.store.db import Db
+
+    project = load_project()
+    db = Db(project.logs)
+    runs_index.sync(project, db)
+    df = runs_index.runs_frame(db)
+    ids = [_expand_run_id(df, r) for r in run_ids]
+    rows = runs_index.compare_runs(df, ids, only_diff=diff)
+    if as_json:
+        print_json(rows)
+        return 0
+    from rich.table import Table
+
+    table = Table("field", *[i[:12] for i in ids], title="only what differs" if diff else None)
+    for row in rows:
+        style = "bold" if row["differs"] else "dim"
+        table.add_row(row["field"], *[fmt(row[i]) for i in ids], style=style)
+    console().print(table)
+    return 0
+
+
+def _expand_run_id(df: Any, prefix: str) -> str:
+    matches = [r for r in df["run_id"].to_list() if r.startswith(prefix)] if df.height else []
+    if len(matches) == 1:
+        return str(matches[0])
+    if not matches:
+        raise UsageError(f"no run id starts with {prefix!r}")
+    raise UsageError(f"run id prefix {prefix!r} is ambiguous ({len(matches)} runs)")
+
+
+@commands.command("sync", "sync the runs index from the MLflow store")
+def sync() -> int:
+    from workbench.store import runs_index
+
+    res = runs_index.sync(load_project())
+    print(f"runs index: {res.total} run(s), {res.changed} new or changed")
+    return 0
