@@ -1,5 +1,10 @@
 """The Workbench TUI: one screen per area (MODES), switched with 1/2/3/4/5/6/7.
 
+App-wide state lives here as reactive attributes (screens.app_state): `training` (the
+training run in the App's worker), `monitor` (the monitor's outcomes and the round under
+way) and `data_version` (bumped when runs or the registry changed). Screens and the training
+panel watch them; they ask for changes with messages (StopTraining, RunMonitorRound).
+
 Start path: textual and the screens only. Data for the first paint comes from workers that
 read DuckDB over the Parquet logs and MLflow's SQLite store; the runs index is synced in a
 worker after the first paint. mlflow is only ever imported inside thread workers
@@ -11,23 +16,25 @@ from __future__ import annotations
 import importlib
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.message import Message
+from textual.reactive import var
 from textual.screen import ModalScreen
 
-from screens.base import DataChanged, WorkbenchScreen, describe_error
+from screens import monitor_task
+from screens.app_state import MonitorState, RunMonitorRound, StopTraining, TrainState
+from screens.base import DataChanged, describe_error
 from screens.commands import WorkbenchCommands
-from screens.dialogs import ConfirmDialog
 from screens.help import HelpScreen
+from screens.keys import APP_BINDINGS, binding_ids, help_sections
 from screens.overview import OverviewScreen
-from screens.train import TrainFinished, TrainLog, TrainProgress, TrainScreen, TrainState, TrainStep
+from screens.train import TrainFinished, TrainLog, TrainProgress, TrainScreen, TrainStep
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
@@ -36,7 +43,7 @@ if TYPE_CHECKING:
     from workbench.store.db import Db
     from workbench.store.runs_index import SyncResult
 
-SCREENS_GROUP = Binding.Group("screens", compact=True)
+__all__ = ["WorkbenchApp", "binding_ids", "help_sections", "run_tui"]
 
 
 class Synced(Message):
@@ -81,77 +88,14 @@ class WorkbenchApp(App[int]):
     }
     DEFAULT_MODE = "overview"
     COMMANDS = App.COMMANDS | {WorkbenchCommands}
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "1",
-            "switch_mode('overview')",
-            "Overview",
-            id="app.overview",
-            tooltip="Show the overview: production and staging models, latest runs, audit",
-            group=SCREENS_GROUP,
-        ),
-        Binding(
-            "2",
-            "switch_mode('experiments')",
-            "Experiments",
-            id="app.experiments",
-            tooltip="Show every run: filter, sort, mark and compare",
-            group=SCREENS_GROUP,
-        ),
-        Binding(
-            "3",
-            "switch_mode('models')",
-            "Models",
-            id="app.models",
-            tooltip="Show registered versions: promote and roll back",
-            group=SCREENS_GROUP,
-        ),
-        Binding(
-            "4",
-            "switch_mode('jobs')",
-            "Jobs",
-            id="app.jobs",
-            tooltip="Show jobs: status, resources, live logs; stop and restart",
-            group=SCREENS_GROUP,
-        ),
-        Binding(
-            "5",
-            "switch_mode('deployments')",
-            "Deployments",
-            id="app.deployments",
-            tooltip="Show production and canary live: traffic share, promote, roll back",
-            group=SCREENS_GROUP,
-        ),
-        Binding(
-            "6",
-            "switch_mode('sql')",
-            "SQL",
-            id="app.sql",
-            tooltip="Query the logs with SQL: runs, metrics, predictions, labels, drift, jobs, "
-            "audit",
-            group=SCREENS_GROUP,
-        ),
-        Binding(
-            "7",
-            "switch_mode('drift')",
-            "Drift",
-            id="app.drift",
-            tooltip="Show drift: features by drift score, histograms, prediction drift, "
-            "performance, the monitor",
-            group=SCREENS_GROUP,
-        ),
-        Binding("t", "train", "Train", id="app.train", tooltip="Run the pipeline: train a model"),
-        Binding(
-            "ctrl+r",
-            "refresh",
-            "Refresh",
-            show=False,
-            id="app.refresh",
-            tooltip="Sync the runs index from MLflow and reload",
-        ),
-        Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
-        Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit Workbench"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS
+
+    #: Bumped whenever runs or the registry changed; screens reload when they see a new one.
+    data_version: var[int] = var(0)
+    #: The training run (changed in place by the handlers, then `mutate_reactive`).
+    training: var[TrainState] = var(TrainState, always_update=True)
+    #: The monitor's outcomes and the round under way (replaced on every report).
+    monitor: var[MonitorState] = var(MonitorState)
 
     def __init__(
         self,
@@ -164,9 +108,6 @@ class WorkbenchApp(App[int]):
         self.project = project
         self.sync_on_start = sync_on_start
         self.poll_interval = poll_interval if sync_on_start else None
-        #: Bumped whenever runs or the registry changed; screens reload when they see a new one.
-        self.data_version = 0
-        self.training = TrainState()
         self._db: Db | None = None
         self._db_lock = threading.RLock()
         self._stop_training = threading.Event()
@@ -175,9 +116,6 @@ class WorkbenchApp(App[int]):
         self._sync_again = False
         self._registry_state: tuple[Any, ...] | None = None
         self._sync_error = ""
-        #: The monitor's latest outcomes (screens.monitor_task), and the round running now, if any.
-        self.monitor_outcomes: deque[MonitorOutcome] = deque(maxlen=20)
-        self.monitor_busy = ""
         self._stop_monitor = threading.Event()
         self._monitor_started = False
         #: perf_counter() when the first screen was painted with its data (for benchmarks).
@@ -217,9 +155,14 @@ class WorkbenchApp(App[int]):
 
     def data_changed(self) -> None:
         self.data_version += 1
-        screen = self.screen
-        if isinstance(screen, WorkbenchScreen):
-            screen.data_changed()
+
+    @property
+    def monitor_outcomes(self) -> Sequence[MonitorOutcome]:
+        return self.monitor.outcomes
+
+    @property
+    def monitor_busy(self) -> str:
+        return self.monitor.busy
 
     # --- lifecycle -----------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -342,31 +285,41 @@ class WorkbenchApp(App[int]):
 
     @work(thread=True, exclusive=True, group="monitor", exit_on_error=False)
     def _monitor(self) -> None:
-        from screens.monitor_task import monitor_loop
+        monitor_task.monitor_loop(self.project, self.post_message, self._stop_monitor.is_set)
 
-        monitor_loop(self, self._stop_monitor)
-
-    def run_monitor_round(self) -> None:
+    def on_run_monitor_round(self, message: RunMonitorRound) -> None:
         """One monitor round now (the Drift screen's `m`, after it asked)."""
-        if self.monitor_busy:
+        if self.monitor.busy:
             self.notify("a monitor round is already running", severity="warning", title="Monitor")
             return
-        self.monitor_busy = "round running…"
+        self.monitor = self.monitor.with_busy("round running…")
         self._monitor_round()
 
     @work(thread=True, exclusive=True, group="monitor-round", exit_on_error=False)
     def _monitor_round(self) -> None:
-        from screens.monitor_task import monitor_round
+        monitor_task.monitor_round(self.project, self.post_message, self._stop_monitor.is_set)
 
-        monitor_round(self)
-
-    def on_monitor_report(self, message: Message) -> None:
-        from screens.monitor_task import MonitorReport, monitor_reported
-
-        if isinstance(message, MonitorReport):
-            monitor_reported(self, message)
+    def on_monitor_report(self, message: monitor_task.MonitorReport) -> None:
+        self.monitor = monitor_task.next_state(self.monitor, message)
+        outcome = message.outcome
+        if message.kind != "outcome" or outcome is None:
+            return
+        text = monitor_task.outcome_text(outcome)
+        if outcome.error:
+            self.notify(text, title="Monitor", severity="error", markup=False)
+        elif outcome.acted:
+            self.notify(text, title="Monitor: retrained", severity="warning", markup=False)
+            self.request_sync(force=False)
+            self.data_changed()
+        elif outcome.fired:
+            self.notify(text, title="Monitor: drift", severity="warning", markup=False)
+        elif message.manual:
+            self.notify(text, title="Monitor", markup=False)
 
     # --- training ------------------------------------------------------------------------
+    def _training_changed(self) -> None:
+        self.mutate_reactive(WorkbenchApp.training)
+
     def action_train(self) -> None:
         if not self.training.running:
             self.training = TrainState(running=True)
@@ -377,17 +330,17 @@ class WorkbenchApp(App[int]):
     def show_train_panel(self) -> None:
         if self._train_panel is not None and self._train_panel.is_attached:
             return
-        self._train_panel = TrainScreen(self.training)
+        self._train_panel = TrainScreen()
         self.push_screen(self._train_panel, callback=self._train_panel_closed)
 
     def _train_panel_closed(self, _result: object) -> None:
         self._train_panel = None
 
-    def stop_training(self) -> None:
+    def on_stop_training(self, message: StopTraining) -> None:
         if self.training.running and not self.training.stopping:
             self.training.stopping = True
             self._stop_training.set()
-            self._update_train_panel()
+            self._training_changed()
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
     def _train(self) -> None:
@@ -420,24 +373,19 @@ class WorkbenchApp(App[int]):
                 )
             )
 
-    def _update_train_panel(self) -> None:
-        if self._train_panel is not None and self._train_panel.is_attached:
-            self._train_panel.show_state()
-
     def on_train_step(self, message: TrainStep) -> None:
         self.training.steps[message.name] = (message.status, message.detail)
-        self._update_train_panel()
+        self._training_changed()
 
     def on_train_progress(self, message: TrainProgress) -> None:
         self.training.iteration = message.iteration
         self.training.total = message.total
         self.training.scores = message.scores
-        self._update_train_panel()
+        self._training_changed()
 
     def on_train_log(self, message: TrainLog) -> None:
         self.training.log.append(message.line)
-        if self._train_panel is not None and self._train_panel.is_attached:
-            self._train_panel.add_log(message.line)
+        self._training_changed()
 
     def on_train_finished(self, message: TrainFinished) -> None:
         state = self.training
@@ -446,57 +394,13 @@ class WorkbenchApp(App[int]):
         state.outcome = message.text
         if state.stopping and not message.ok:
             state.outcome = "stopped: " + message.text
-        self._update_train_panel()
+        self._training_changed()
         if message.ok:
             self.notify(message.text, title="Training done", markup=False)
         else:
             self.notify(state.outcome, title="Training failed", severity="error", markup=False)
         self.request_sync(force=False)
         self.data_changed()
-
-
-def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]:
-    """Bindings per screen, the current one first."""
-    from screens.compare import CompareScreen
-    from screens.deploy_dialog import CanaryDialog
-    from screens.deployments import DeploymentsScreen
-    from screens.drift import DriftScreen
-    from screens.experiments import ExperimentsScreen
-    from screens.jobs import JobsScreen
-    from screens.models import ModelsScreen
-    from screens.sql import SqlScreen
-    from screens.widgets.runs_table import RunsTable
-
-    sections: list[tuple[str, str, list[BindingType]]] = [
-        ("overview", "Overview", list(OverviewScreen.BINDINGS)),
-        (
-            "experiments",
-            "Experiments",
-            list(ExperimentsScreen.BINDINGS) + list(RunsTable.BINDINGS),
-        ),
-        ("compare", "Compare runs", list(CompareScreen.BINDINGS)),
-        ("models", "Models", list(ModelsScreen.BINDINGS)),
-        ("jobs", "Jobs", list(JobsScreen.BINDINGS)),
-        ("deployments", "Deployments", list(DeploymentsScreen.BINDINGS)),
-        ("sql", "SQL", list(SqlScreen.BINDINGS)),
-        ("drift", "Drift", list(DriftScreen.BINDINGS)),
-        ("dialog", "Confirm dialog", list(ConfirmDialog.BINDINGS)),
-        ("canary_dialog", "Deploy canary dialog", list(CanaryDialog.BINDINGS)),
-        ("train", "Training panel", list(TrainScreen.BINDINGS)),
-        ("help", "This help", list(HelpScreen.BINDINGS)),
-    ]
-    current = [(title, b) for name, title, b in sections if name == current_mode]
-    others = [(title, b) for name, title, b in sections if name != current_mode]
-    return [*current, ("Everywhere", list(WorkbenchApp.BINDINGS)), *others]
-
-
-def binding_ids() -> list[str]:
-    ids: list[str] = []
-    for _, bindings in help_sections():
-        for b in bindings:
-            if isinstance(b, Binding) and b.id:
-                ids.append(b.id)
-    return ids
 
 
 def run_tui(project: Project) -> int:

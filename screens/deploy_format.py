@@ -17,6 +17,8 @@ MAX_PCT = 100
 ERROR_WARN = 0.01
 ERROR_BAD = 0.05
 NO_SERVER = "no server running — start one: press s, or workbench serve --detach"
+NO_CANARY = "no canary — deploy one: workbench deploy VERSION --canary --traffic 10 (or press c)"
+NO_PRODUCTION = "no production version — promote one on the models screen (3), or train one (t)"
 
 
 def clamp_pct(value: float) -> int:

@@ -23,21 +23,23 @@ from textual import events as textual_events
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.message import Message
+from textual.containers import Vertical
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Label
 from textual.worker import Worker, get_current_worker
 
 from screens import deploy_changes as changes
+from screens import deploy_messages
 from screens.base import DataChanged, WorkbenchScreen, describe_error
 from screens.deploy_dialog import CanaryDialog
-from screens.deploy_format import fmt_pct, server_text, state_text
+from screens.deploy_format import NO_CANARY, fmt_pct, server_text, state_text
 from screens.dialogs import ConfirmDialog
 from screens.formatting import fmt_version
 from screens.widgets.themed_text import StatusText
-from screens.widgets.traffic_bar import TrafficBar
-from screens.widgets.variant_panel import VariantPanel
+from screens.widgets.traffic_bar import TrafficRow
+from screens.widgets.variant_panel import VariantPanels
+
+__all__ = ["NO_CANARY", "DeploymentsScreen"]
 
 POLL_S = 1.0
 #: The stats windows `w` cycles through: seconds, label.
@@ -47,7 +49,6 @@ STEP_PCT = 5
 #: How long a change waits for the running server to apply it.
 APPLY_WAIT_S = 15.0
 TRAFFIC_GROUP = Binding.Group("traffic", compact=True)
-NO_CANARY = "no canary — deploy one: workbench deploy VERSION --canary --traffic 10 (or press c)"
 
 
 class DeploymentsScreen(WorkbenchScreen):
@@ -115,50 +116,11 @@ class DeploymentsScreen(WorkbenchScreen):
         ),
     ]
 
-    class Polled(Message):
-        def __init__(self, window_s: float, data: dict[str, Any] | None, error: str = "") -> None:
-            super().__init__()
-            self.window_s = window_s
-            self.data = data
-            self.error = error
-
-    class Changed(Message):
-        """A deployment change finished: ok with a summary, or an error to show."""
-
-        def __init__(
-            self,
-            action: str,
-            ok: bool,
-            text: str,
-            generation: int | None = None,
-            warning: bool = False,
-        ) -> None:
-            super().__init__()
-            self.action = action
-            self.ok = ok
-            self.text = text
-            self.generation = generation
-            self.warning = warning
-
-    class Applied(Message):
-        def __init__(self, generation: int, applied: bool) -> None:
-            super().__init__()
-            self.generation = generation
-            self.applied = applied
-
-    class CanaryPlanned(Message):
-        def __init__(
-            self,
-            versions: list[int],
-            production: int | None,
-            suggested: int | None,
-            error: str = "",
-        ) -> None:
-            super().__init__()
-            self.versions = versions
-            self.production = production
-            self.suggested = suggested
-            self.error = error
+    # The screen's messages (handlers: on_deployments_screen_polled, ...).
+    Polled = deploy_messages.Polled
+    Changed = deploy_messages.Changed
+    Applied = deploy_messages.Applied
+    CanaryPlanned = deploy_messages.CanaryPlanned
 
     def __init__(self) -> None:
         super().__init__()
@@ -190,18 +152,13 @@ class DeploymentsScreen(WorkbenchScreen):
             yield self.state_line
             self.error_line = Label("", id="deploy-error")
             yield self.error_line
-        with Horizontal(id="deploy-traffic"):
-            self.traffic_prod = Label("", id="traffic-production")
-            yield self.traffic_prod
-            self.traffic_bar = TrafficBar(id="traffic-bar")
-            yield self.traffic_bar
-            self.traffic_canary = Label("", id="traffic-canary")
-            yield self.traffic_canary
-        with Horizontal(id="deploy-panels"):
-            self.production_panel = VariantPanel("production", id="production-panel")
-            yield self.production_panel
-            self.canary_panel = VariantPanel("canary", id="canary-panel")
-            yield self.canary_panel
+        self.traffic = TrafficRow(id="deploy-traffic")
+        self.traffic_prod, self.traffic_bar = self.traffic.production, self.traffic.bar
+        self.traffic_canary = self.traffic.canary
+        yield self.traffic
+        self.panels = VariantPanels(id="deploy-panels")
+        self.production_panel, self.canary_panel = self.panels.production, self.panels.canary
+        yield self.panels
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -261,7 +218,7 @@ class DeploymentsScreen(WorkbenchScreen):
         if not get_current_worker().is_cancelled:
             self.post_message(message)
 
-    def on_deployments_screen_polled(self, message: Polled) -> None:
+    def on_deployments_screen_polled(self, message: deploy_messages.Polled) -> None:
         self.polls += 1
         self._schedule_poll()
         if message.window_s != self.window_s:
@@ -299,36 +256,9 @@ class DeploymentsScreen(WorkbenchScreen):
         server = data.get("server")
         canary = state.get("canary")
         self._show_header(state, server, canary)
-        self._show_traffic(canary)
-        variants = data.get("variants") or {}
-        prod_version = data.get("production_version")
-        if prod_version is None:
-            self.production_panel.show_placeholder(
-                "production",
-                "no production version — promote one on the models screen (3), or train one (t)",
-            )
-        else:
-            pinned = state.get("production") is not None
-            self.production_panel.show_variant(
-                prod_version,
-                "pinned" if pinned else f"{self.project.config.serving.alias} alias",
-                variants.get("production"),
-                None,
-                window=self.window_label,
-                rule=self.project.config.serving.canary,
-            )
-        if canary is None:
-            self.canary_panel.show_placeholder("canary", NO_CANARY)
-        else:
-            self.canary_panel.show_variant(
-                int(canary["version"]),
-                f"{fmt_pct(float(canary['traffic']))} of traffic",
-                variants.get("canary"),
-                data.get("canary_vs_production"),
-                window=self.window_label,
-                rule=self.project.config.serving.canary,
-                since=str(canary.get("started_at") or ""),
-            )
+        self.traffic.show(self.production_version, canary)
+        serving = self.project.config.serving
+        self.panels.show(data, self.window_label, serving.alias, serving.canary)
 
     def _show_header(
         self, state: dict[str, Any], server: dict[str, Any] | None, canary: dict[str, Any] | None
@@ -337,16 +267,6 @@ class DeploymentsScreen(WorkbenchScreen):
         self.state_line.update(
             state_text(state, server, canary, self.window_label, self.state_line.style_of)
         )
-
-    def _show_traffic(self, canary: dict[str, Any] | None) -> None:
-        share = float(canary["traffic"]) if canary else 0.0
-        self.traffic_bar.set_share(share)
-        prod = self.production_version
-        self.traffic_prod.update(
-            Text(f"production {fmt_version(prod)} {fmt_pct(1.0 - share)}", no_wrap=True)
-        )
-        text = f"{fmt_pct(share)} canary v{canary['version']}" if canary else "no canary"
-        self.traffic_canary.update(Text(text, no_wrap=True))
 
     # --- traffic -------------------------------------------------------------------------
     def action_traffic(self, points: int) -> None:
@@ -363,8 +283,7 @@ class DeploymentsScreen(WorkbenchScreen):
 
     # --- promote and rollback ------------------------------------------------------------
     def _canary_or_warn(self, what: str) -> dict[str, Any] | None:
-        if self.busy:
-            self.notify(f"a {self.busy} is already running", severity="warning")
+        if self._busy_warn():
             return None
         canary = self.canary
         if canary is None:
@@ -427,9 +346,14 @@ class DeploymentsScreen(WorkbenchScreen):
         self._post_change(changes.rollback(self.project, reason, self._change_lock))
 
     # --- deploy a canary -----------------------------------------------------------------
-    def action_canary(self) -> None:
+    def _busy_warn(self) -> bool:
+        """True (and a warning) while a change runs: one at a time."""
         if self.busy:
             self.notify(f"a {self.busy} is already running", severity="warning")
+        return bool(self.busy)
+
+    def action_canary(self) -> None:
+        if self._busy_warn():
             return
         self._plan_canary()
 
@@ -442,7 +366,7 @@ class DeploymentsScreen(WorkbenchScreen):
             return
         self.post_message(self.CanaryPlanned(versions, production, suggested))
 
-    def on_deployments_screen_canary_planned(self, message: CanaryPlanned) -> None:
+    def on_deployments_screen_canary_planned(self, message: deploy_messages.CanaryPlanned) -> None:
         if message.error:
             self.notify(message.error, severity="error", title="Cannot deploy", markup=False)
             return
@@ -464,8 +388,7 @@ class DeploymentsScreen(WorkbenchScreen):
 
     # --- the server ------------------------------------------------------------------------
     def action_serve(self) -> None:
-        if self.busy:
-            self.notify(f"a {self.busy} is already running", severity="warning")
+        if self._busy_warn():
             return
         if self.data is not None and self.data.get("server"):
             url = self.data["server"].get("url")
@@ -481,8 +404,7 @@ class DeploymentsScreen(WorkbenchScreen):
         self._post_change(changes.start_server(self.project, self._change_lock))
 
     def action_stop_server(self) -> None:
-        if self.busy:
-            self.notify(f"a {self.busy} is already running", severity="warning")
+        if self._busy_warn():
             return
         server = (self.data or {}).get("server")
         if not server:
@@ -510,7 +432,7 @@ class DeploymentsScreen(WorkbenchScreen):
         self._post_change(changes.stop_server(self.project, self._change_lock))
 
     # --- after a change ------------------------------------------------------------------
-    def on_deployments_screen_changed(self, message: Changed) -> None:
+    def on_deployments_screen_changed(self, message: deploy_messages.Changed) -> None:
         if message.action != "traffic":
             self.busy = ""
         if not message.ok:
@@ -534,7 +456,7 @@ class DeploymentsScreen(WorkbenchScreen):
         applied = deployments.wait_applied(self.project, generation, APPLY_WAIT_S)
         self.post_message(self.Applied(generation, applied))
 
-    def on_deployments_screen_applied(self, message: Applied) -> None:
+    def on_deployments_screen_applied(self, message: deploy_messages.Applied) -> None:
         if message.applied:
             self.notify(f"the server applied generation {message.generation}", title="Deployments")
         else:

@@ -11,16 +11,15 @@ a progress bar fed by its `on_progress`; the screen re-checks every REFRESH_S wh
 (those checks are not recorded: looking at the screen writes nothing). A check that fails
 (no production version, no reference profile) says so in place.
 
-The monitor (`[monitor] enabled = true`) is the app's (screens.monitor_task): its outcomes are
-kept on the app (`monitor_outcomes`) and shown on this screen's monitor line.
+The monitor (`[monitor] enabled = true`) is the app's (screens.monitor_task): its state is
+the App's reactive `monitor`, which this screen watches for its monitor line (a new recorded
+check re-reads the history); `m` asks the App for a round with a RunMonitorRound message.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import events as textual_events
@@ -28,34 +27,24 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.message import Message
 from textual.timer import Timer
-from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Sparkline, Static
+from textual.widgets import DataTable, Footer, Header, Label, ProgressBar
 from textual.worker import Worker, get_current_worker
 
+from screens.app_state import MonitorState, RunMonitorRound
 from screens.base import WorkbenchScreen, describe_error
 from screens.dialogs import ConfirmDialog
-from screens.drift_format import (
-    STATUS_LABEL,
-    detail_text,
-    fmt_num,
-    performance_text,
-    prediction_text,
-    status_level,
-    unseen_text,
-)
+from screens.drift_format import STATUS_LABEL, performance_text, prediction_text, status_level
 from screens.formatting import fmt_version
 from screens.monitor_task import monitor_text
-from screens.widgets.drift_histogram import DriftHistogram
+from screens.widgets.feature_detail import FeatureDetail
 from screens.widgets.feature_table import FeatureTable
 from screens.widgets.themed_text import DriftText
 
 if TYPE_CHECKING:
     from workbench.drift.evaluate import FeatureDrift
     from workbench.monitoring.checks import CheckResult
-    from workbench.monitoring.monitor import MonitorOutcome
 
 #: Seconds between two checks while the screen is shown.
 REFRESH_S = 30.0
@@ -206,19 +195,13 @@ class DriftScreen(WorkbenchScreen):
                     id="drift-features", cursor_type="row", zebra_stripes=True
                 )
                 yield self.table
-            with Vertical(id="drift-right"):
-                self.placeholder = Static("", id="drift-placeholder")
-                yield self.placeholder
-                self.hist = DriftHistogram(id="drift-hist")
-                yield self.hist
-                self.unseen_line = DriftText("", id="drift-unseen")
-                yield self.unseen_line
-                self.history_caption = Label("", id="drift-history-caption")
-                yield self.history_caption
-                self.sparkline = Sparkline([], id="drift-sparkline")
-                yield self.sparkline
-                self.detail_line = DriftText("", id="drift-detail")
-                yield self.detail_line
+            self.detail = FeatureDetail(id="drift-right")
+            # (the panel's parts, by their names, for tests)
+            self.placeholder, self.hist = self.detail.placeholder, self.detail.hist
+            self.unseen_line, self.sparkline = self.detail.unseen_line, self.detail.sparkline
+            self.history_caption = self.detail.history_caption
+            self.detail_line = self.detail.detail_line
+            yield self.detail
         with Horizontal(id="drift-bottom"):
             self.prediction_panel = DriftText("", id="drift-prediction", classes="drift-panel")
             yield self.prediction_panel
@@ -237,7 +220,7 @@ class DriftScreen(WorkbenchScreen):
         self._show_detail_placeholder(NO_FEATURE)
         self.prediction_panel.update(Text("-", style="dim"))
         self.performance_panel.update(Text("-", style="dim"))
-        self.show_monitor()
+        self.watch(self.app, "monitor", self._monitor_changed)
         # Colours are baked into the texts: draw them again in a new theme's colours.
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
 
@@ -283,7 +266,6 @@ class DriftScreen(WorkbenchScreen):
     def on_screen_resume(self) -> None:
         # WorkbenchScreen.on_screen_resume runs after this one and reloads (checks) when the
         # app's data changed; otherwise checking resumes where the timer left off.
-        self.show_monitor()
         if self._loaded_version != self.wb.data_version or self.checking:
             return
         if self._refresh_timer is None:
@@ -307,6 +289,7 @@ class DriftScreen(WorkbenchScreen):
 
         try:
             from workbench.monitoring import checks as drift_checks
+            from workbench.monitoring import queries
 
             with self.wb.database() as db:  # the app's shared connection
                 result = drift_checks.check(
@@ -317,27 +300,13 @@ class DriftScreen(WorkbenchScreen):
                     on_progress=progress,
                     record=record,
                 )
-                history = self._history(db, result.model)
+                history = queries.drift_history(db, result.model, HISTORY_POINTS)
         except Exception as exc:
             message = self.Checked(token, None, error=describe_error(exc))
         else:
             message = self.Checked(token, result, history, recorded=record)
         if not worker.is_cancelled:
             self.post_message(message)
-
-    @staticmethod
-    def _history(db: Any, model: str) -> dict[str, list[tuple[datetime, float | None, str]]]:
-        """Every feature's score over time from the drift log (its newest HISTORY_POINTS)."""
-        rows = db.rows(
-            "SELECT feature, ts, score, status FROM drift WHERE model = ? "
-            "QUALIFY row_number() OVER (PARTITION BY feature ORDER BY ts DESC) <= ? "
-            "ORDER BY feature, ts",
-            [model, HISTORY_POINTS],
-        )
-        out: dict[str, list[tuple[datetime, float | None, str]]] = {}
-        for row in rows:
-            out.setdefault(row["feature"], []).append((row["ts"], row["score"], row["status"]))
-        return out
 
     def on_drift_screen_check_progress(self, message: CheckProgress) -> None:
         if message.token != self._token:
@@ -416,56 +385,15 @@ class DriftScreen(WorkbenchScreen):
         return next((fd for fd in self.result.report.features if fd.feature == name), None)
 
     def _show_detail_placeholder(self, text: str) -> None:
-        self.placeholder.update(Text(text))
-        self.placeholder.display = True
-        for widget in self._detail_widgets:
-            widget.display = False
-        self.query_one("#drift-right", Vertical).border_title = "feature"
-
-    @property
-    def _detail_widgets(self) -> tuple[Widget, ...]:
-        return (
-            self.hist,
-            self.unseen_line,
-            self.history_caption,
-            self.sparkline,
-            self.detail_line,
-        )
+        self.detail.show_placeholder(text)
 
     def show_feature(self) -> None:
         fd = self.feature()
         if fd is None:
-            self.hist.clear()
-            self._show_detail_placeholder(NO_FEATURE)
+            self.detail.show_placeholder(NO_FEATURE, clear=True)
             return
-        self.placeholder.display = False
-        for widget in self._detail_widgets:
-            widget.display = True
-        right = self.query_one("#drift-right", Vertical)
-        right.border_title = escape(f"{fd.feature} · {fd.kind}")
-        right.border_subtitle = escape(f"{fd.test} {fmt_num(fd.score)}")
-        self.hist.set_data(fd.hist_labels, fd.ref_hist, fd.cur_hist, fd.kind == "categorical")
-        if fd.unseen:
-            self.unseen_line.update(unseen_text(fd.unseen, self.unseen_line.style_of))
-            self.unseen_line.display = True
-        else:
-            self.unseen_line.display = False
-        # caption 1, sparkline 2 at least, detail 2, and the unseen line when shown
-        self.hist.reserve = 5 + (1 if fd.unseen else 0)
-        points = [(ts, score) for ts, score, _ in self.history.get(fd.feature, [])]
-        series = [float(s) for _, s in points if s is not None and math.isfinite(s)]
-        if not self._recorded and math.isfinite(fd.score):
-            series.append(float(fd.score))  # this check, not in the log
-        checks = len(series)
-        caption = f"{fd.test} over time · {checks} check{'s' if checks != 1 else ''}"
-        if fd.test in ("ks", "chi2"):
-            caption += f" · p-value; alert below {fmt_num(fd.alert)}"
-        else:
-            caption += f" · alert at {fmt_num(fd.alert)}"
-        self.history_caption.update(Text(caption))
-        self.series = series
-        self.sparkline.data = series if len(series) >= 2 else []  # one point draws a wall
-        self.detail_line.update(detail_text(fd, self.detail_line.style_of))
+        history = self.history.get(fd.feature, [])
+        self.series = self.detail.show_feature(fd, history, self._recorded)
 
     def _show_prediction(self, result: CheckResult) -> None:
         panel = self.prediction_panel
@@ -478,14 +406,18 @@ class DriftScreen(WorkbenchScreen):
 
     def show_monitor(self) -> None:
         """The monitor line: off, or its schedule, a round under way and the latest outcome."""
-        app = self.wb
-        outcomes: Sequence[MonitorOutcome] = getattr(app, "monitor_outcomes", ())
-        busy = str(getattr(app, "monitor_busy", "") or "")
-        when = fmt_clock(outcomes[-1].at) if outcomes else ""
+        state = self.wb.monitor
+        when = fmt_clock(state.last.at) if state.last else ""
         cfg = self.project.config.monitor
         self.monitor_line.update(
-            monitor_text(cfg, outcomes, busy, when, self.monitor_line.style_of)
+            monitor_text(cfg, state.outcomes, state.busy, when, self.monitor_line.style_of)
         )
+
+    def _monitor_changed(self, old: MonitorState, new: MonitorState) -> None:
+        """The App's monitor state changed: a recorded check re-reads the history."""
+        self.show_monitor()
+        if new.recorded > old.recorded and self._visible() and not self.checking:
+            self._check_now(record=False)
 
     def on_resize(self, event: textual_events.Resize) -> None:
         if self.result is not None:
@@ -524,8 +456,7 @@ class DriftScreen(WorkbenchScreen):
         self._check_now(record=False)
 
     def action_monitor_round(self) -> None:
-        app = self.wb
-        if getattr(app, "monitor_busy", ""):
+        if self.wb.monitor.busy:
             self.notify("a monitor round is already running", severity="warning", title="Monitor")
             return
         cfg = self.project.config.monitor
@@ -543,15 +474,9 @@ class DriftScreen(WorkbenchScreen):
 
         def confirmed(answer: str | None) -> None:
             if answer is not None:
-                app.run_monitor_round()
+                self.post_message(RunMonitorRound())
 
         self.app.push_screen(
             ConfirmDialog("Run a monitor round now", change, "Run", require_reason=False),
             callback=confirmed,
         )
-
-    def monitor_changed(self, recorded: bool) -> None:
-        """Called by the app when the monitor reported; a recorded check re-reads history."""
-        self.show_monitor()
-        if recorded and self._visible() and not self.checking:
-            self._check_now(record=False)

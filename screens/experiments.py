@@ -47,6 +47,7 @@ class ExperimentsScreen(WorkbenchScreen):
     MODE_TITLE = "Experiments"
     CSS_PATH = "experiments.tcss"
     AUTO_FOCUS = "RunsTable"
+    LEAVE_INPUT_ACTION = "focus_table"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "slash",
@@ -80,10 +81,9 @@ class ExperimentsScreen(WorkbenchScreen):
         Binding(
             "escape",
             "focus_table",
-            "Table",
-            show=False,
+            "Leave filter",
             id="experiments.focus_table",
-            tooltip="Back to the runs table (from the filter)",
+            tooltip="Leave the filter for the runs table (the filter stays on)",
         ),
         Binding(
             "u",

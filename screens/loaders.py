@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from workbench.registry import audit as audit_log
 from workbench.registry import versions as registry
 from workbench.store import runs_index
 
@@ -85,7 +86,7 @@ def load_overview(project: Project, db: Db, limit: int = 10) -> OverviewData:
     names = [f"m.{k}" for k in runs_index.metric_keys(db)]
     shown = key_metrics(names, cfg.evaluation.metric)[:2]
     runs, total = runs_index.latest_runs(db, limit, [c.removeprefix("m.") for c in shown])
-    audit = db.rows("SELECT * FROM audit ORDER BY ts DESC LIMIT 5")
+    audit = audit_log.recent(db, 5)
     return OverviewData(
         model=cfg.model_name,
         metric=metric,

@@ -1,16 +1,16 @@
 """The TUI's monitor (`[monitor] enabled = true`), run by the app: `monitor_loop` runs
 `monitor.run_forever` in the app's thread worker, started after the first paint, and
-`monitor_round` one round on demand (the Drift screen's `m`). Outcomes come back as
-`MonitorReport` messages; `monitor_reported` keeps them on the app (`monitor_outcomes`, the
-last MONITOR_KEEP), toasts what matters and updates the Drift screen's monitor line.
+`monitor_round` one round on demand (the Drift screen's `m`, through a RunMonitorRound
+message). Outcomes come back to the app as `MonitorReport` messages; `next_state` folds one
+into the app's `monitor` state (screens.app_state.MonitorState), which the Drift screen
+watches for its monitor line.
 
-Imported lazily by the app: nothing here imports the drift engine, the monitor or the Drift
-screen until a worker or a report needs it.
+Imported by the app: nothing here imports the drift engine or the monitor until a worker
+needs it, and nothing here knows any screen.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,15 +18,15 @@ from rich.text import Text
 from textual.message import Message
 from textual.worker import get_current_worker
 
+from screens.app_state import MonitorState
 from screens.base import describe_error
 
 if TYPE_CHECKING:
-    from screens.app import WorkbenchApp
     from workbench.config import MonitorSection
     from workbench.monitoring.monitor import MonitorOutcome
+    from workbench.project import Project
 
-#: Monitor outcomes the app keeps.
-MONITOR_KEEP = 20
+Post = Callable[[Message], object]
 
 
 class MonitorReport(Message):
@@ -89,22 +89,43 @@ def monitor_text(
     return line
 
 
-def monitor_loop(app: WorkbenchApp, stop: threading.Event) -> None:
-    """The body of the app's monitor worker: `monitor.run_forever` until `stop` is set (or
-    the worker is cancelled); an unexpected error is reported and the loop goes on after
-    the interval."""
+def next_state(state: MonitorState, message: MonitorReport) -> MonitorState:
+    """The app's monitor state after a report: a round under way, or one more outcome."""
+    if message.kind == "started":
+        return state.with_busy("round running…")
+    if message.kind == "step":
+        return state.with_busy(f"round: {message.text}")
+    if message.kind == "outcome" and message.outcome is not None:
+        return state.with_outcome(message.outcome, message.manual)
+    return state
+
+
+def _failed(exc: BaseException) -> MonitorOutcome:
     from workbench.monitoring import monitor
     from workbench.store.parquet_log import utcnow
 
+    at = utcnow().isoformat(timespec="seconds")
+    return monitor.MonitorOutcome(
+        at, False, False, "monitor round failed", error=describe_error(exc)
+    )
+
+
+def monitor_loop(project: Project, post: Post, stopped: Callable[[], bool]) -> None:
+    """The body of the app's monitor worker: `monitor.run_forever` until `stopped()` (or
+    the worker is cancelled); an unexpected error is reported and the loop goes on after
+    the interval."""
+    import time
+
+    from workbench.monitoring import monitor
+
     worker = get_current_worker()
-    project = app.project
 
     def should_stop() -> bool:
-        return stop.is_set() or worker.is_cancelled
+        return stopped() or worker.is_cancelled
 
     def on_outcome(outcome: MonitorOutcome) -> None:
         if not should_stop():
-            app.post_message(MonitorReport("outcome", outcome))
+            post(MonitorReport("outcome", outcome))
 
     interval = project.config.monitor.interval_s
     while not should_stop():
@@ -113,69 +134,21 @@ def monitor_loop(app: WorkbenchApp, stop: threading.Event) -> None:
                 project, interval_s=interval, on_outcome=on_outcome, should_stop=should_stop
             )
         except Exception as exc:
-            at = utcnow().isoformat(timespec="seconds")
-            failed = monitor.MonitorOutcome(
-                at, False, False, "monitor round failed", error=describe_error(exc)
-            )
-            on_outcome(failed)
-            stop.wait(interval)
+            on_outcome(_failed(exc))
+            deadline = time.monotonic() + interval
+            while not should_stop() and time.monotonic() < deadline:
+                time.sleep(min(0.2, interval))
 
 
-def monitor_round(app: WorkbenchApp) -> None:
+def monitor_round(project: Project, post: Post, stopped: Callable[[], bool]) -> None:
     """The body of the app's one-round worker (`m`): `check_once`, which may retrain."""
     from workbench.monitoring import monitor
-    from workbench.store.parquet_log import utcnow
-
-    post = app.post_message
 
     def on_step(name: str, status: str, detail: str) -> None:
         post(MonitorReport("step", text=f"{name} {status}" + (f": {detail}" if detail else "")))
 
     try:
-        outcome = monitor.check_once(
-            app.project, on_step=on_step, should_stop=app._stop_monitor.is_set
-        )
+        outcome = monitor.check_once(project, on_step=on_step, should_stop=stopped)
     except Exception as exc:
-        at = utcnow().isoformat(timespec="seconds")
-        outcome = monitor.MonitorOutcome(
-            at, False, False, "monitor round failed", error=describe_error(exc)
-        )
+        outcome = _failed(exc)
     post(MonitorReport("outcome", outcome, manual=True))
-
-
-def monitor_reported(app: WorkbenchApp, message: MonitorReport) -> None:
-    """The app's handler: keep outcomes, toast what matters, update the Drift screen."""
-    from collections import deque
-
-    outcomes = getattr(app, "monitor_outcomes", None)
-    if outcomes is None:
-        outcomes = app.monitor_outcomes = deque(maxlen=MONITOR_KEEP)
-    recorded = False
-    if message.kind == "started":
-        app.monitor_busy = "round running…"
-    elif message.kind == "step":
-        app.monitor_busy = f"round: {message.text}"
-    elif message.kind == "outcome" and message.outcome is not None:
-        outcome = message.outcome
-        if message.manual:
-            app.monitor_busy = ""
-        outcomes.append(outcome)
-        recorded = bool(outcome.check)
-        text = outcome_text(outcome)
-        if outcome.error:
-            app.notify(text, title="Monitor", severity="error", markup=False)
-        elif outcome.acted:
-            app.notify(text, title="Monitor: retrained", severity="warning", markup=False)
-            app.request_sync(force=False)
-            app.data_changed()
-        elif outcome.fired:
-            app.notify(text, title="Monitor: drift", severity="warning", markup=False)
-        elif message.manual:
-            app.notify(text, title="Monitor", markup=False)
-    from screens.drift import DriftScreen
-
-    screen = app.screen
-    for candidate in (screen, *app.screen_stack):
-        if isinstance(candidate, DriftScreen):
-            candidate.monitor_changed(recorded)
-            break

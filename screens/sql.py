@@ -45,6 +45,7 @@ CHUNK_PAUSE_S = 0.01
 #: A column is at most this wide; longer cells end in an ellipsis.
 CELL_MAX = 40
 INITIAL_QUERY = "SELECT * FROM runs LIMIT 100"
+EDITOR_HINT = "esc leaves the editor, then 1-7 switch screens"
 #: Queries ctrl+up walks back through (the file keeps sql_console.HISTORY_MAX, the same).
 HISTORY_KEEP = 200
 HISTORY_GROUP = Binding.Group("history", compact=True)
@@ -105,6 +106,7 @@ class SqlScreen(WorkbenchScreen):
     MODE_TITLE = "SQL"
     CSS_PATH = "sql.tcss"
     AUTO_FOCUS = "#sql-editor"
+    LEAVE_INPUT_ACTION = "leave_editor"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "ctrl+r,ctrl+enter",
@@ -123,11 +125,9 @@ class SqlScreen(WorkbenchScreen):
         Binding(
             "escape",
             "leave_editor",
-            "Results",
-            show=False,
+            "Leave editor",
             id="sql.leave_editor",
-            tooltip="Leave the editor for the results table (where the number keys switch "
-            "screens again)",
+            tooltip="Leave the editor for the results, where 1-7 switch screens again",
         ),
         Binding(
             "ctrl+up",
@@ -189,6 +189,7 @@ class SqlScreen(WorkbenchScreen):
         #: Where ctrl+up/down are in the history; len(history) is the query being written.
         self.history_pos = 0
         self._draft = ""
+        self._history_note = ""  # where ctrl+up/down are, in the editor's subtitle
         self._history_loaded = False
         self.running = False
         self._run_id = 0
@@ -244,6 +245,13 @@ class SqlScreen(WorkbenchScreen):
         self.views_tree.guide_depth = 2
         self.editor.move_cursor(self.editor.document.end)
         self.status_line.update(Text("ctrl+r runs the query · ctrl+t views · ctrl+↑ history"))
+        self.watch(self, "focused", self._show_editor_hint)
+
+    def _show_editor_hint(self) -> None:
+        """The editor's subtitle: the history position, and how to leave while it has focus
+        (there the number keys type, they do not switch screens)."""
+        hint = EDITOR_HINT if self.focused is self.editor else "e edits"
+        self.editor.border_subtitle = " · ".join(p for p in (self._history_note, hint) if p)
 
     def on_unmount(self) -> None:
         self._interrupt()  # the app is closing: let go of the shared connection
@@ -410,7 +418,7 @@ class SqlScreen(WorkbenchScreen):
             return self.running
         if action == "leave_editor":
             return not self.running and self.editor.has_focus
-        return True
+        return super().check_action(action, parameters)
 
     def action_cancel(self) -> None:
         if self._interrupt():
@@ -445,7 +453,8 @@ class SqlScreen(WorkbenchScreen):
         text = self._draft if pos == len(self.history) else self.history[pos]
         self._set_text(text)
         where = "your query" if pos == len(self.history) else f"{pos + 1}/{len(self.history)}"
-        self.editor.border_subtitle = f"history {where}"
+        self._history_note = f"history {where}"
+        self._show_editor_hint()
 
     def _set_text(self, text: str) -> None:
         self.editor.text = text
@@ -459,7 +468,8 @@ class SqlScreen(WorkbenchScreen):
         self.history = self.history[-HISTORY_KEEP:]
         self.history_pos = len(self.history)
         self._draft = ""
-        self.editor.border_subtitle = ""
+        self._history_note = ""
+        self._show_editor_hint()
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
         event.stop()

@@ -1,13 +1,13 @@
 """The training panel: pipeline steps, a progress bar and the job's log, live.
 
 Training runs in an App worker (it outlives this panel): `h` hides the panel and training
-goes on, `t` shows it again, `escape` asks the job to stop (the flag the pipeline polls as
-`should_stop`)."""
+goes on, `t` shows it again, `escape` asks the job to stop (a StopTraining message to the
+App, which sets the flag the pipeline polls as `should_stop`). The panel watches the App's
+`training` state: it draws whatever the App's handlers made of the worker's messages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,26 +17,11 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Label, Log, ProgressBar, Static
 
+from screens.app_state import StopTraining, TrainState
 from screens.formatting import ellipsize
 from workbench.jobs.events import PIPELINE_STEPS
 
-if TYPE_CHECKING:
-    from screens.app import WorkbenchApp
-
-
-@dataclass
-class TrainState:
-    """What the panel shows; owned and changed by the App's message handlers only."""
-
-    running: bool = False
-    stopping: bool = False
-    steps: dict[str, tuple[str, str]] = field(default_factory=dict)
-    iteration: int = 0
-    total: int | None = None
-    scores: dict[str, float] = field(default_factory=dict)
-    log: list[str] = field(default_factory=list)
-    ok: bool | None = None
-    outcome: str = ""
+__all__ = ["TrainFinished", "TrainLog", "TrainProgress", "TrainScreen", "TrainState", "TrainStep"]
 
 
 class TrainStep(Message):
@@ -94,9 +79,10 @@ class TrainScreen(ModalScreen[None]):
         ),
     ]
 
-    def __init__(self, state: TrainState) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.state = state
+        self.state = TrainState()
+        self._written = 0  # lines of state.log in the log view
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-panel") as panel:
@@ -113,8 +99,17 @@ class TrainScreen(ModalScreen[None]):
             yield self.hint
 
     def on_mount(self) -> None:
-        for line in self.state.log[-200:]:
-            self.log_view.write_line(line)
+        self.watch(self.app, "training", self._training_changed)
+
+    def _training_changed(self, state: TrainState) -> None:
+        if state is not self.state:  # a new run, or the first look at this one
+            self.state = state
+            self.log_view.clear()
+            self._written = max(0, len(state.log) - 200)
+        new = state.log[self._written :]
+        if new:
+            self.log_view.write_lines(new)
+            self._written = len(state.log)
         self.show_state()
 
     def show_state(self) -> None:
@@ -139,12 +134,9 @@ class TrainScreen(ModalScreen[None]):
             colour = "$success" if s.ok else "$error"
             self.hint.update(f"[{colour}]{escape(s.outcome)}[/] · [b]esc[/] close")
 
-    def add_log(self, line: str) -> None:
-        self.log_view.write_line(line)
-
     def action_cancel(self) -> None:
         if self.state.running:
-            cast("WorkbenchApp", self.app).stop_training()
+            self.post_message(StopTraining())
         else:
             self.dismiss(None)
 

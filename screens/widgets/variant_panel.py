@@ -1,6 +1,6 @@
 """A variant's panel on the Deployments screen (production or canary): its version and live
 stats, a request-rate sparkline and the histogram of its predictions, or a placeholder.
-Colours come from deployments.tcss."""
+Colours come from deployments.tcss. VariantPanels: production and canary side by side."""
 
 from __future__ import annotations
 
@@ -8,12 +8,22 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.widget import Widget
 from textual.widgets import Label, Sparkline, Static
 
-from screens.deploy_format import error_level, fmt_edge, fmt_ms, fmt_rate, fmt_since, signed
+from screens.deploy_format import (
+    NO_CANARY,
+    NO_PRODUCTION,
+    error_level,
+    fmt_edge,
+    fmt_ms,
+    fmt_pct,
+    fmt_rate,
+    fmt_since,
+    signed,
+)
 from screens.widgets.themed_text import StatusText
 
 #: Buckets of an empty request-rate series (serving_stats' default).
@@ -211,3 +221,46 @@ class VariantPanel(Vertical):
         if second:
             lines.append(("" if lines else "vs prod", second))
         return lines
+
+
+class VariantPanels(Horizontal):
+    """Production and the canary side by side, from `deployments.status`'s answer."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.production = VariantPanel("production", id="production-panel")
+        self.canary = VariantPanel("canary", id="canary-panel")
+
+    def compose(self) -> ComposeResult:
+        yield self.production
+        yield self.canary
+
+    def show(self, data: dict[str, Any], window: str, alias: str, rule: Any) -> None:
+        state = data["state"]
+        canary = state.get("canary")
+        variants = data.get("variants") or {}
+        prod_version = data.get("production_version")
+        if prod_version is None:
+            self.production.show_placeholder("production", NO_PRODUCTION)
+        else:
+            pinned = state.get("production") is not None
+            self.production.show_variant(
+                prod_version,
+                "pinned" if pinned else f"{alias} alias",
+                variants.get("production"),
+                None,
+                window=window,
+                rule=rule,
+            )
+        if canary is None:
+            self.canary.show_placeholder("canary", NO_CANARY)
+        else:
+            self.canary.show_variant(
+                int(canary["version"]),
+                f"{fmt_pct(float(canary['traffic']))} of traffic",
+                variants.get("canary"),
+                data.get("canary_vs_production"),
+                window=window,
+                rule=rule,
+                since=str(canary.get("started_at") or ""),
+            )

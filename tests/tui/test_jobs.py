@@ -22,18 +22,13 @@ from textual.widgets import Input
 
 from screens.app import WorkbenchApp
 from screens.dialogs import ConfirmDialog
-from screens.jobs import (
-    JobsScreen,
-    describe_event,
-    fmt_duration,
-    fmt_progress,
-    parse_gpu,
-    short_job_id,
-)
+from screens.jobs import JobsScreen
+from screens.jobs_format import describe_event, fmt_duration, fmt_progress, short_job_id
 from tests.tui.helpers import CONFIG, make_project, palette_hits, record_notes, run_id, settle
 from workbench import plugins
 from workbench.jobs import control as jobs
 from workbench.jobs import events
+from workbench.jobs.gpu import parse_device_use as parse_gpu
 from workbench.project import Project
 from workbench.store.parquet_log import ParquetLog
 

@@ -122,12 +122,12 @@ async def test_history_recall(fixed_project: Project) -> None:
         assert screen.editor.text == "select 2 as b"
         await pilot.press("ctrl+up")
         assert screen.editor.text == "select 1 as a"
-        assert screen.editor.border_subtitle == "history 1/2"
+        assert screen.editor.border_subtitle.startswith("history 1/2 · ")
         await pilot.press("ctrl+up")  # the oldest: stays (the initial query is not history)
         assert screen.editor.text == "select 1 as a"
         await pilot.press("ctrl+down", "ctrl+down")
         assert screen.editor.text == "select 3"  # past the newest: the draft is back
-        assert screen.editor.border_subtitle == "history your query"
+        assert screen.editor.border_subtitle.startswith("history your query · ")
 
         # Running an older query again makes it the newest (once).
         await pilot.press("ctrl+up", "ctrl+up", "ctrl+r")

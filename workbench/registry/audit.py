@@ -7,10 +7,13 @@ import json
 import os
 import socket
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.project import Project
 from workbench.store.parquet_log import ParquetLog, utcnow
+
+if TYPE_CHECKING:
+    from workbench.store.db import Db
 
 
 def actor() -> str:
@@ -67,3 +70,8 @@ def record(
     """Append one audit row; `by` names an actor other than the user (e.g. "auto-rollback")."""
     row = make_row(action, model, alias, from_version, to_version, reason, by, **details)
     return append(project, row)
+
+
+def recent(db: Db, limit: int = 5) -> list[dict[str, Any]]:
+    """The newest `limit` audit rows, newest first (every column of the `audit` view)."""
+    return db.rows("SELECT * FROM audit ORDER BY ts DESC LIMIT ?", [limit])

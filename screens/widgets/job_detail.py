@@ -1,0 +1,105 @@
+"""JobDetail: the Jobs screen's lower panel for the selected job: a line about it, its
+training progress, a search box over its log, and the log itself (LogView)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.widgets import Input, Label, ProgressBar
+
+from screens.formatting import ellipsize, short_id
+from screens.jobs_format import fmt_duration, fmt_started
+from screens.widgets.log_view import LogView
+
+if TYPE_CHECKING:
+    from workbench.jobs.control import JobInfo
+
+
+class JobDetail(Vertical):
+    def __init__(self, log_lines: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "log"
+        self.info = Label("", id="job-info")
+        self.progress_row = Horizontal(id="job-progress")
+        self.bar = ProgressBar(total=None, show_eta=False, id="job-bar")
+        self.iteration_label = Label("", id="job-iteration")
+        self.search_input = Input(placeholder="/ search the log", compact=True, id="log-search")
+        self.count = Label("", id="log-count")
+        self.log_view = LogView(log_lines, id="job-log")
+
+    def compose(self) -> ComposeResult:
+        yield self.info
+        with self.progress_row:
+            yield self.bar
+            yield self.iteration_label
+        with Horizontal(id="search-bar"):
+            yield self.search_input
+            yield self.count
+        yield self.log_view
+
+    def on_mount(self) -> None:
+        self.progress_row.display = False
+        self.show_count()
+
+    def show_job(self, job: JobInfo | None, status: str, progress: tuple[int, int] | None) -> None:
+        """The job's line and progress bar (`status` as shown: "stopping…" while it stops)."""
+        if job is None:
+            self.border_title = "log"
+            self.info.update("[dim]no job selected[/]")
+            self.progress_row.display = False
+            self.show_count()
+            return
+        self.border_title = f"{escape(job.job_id)} · {escape(status)}"
+        parts = [f"started {fmt_started(job.started_at)}", f"ran {fmt_duration(job.runtime_s)}"]
+        if job.exit_code is not None:
+            parts.append(f"exit {job.exit_code}")
+        if job.run_id:
+            parts.append(f"run {short_id(job.run_id)}")
+        if job.reason:
+            parts.append(job.reason)
+        self.info.update(Text(ellipsize(" · ".join(parts), 200)))
+        if job.kind == "train" and progress and progress[1] > 0:
+            self.progress_row.display = True
+            self.bar.update(total=progress[1], progress=progress[0])
+            self.iteration_label.update(f"iteration {progress[0]:,}/{progress[1]:,}")
+        else:
+            self.progress_row.display = False
+        self.show_count()
+
+    def show_count(self) -> None:
+        view = self.log_view
+        text = f"{view.shown:,} of {view.total:,} lines"
+        if self.search_input.has_focus:
+            text += " · [b]esc[/] leaves the search"
+        elif view.search:
+            text += " · [b]esc[/] clears"
+        text += " · follow" if view.follow else " · [b]not following[/] (f)"
+        self.count.update(text)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input is self.search_input:
+            self.log_view.set_search(event.value)
+            self.show_count()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input is self.search_input:
+            self.log_view.focus()
+
+    def on_descendant_focus(self) -> None:
+        self.show_count()
+
+    def on_descendant_blur(self) -> None:
+        self.show_count()
+
+    def clear_search(self) -> None:
+        self.search_input.value = ""
+        self.log_view.set_search("")
+        self.show_count()
+
+    def toggle_follow(self) -> None:
+        self.log_view.set_follow(not self.log_view.follow)
+        self.show_count()

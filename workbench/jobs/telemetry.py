@@ -1,0 +1,158 @@
+"""What a job looks like from outside while it runs or after it ended, for the TUI's Jobs
+screen and the CLI (`workbench jobs`, `workbench logs`): the tail of its log with the `@wb`
+events parsed, where a finished training job got to, and each running job's CPU, memory and
+GPU memory (its runner's host pids matched to nvidia-smi's compute apps), with the device's
+GPU use.
+
+Everything here reads files, asks runners or runs nvidia-smi: call it from a worker thread,
+never from a UI's event loop.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.jobs import control, events, gpu
+from workbench.project import Project
+
+#: A log read from its start is read from its last TAIL_BYTES (a live one from there on).
+TAIL_BYTES = 512 * 1024
+#: Where a finished job's last progress event is looked for: the last FINAL_BYTES of its log.
+FINAL_BYTES = 8192
+
+Progress = tuple[int, int]
+
+
+def progress_of(event: dict[str, Any] | None) -> Progress | None:
+    """(iteration, total) of a progress event; None for any other event (or none)."""
+    if event is None or event.get("event") != "progress":
+        return None
+    try:
+        return int(event["iteration"]), int(event["total"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass
+class LogTail:
+    """Whole lines of a job's log read from `start` to `next_offset`: each with its `@wb`
+    event (None for a plain line), and the last progress among them."""
+
+    start: int
+    next_offset: int
+    lines: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
+    progress: Progress | None = None
+
+
+def tail_log(job: control.JobInfo, start: int = 0, tail_bytes: int = TAIL_BYTES) -> LogTail:
+    """The log's lines from byte `start` on (only whole lines; ask again from `next_offset`).
+    From 0, a log longer than `tail_bytes` is read from its last `tail_bytes`, without the
+    line cut in two there."""
+    offset, skip_partial = start, False
+    if start == 0:
+        try:
+            size = os.path.getsize(job.log_path)
+        except OSError:
+            size = 0
+        if size > tail_bytes:
+            offset, skip_partial = size - tail_bytes, True
+    raw, next_offset = control.read_log(job, offset, events_too=True)
+    if skip_partial:
+        raw = raw[1:]
+    tail = LogTail(start, next_offset)
+    for line in raw:
+        event = events.parse(line) if line.startswith(events.PREFIX) else None
+        tail.lines.append((line, event))
+        tail.progress = progress_of(event) or tail.progress
+    return tail
+
+
+def final_progress(job: control.JobInfo, tail_bytes: int = FINAL_BYTES) -> Progress | None:
+    """Where a training job got to: its log's last progress event (None when it has none)."""
+    try:
+        with open(job.log_path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - tail_bytes))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        progress = progress_of(events.parse(line))
+        if progress is not None:
+            return progress
+    return None
+
+
+class FinalProgress:
+    """`final_progress`, read once per job: a finished job's log does not change."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, Progress | None] = {}
+
+    def __call__(self, job: control.JobInfo) -> Progress | None:
+        if job.job_id not in self._known:
+            self._known[job.job_id] = final_progress(job)
+        return self._known[job.job_id]
+
+
+def job_pids(job: control.JobInfo) -> list[int] | None:
+    """The host pids of a running job's processes, from its runner's optional `pids()`
+    (None when the job is not running or its runner cannot say)."""
+    if not job.active or not job.handle:
+        return None
+    try:
+        pids = getattr(control.runner_for(job.runner), "pids", None)
+        return list(pids(job.handle)) if pids else None
+    except Exception:
+        return None
+
+
+def gpu_memory(jobs: list[control.JobInfo], tool: str) -> dict[str, float]:
+    """Job id -> GPU memory (MiB) of each running job that holds some: one nvidia-smi call
+    for all the jobs."""
+    apps = gpu.compute_apps(tool)
+    if not apps:
+        return {}
+    out: dict[str, float] = {}
+    for job in jobs:
+        pids = job_pids(job)
+        mib = gpu.job_gpu_mib(pids, apps) if pids else None
+        if mib is not None:
+            out[job.job_id] = mib
+    return out
+
+
+@dataclass
+class JobsSnapshot:
+    """The jobs (newest first), each running job's `cpu_percent`, `memory_mb` and `gpu_mib`
+    (where known), and the device's GPU use ('45% 12.3G'; None without a GPU tool)."""
+
+    jobs: list[control.JobInfo]
+    stats: dict[str, dict[str, float]]
+    gpu: str | None = None
+
+
+def snapshot(
+    project: Project,
+    db: Any = None,
+    *,
+    reconcile: bool = True,
+    gpu_tool: str | None = None,
+    finished: FinalProgress | None = None,
+) -> JobsSnapshot:
+    """Every job with its resources now. A finished training job's progress is read from its
+    log (through `finished`, to read each log once across calls); `gpu_tool` (nvidia-smi's
+    path, see `gpu.find_tool`) adds each running job's GPU memory and the device's use."""
+    found = control.list_jobs(project, db, reconcile=reconcile)
+    stats = {job.job_id: control.job_stats(job) for job in found if job.active}
+    if gpu_tool:
+        for job_id, mib in gpu_memory(found, gpu_tool).items():
+            stats.setdefault(job_id, {})["gpu_mib"] = mib
+    progress_of_finished = finished or FinalProgress()
+    for job in found:
+        if job.kind == "train" and not job.active and job.progress is None:
+            job.progress = progress_of_finished(job)
+    device = gpu.device_use(gpu_tool) if gpu_tool else None
+    return JobsSnapshot(found, stats, device)
