@@ -173,15 +173,12 @@ def _wait_logged(project: Project, pattern: str, n: int, timeout_s: float = 15.0
     from workbench.store.db import Db
 
     deadline = time.monotonic() + timeout_s
-    db = Db(project.logs)
-    try:
+    with Db(project.logs) as db:
         while time.monotonic() < deadline:
             sql = "SELECT count(*) AS n FROM predictions WHERE request_id LIKE ?"
             if db.rows(sql, [pattern])[0]["n"] >= n:
                 return
             time.sleep(0.2)
-    finally:
-        db.close()
 
 
 def _allow_category(project: Project, column: str, value: str) -> None:

@@ -42,14 +42,11 @@ class MonitorOutcome:
 def last_trigger(project: Project) -> datetime | None:
     from workbench.store.db import Db
 
-    db = Db(project.logs)
-    try:
+    with Db(project.logs) as db:
         rows = db.rows(
             "SELECT max(ts) AS ts FROM audit WHERE action = ? AND model = ?",
             [TRIGGER, project.config.model_name],
         )
-    finally:
-        db.close()
     return rows[0]["ts"] if rows and rows[0]["ts"] is not None else None
 
 
