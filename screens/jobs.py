@@ -431,8 +431,7 @@ class JobsScreen(WorkbenchScreen):
             if not job.active or not job.handle:
                 continue
             try:
-                pids = getattr(runner_for(job.runner), "pids", None)
-                mib = job_gpu_mib(pids(job.handle), apps) if pids else None
+                mib = job_gpu_mib(runner_for(job.runner).pids(job.handle), apps)
             except Exception:
                 mib = None
             if mib is not None:
@@ -802,14 +801,17 @@ class JobsScreen(WorkbenchScreen):
     @work(thread=True, exclusive=True, group="jobs-restart", exit_on_error=False)
     def _restart(self, job_id: str) -> None:
         from workbench.jobs.control import restart_job
+        from workbench.jobs.observer import JobObserver
 
         post = self.post_message
         try:
             outcome = restart_job(
                 self.project,
                 job_id,
-                on_progress=lambda i, total, _scores: post(self.RestartProgress(i, total)),
-                should_stop=self._stop_restart.is_set,
+                observer=JobObserver(
+                    on_progress=lambda p: post(self.RestartProgress(p.iteration, p.total)),
+                    should_stop=self._stop_restart.is_set,
+                ),
             )
         except Exception as exc:
             post(self.Restarted("error", describe_error(exc)))

@@ -78,6 +78,7 @@ def check_once(
     `should_stop` reaches the retraining job (a TUI that quits stops it)."""
     from workbench.errors import WorkbenchError
     from workbench.jobs.control import resolve_runner
+    from workbench.jobs.observer import JobObserver
     from workbench.monitoring import checks as drift_checks
     from workbench.pipeline import flow as pipeline
     from workbench.serving import deployments
@@ -116,10 +117,14 @@ def check_once(
     outcome = MonitorOutcome(stamp, True, True, reason, summary)
     try:
         runner = runner or resolve_runner(project)
+        observer = JobObserver(
+            on_step=on_step or JobObserver.on_step,
+            on_log=on_log or JobObserver.on_log,
+            should_stop=should_stop or JobObserver.should_stop,
+        )
         done = pipeline.run(
-            project, runner, on_step=on_step, on_log=on_log, should_stop=should_stop,
-            auto_promote=False, run_name=f"retrain-on-drift-{stamp}",
-        )  # fmt: skip
+            project, runner, observer, auto_promote=False, run_name=f"retrain-on-drift-{stamp}"
+        )
         outcome.candidate = done.version
         if cfg.canary_traffic > 0 and deployments.read_server(project) is not None:
             deployments.start_canary(
