@@ -166,9 +166,7 @@ def check(
     started = time.monotonic()
     metric: dict[str, Any] = {}
     if data is not None:
-        path = Path(data)
-        if not path.is_absolute():
-            path = project.root / path
+        path = Path(data) if Path(data).is_absolute() else project.root / data
         if not path.exists():
             raise UsageError(f"--data {data}: no such file")
         if path.suffix.lower() in (".parquet", ".pq"):

@@ -10,13 +10,15 @@ leaves a version the next reader settles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.data import snapshot as data_mod
 from workbench.data.validation import ValidationReport, validate_frame
 from workbench.errors import JobFailed, ValidationFailed
-from workbench.jobs.control import run_training
+from workbench.jobs.control import JobOutcome, run_training
+from workbench.jobs.events import TrainResult
 from workbench.jobs.observer import JobObserver, legacy_observer
 from workbench.pipeline.gate import decide
 from workbench.plugins import Runner
@@ -63,6 +65,41 @@ def score_champion(project: Project, version: int) -> dict[str, float]:
     return {f"holdout_{k}": v for k, v in scores.items()}
 
 
+def _validate_step(project: Project, step: Callable[[str, str, str], object]) -> ValidationReport:
+    step("validate", "running", str(project.data_path))
+    report = validate(project)
+    if not report.passed:
+        step("validate", "failed", f"{len(report.failures)} check(s) failed")
+        raise ValidationFailed(
+            f"data validation failed: {len(report.failures)} check(s) failed "
+            f"(run `workbench validate` for the report)"
+        )
+    step("validate", "done", f"{report.rows:,} rows, {len(report.warnings)} warning(s)")
+    return report
+
+
+def _train_step(
+    project: Project,
+    runner: Runner,
+    observer: JobObserver,
+    run_name: str | None,
+    params: dict[str, Any] | None,
+) -> tuple[JobOutcome, TrainResult]:
+    """The training job, and the result it reported (JobFailed when it did not succeed)."""
+    step = observer.on_step
+    step("train", "running", f"{project.config.trainer.plugin} on the {runner.name} runner")
+    outcome = run_training(project, runner, observer, run_name, params)
+    result = outcome.train_result
+    if not outcome.ok or result is None:
+        step("train", "failed", outcome.reason or outcome.status)
+        raise JobFailed(
+            f"training job {outcome.job_id} {outcome.status}: {outcome.reason} "
+            f"(log: {outcome.log_path})"
+        )
+    step("train", "done", f"run {result.run_id[:8]}")
+    return outcome, result
+
+
 def run(
     project: Project,
     runner: Runner,
@@ -80,27 +117,9 @@ def run(
     cfg = project.config
     registry.settle_versions(project)  # what an earlier, killed pipeline left
 
-    step("validate", "running", str(project.data_path))
-    report = validate(project)
-    if not report.passed:
-        step("validate", "failed", f"{len(report.failures)} check(s) failed")
-        raise ValidationFailed(
-            f"data validation failed: {len(report.failures)} check(s) failed "
-            f"(run `workbench validate` for the report)"
-        )
-    step("validate", "done", f"{report.rows:,} rows, {len(report.warnings)} warning(s)")
-
-    step("train", "running", f"{cfg.trainer.plugin} on the {runner.name} runner")
-    outcome = run_training(project, runner, observer, run_name, params)
-    result = outcome.train_result
-    if not outcome.ok or result is None:
-        step("train", "failed", outcome.reason or outcome.status)
-        raise JobFailed(
-            f"training job {outcome.job_id} {outcome.status}: {outcome.reason} "
-            f"(log: {outcome.log_path})"
-        )
+    report = _validate_step(project, step)
+    outcome, result = _train_step(project, runner, observer, run_name, params)
     metrics = result.metrics
-    step("train", "done", f"run {result.run_id[:8]}")
 
     metric = f"holdout_{cfg.evaluation.metric}"
     champion_version = registry.aliases(project).get(cfg.registry.production_alias)
