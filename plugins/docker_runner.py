@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from workbench.jobs import docker_engine, images
-from workbench.plugins import JobSpec, StopWatcher, error_line, lines_of
+from workbench.plugins import JobSpec, Runner, RunObserver, StopWatcher, error_line, lines_of
 from workbench.project import Project
 from workbench.store import tracking
 
@@ -130,8 +130,7 @@ def _user() -> str:
         return "unknown"
 
 
-class DockerRunner:
-    kind = "runner"
+class DockerRunner(Runner):
     name = "docker"
 
     def available(self) -> bool:
@@ -166,13 +165,7 @@ class DockerRunner:
             return str(exc)
         return None
 
-    def run(
-        self,
-        spec: JobSpec,
-        on_line: Callable[[str], None],
-        should_stop: Callable[[], bool] | None = None,
-        on_start: Callable[[str], None] | None = None,
-    ) -> tuple[int, str | None]:
+    def run(self, spec: JobSpec, observer: RunObserver) -> tuple[int, str | None]:
         import docker
         import requests
 
@@ -182,7 +175,7 @@ class DockerRunner:
             def emit(line: str) -> None:
                 log.write(line + "\n")
                 log.flush()
-                on_line(line)
+                observer.on_line(line)
 
             try:
                 client = docker_engine.connect()
@@ -199,12 +192,11 @@ class DockerRunner:
                 return 125, f"image not found: {docker_engine.describe(exc)}"
             except (docker.errors.DockerException, requests.RequestException) as exc:
                 return 125, f"cannot start the container: {docker_engine.describe(exc)}"
-            if on_start:
-                on_start(container.id[:12])
-            return self._follow(container, emit, should_stop)
+            observer.on_start(container.id[:12])
+            return self._follow(container, emit, observer.should_stop)
 
     def _follow(
-        self, container: Any, emit: Callable[[str], None], should_stop: Callable[[], bool] | None
+        self, container: Any, emit: Callable[[str], None], should_stop: Callable[[], bool]
     ) -> tuple[int, str | None]:
         import docker
         import requests
@@ -269,11 +261,16 @@ class DockerRunner:
             fh.write(text)
         container.remove(force=True)
 
-    def follow(self, handle: str) -> Any:
-        """Yield the container's log lines from the start, following until it ends."""
-        container = self._container(handle)
-        if container is not None:
-            yield from lines_of(container.logs(stream=True, follow=True))
+    def stream_output(self, handle: str) -> Iterator[str]:
+        """The container's log lines from the start, following until it ends (the engine is
+        asked once the lines are read)."""
+
+        def lines() -> Iterator[str]:
+            container = self._container(handle)
+            if container is not None:
+                yield from lines_of(container.logs(stream=True, follow=True))
+
+        return lines()
 
     def stop(self, handle: str) -> None:
         container = self._container(handle)

@@ -7,17 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import psutil
 
-from workbench.plugins import JobSpec, StopWatcher, error_line
+from workbench.plugins import JobSpec, Runner, RunObserver, StopWatcher, error_line
 
 STOP_GRACE_S = 10
 
 
-class LocalRunner:
-    kind = "runner"
+class LocalRunner(Runner):
     name = "local"
 
     def __init__(self) -> None:
@@ -26,13 +24,7 @@ class LocalRunner:
     def available(self) -> bool:
         return True
 
-    def run(
-        self,
-        spec: JobSpec,
-        on_line: Callable[[str], None],
-        should_stop: Callable[[], bool] | None = None,
-        on_start: Callable[[str], None] | None = None,
-    ) -> tuple[int, str | None]:
+    def run(self, spec: JobSpec, observer: RunObserver) -> tuple[int, str | None]:
         env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -49,9 +41,8 @@ class LocalRunner:
             )
         except OSError as exc:
             return 127, f"cannot start {sys.executable}: {exc}"
-        if on_start:
-            on_start(str(proc.pid))
-        watcher = StopWatcher(should_stop, lambda: self.stop(str(proc.pid)))
+        observer.on_start(str(proc.pid))
+        watcher = StopWatcher(observer.should_stop, lambda: self.stop(str(proc.pid)))
         last_error: str | None = None
         assert proc.stdout is not None
         with open(spec.log_path, "a", encoding="utf-8") as log:
@@ -60,7 +51,7 @@ class LocalRunner:
                 log.write(line + "\n")
                 log.flush()
                 last_error = error_line(line) or last_error
-                on_line(line)
+                observer.on_line(line)
         code = proc.wait()
         watcher.close()
         if code == 0:

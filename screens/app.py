@@ -345,20 +345,20 @@ class WorkbenchApp(App[int]):
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
     def _train(self) -> None:
         from workbench.jobs.control import resolve_runner
+        from workbench.jobs.observer import JobObserver
         from workbench.pipeline import flow as pipeline
 
         post = self.post_message
         try:
             runner = resolve_runner(self.project)
             post(TrainLog(f"runner: {runner.name}"))
-            result = pipeline.run(
-                self.project,
-                runner,
+            observer = JobObserver(
                 on_step=lambda name, status, detail: post(TrainStep(name, status, detail)),
-                on_progress=lambda i, total, scores: post(TrainProgress(i, total, scores)),
+                on_progress=lambda p: post(TrainProgress(p.iteration, p.total, p.metrics)),
                 on_log=lambda line: post(TrainLog(line)),
                 should_stop=self._stop_training.is_set,
             )
+            result = pipeline.run(self.project, runner, observer)
         except WorkbenchError as exc:
             post(TrainFinished(False, str(exc)))
         except Exception as exc:

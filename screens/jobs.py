@@ -451,14 +451,17 @@ class JobsScreen(WorkbenchScreen):
     @work(thread=True, exclusive=True, group="jobs-restart", exit_on_error=False)
     def _restart(self, job_id: str) -> None:
         from workbench.jobs.control import restart_job
+        from workbench.jobs.observer import JobObserver
 
         post = self.post_message
         try:
             outcome = restart_job(
                 self.project,
                 job_id,
-                on_progress=lambda i, total, _scores: post(self.RestartProgress(i, total)),
-                should_stop=self._stop_restart.is_set,
+                observer=JobObserver(
+                    on_progress=lambda p: post(self.RestartProgress(p.iteration, p.total)),
+                    should_stop=self._stop_restart.is_set,
+                ),
             )
         except Exception as exc:
             post(self.Restarted("error", describe_error(exc)))

@@ -3,17 +3,19 @@
 Built-in trainers and runners (in plugins/) register exactly as a third-party package would:
     [project.entry-points."workbench.plugins"]
     lightgbm = "plugins.lightgbm_trainer:LightGBMTrainer"
-Each entry point names a class with a `kind` ("trainer", "runner") and a `name`.
+Each entry point names a class with a `kind` ("trainer", "runner") and a `name`. A runner
+subclasses `Runner` (defaults for every capability but `run`).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from workbench.errors import UsageError
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from workbench.config import Config
+    from workbench.project import Project
 
 GROUP = "workbench.plugins"
 
@@ -73,10 +76,15 @@ def param_problems(trainer: Any, params: dict[str, Any]) -> list[str]:
     return [str(p) for p in check(dict(params))]
 
 
+#: How a job ends well: "result" (it reported a result event, as a training job does) or
+#: "stopped" (it runs until asked to stop and exits cleanly then, as a server does).
+EndsWell = Literal["result", "stopped"]
+
+
 @dataclass
 class JobSpec:
     job_id: str
-    kind: str  # "train" | "serve"
+    kind: str  # "train" | "serve": a label (the container's role); never how the job is judged
     module: str  # python module run with -m
     args: list[str]
     project_root: Path
@@ -84,38 +92,75 @@ class JobSpec:
     env: dict[str, str] = field(default_factory=dict)
     # container port -> (host address, host port) to publish; a local process ignores it
     ports: dict[int, tuple[str, int]] = field(default_factory=dict)
+    ends_well: EndsWell = "result"
 
 
-@runtime_checkable
-class Runner(Protocol):
-    kind: str  # "runner"
-    name: str
+class RunObserver:
+    """What a runner reports about the job it runs, and asks of whoever waits on it. Every
+    hook does nothing by default; the jobs layer passes one that parses and records."""
 
-    def available(self) -> bool: ...
+    def on_start(self, handle: str) -> None:
+        """The job runs; `handle` (a pid, a container id) reaches it from any process."""
 
-    def run(
-        self,
-        spec: JobSpec,
-        on_line: Callable[[str], None],
-        should_stop: Callable[[], bool] | None = None,
-        on_start: Callable[[str], None] | None = None,
-    ) -> tuple[int, str | None]:
-        """Run to completion, feeding each output line to on_line; return (exit code, reason).
-        `on_start` receives the job's handle (a pid, a container id) once it runs. A job
-        stopped on request returns the reason "stopped"."""
-        ...
+    def on_line(self, line: str) -> None:
+        """One line of the job's output (log lines and `@wb` event lines alike)."""
+
+    def should_stop(self) -> bool:
+        """Polled while the job runs: True asks the runner to stop it."""
+        return False
+
+
+class Runner(ABC):
+    """The base of every runner plugin: `run` is the one method a runner must have; the rest
+    are capabilities with defaults that say "this runner cannot", so callers call them
+    instead of probing with `hasattr`."""
+
+    kind: str = "runner"
+    name: str = "runner"
+
+    def available(self) -> bool:
+        return True
+
+    def why_unavailable(self) -> str | None:
+        """Why `available()` is False, in one line (None: no reason known)."""
+        return None
+
+    def why_not_for(self, project: Project) -> str | None:
+        """Why this project's jobs cannot run here now (None: they can, as far as it knows)."""
+        return None
+
+    @abstractmethod
+    def run(self, spec: JobSpec, observer: RunObserver) -> tuple[int, str | None]:
+        """Run to completion, feeding each output line to `observer.on_line`; return (exit
+        code, reason). `observer.on_start` receives the job's handle once it runs. A job
+        stopped on request (`observer.should_stop`) returns the reason "stopped"."""
 
     def status(self, handle: str) -> tuple[str, int | None]:
-        """("running" | "exited" | "missing", exit code when known) of a job by its handle."""
-        ...
+        """("running" | "exited" | "missing", exit code when known) of a job by its handle.
+        A runner that cannot tell says "running": the record is left as it is."""
+        return "running", None
 
     def stop(self, handle: str) -> None:
         """Ask the job to stop (SIGTERM, then SIGKILL after a grace period)."""
-        ...
+        raise UsageError(f"the {self.name} runner cannot stop a job by its handle")
 
     def stats(self, handle: str) -> dict[str, float]:
-        """Resource use now: cpu_percent, memory_mb (empty when the job is gone)."""
-        ...
+        """Resource use now: cpu_percent, memory_mb (empty when the job is gone or unknown)."""
+        return {}
+
+    def pids(self, handle: str) -> list[int]:
+        """The job's host pids, to match GPU processes ([] when it cannot say)."""
+        return []
+
+    def collect(self, handle: str, log_path: str) -> None:
+        """A job that ended while nobody followed it: bring its whole log to `log_path` and
+        clean up (nothing to do when the runner writes the log itself)."""
+        return None
+
+    def stream_output(self, handle: str) -> Iterator[str] | None:
+        """The job's output from the start, following until it ends, read from the runner
+        itself; None when the runner has no such source (the log file is the only one)."""
+        return None
 
 
 class StopWatcher:

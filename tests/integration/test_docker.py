@@ -21,6 +21,7 @@ from workbench import plugins
 from workbench.cli.main import main
 from workbench.jobs import control as jobs
 from workbench.jobs import docker_engine, images
+from workbench.jobs.observer import JobObserver
 from workbench.project import Project
 
 pytestmark = pytest.mark.integration
@@ -106,22 +107,23 @@ def test_training_in_a_container_lands_in_mlflow(docker_project: Project) -> Non
     out = jobs.run_training(
         docker_project,
         _runner(),
-        on_progress=lambda i, n, _m: progress.append((i, n)),
-        on_log=lines.append,
+        JobObserver(
+            on_progress=lambda p: progress.append((p.iteration, p.total)), on_log=lines.append
+        ),
         params={"num_iterations": 25},
     )
-    assert out.ok, out.reason
+    assert out.ok and out.train_result is not None, out.reason
     assert out.runner == "docker"
     assert progress and progress[-1] == (25, 25)
 
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=docker_project.tracking_uri)
-    run = client.get_run(out.result["run_id"])
+    run = client.get_run(out.train_result.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["num_iterations"] == "25"
     assert run.data.metrics["holdout_auc"] > 0.7
-    model = mlflow.pyfunc.load_model(out.result["model_uri"])
+    model = mlflow.pyfunc.load_model(out.train_result.model_uri)
     from workbench.data import snapshot as data_mod
 
     frame = data_mod.to_model_frame(
@@ -130,7 +132,7 @@ def test_training_in_a_container_lands_in_mlflow(docker_project: Project) -> Non
     proba = model.predict(frame)
     assert len(proba) == 20 and ((proba >= 0) & (proba <= 1)).all()
     # the container ran as a non-root user: the host user, or "nonroot" when that is root
-    art = Path(out.result["model_uri"].removeprefix("file://"))
+    art = Path(out.train_result.model_uri.removeprefix("file://"))
     expected = os.getuid() or NONROOT[0]
     assert art.stat().st_uid == expected != 0
     # the container is gone, the job recorded

@@ -50,7 +50,7 @@ def test_stop_logs_and_jobs_on_a_local_job(
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=sample_project.tracking_uri)
-    run = client.get_run(outcome[0].result["run_id"])
+    run = client.get_run(outcome[0].run_id)
     assert run.info.status == "KILLED" and run.info.end_time is not None  # not RUNNING for ever
 
     capsys.readouterr()
@@ -89,7 +89,7 @@ def test_a_local_job_whose_starter_vanished_is_settled(sample_project: Project) 
         args=job.args,
     )
     (settled,) = jobs.list_jobs(sample_project)
-    assert settled.status == "succeeded" and settled.run_id == out.result["run_id"]
+    assert settled.status == "succeeded" and settled.run_id == out.run_id
 
 
 def test_unknown_job_is_one_line(

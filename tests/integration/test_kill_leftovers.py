@@ -23,7 +23,7 @@ import tomli_w
 from tests.helpers import audit_rows, mlflow_client
 from workbench import plugins
 from workbench.jobs import control as jobs
-from workbench.jobs import orphans
+from workbench.jobs import events, orphans
 from workbench.project import Project
 from workbench.registry import versions as registry
 
@@ -65,9 +65,9 @@ def _wait_gone(pid: int, deadline_s: float = 30) -> None:
 
 
 def _run_id_of(job: jobs.JobInfo) -> str:
-    found = [e for e in jobs._log_events(job.log_path, None) if e.get("event") == "run"]
+    found = [e for e in jobs._log_events(job.log_path, None) if isinstance(e, events.Run)]
     assert found, "the job announced no run"
-    return str(found[0]["run_id"])
+    return found[0].run_id
 
 
 # ---------------------------------------------------------------- a training run killed mid-way

@@ -26,6 +26,8 @@ from screens.train import TrainScreen
 from tests.tui.helpers import palette_hits, record_notes, run_metrics, run_name, settle, wait_until
 from workbench.config import TuiSection
 from workbench.errors import JobFailed
+from workbench.jobs.events import Progress
+from workbench.jobs.observer import QUIET, JobObserver
 from workbench.project import Project
 from workbench.registry import versions as registry
 from workbench.store.db import Db
@@ -434,21 +436,19 @@ class FakePipeline:
         self,
         project: Project,
         runner: Any,
-        on_step: Any = None,
-        on_progress: Any = None,
-        on_log: Any = None,
-        should_stop: Any = None,
+        observer: JobObserver = QUIET,
         auto_promote: Any = None,
     ) -> Any:
         self.calls += 1
+        on_step = observer.on_step
         on_step("validate", "done", "100 rows, 0 warning(s)")
         on_step("train", "running", "fake on the fake runner")
         for i in range(1, 11):
-            on_progress(i, 40, {"valid_auc": 0.8 + i / 100})
-        on_log("a line from the job")
+            observer.on_progress(Progress(i, 40, {"valid_auc": 0.8 + i / 100}))
+        observer.on_log("a line from the job")
         deadline = time.monotonic() + 20
         while not self.release.wait(0.01):
-            if should_stop():
+            if observer.should_stop():
                 on_step("train", "failed", "stopped by user")
                 raise JobFailed("training job train-1 stopped: stopped by user")
             if time.monotonic() > deadline:

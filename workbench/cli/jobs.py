@@ -69,7 +69,6 @@ def jobs(limit: int, as_json: bool) -> int:
 def logs(job: str, follow: bool, events: bool) -> int:
     import time
 
-    from workbench import plugins
     from workbench.jobs import control
 
     project = load_project()
@@ -79,10 +78,11 @@ def logs(job: str, follow: bool, events: bool) -> int:
         print(line)
     if not follow or not found.active:
         return 0
-    runner = plugins.load("runner", found.runner)
-    if hasattr(runner, "follow") and found.handle and _owner_gone(found):
+    runner = control.runner_for(found.runner)
+    stream = runner.stream_output(found.handle) if found.handle and _owner_gone(found) else None
+    if stream is not None:
         # Nobody is copying the container's output into the log file: read the container.
-        for i, line in enumerate(runner.follow(found.handle)):
+        for i, line in enumerate(stream):
             if i >= len(lines) and (events or not line.startswith("@wb ")):
                 print(line, flush=True)
         return 0

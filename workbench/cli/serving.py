@@ -90,6 +90,7 @@ def _foreground(
 ) -> int:
     """Serve until Ctrl-C or SIGTERM (a graceful stop), as a job the runner starts."""
     from workbench.jobs.control import new_job_id, resolve_runner, run_job
+    from workbench.jobs.observer import JobObserver
 
     cfg = project.config.serving
     notes: list[str] = []
@@ -120,11 +121,11 @@ def _foreground(
         "workbench.serving",
         server_args,
         resolved,
-        on_log=lambda line: print(line, flush=True),
-        should_stop=stop.is_set,
+        JobObserver(on_log=lambda line: print(line, flush=True), should_stop=stop.is_set),
         job_id=job_id,
         ports=ports,
         env=env,
+        ends_well="stopped",
     )
     if outcome.status == "stopped":
         return 0

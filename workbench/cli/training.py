@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from workbench.cli.common import Commands, console, fmt, load_project, print_json
 from workbench.errors import UsageError, WorkbenchError
 from workbench.names import check_label
+
+if TYPE_CHECKING:
+    from workbench.jobs.events import Progress
 
 commands = Commands()
 
@@ -62,11 +65,11 @@ class _Progress:
         else:
             print(line, file=sys.stderr, flush=True)
 
-    def progress(self, i: int, total: int, metrics: dict[str, float]) -> None:
+    def progress(self, p: Progress) -> None:
         if self.bar is None:
             return
-        shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith("valid"))
-        self.bar.update(self.task, completed=i, total=total, scores=shown)
+        shown = "  ".join(f"{k}={v:.4f}" for k, v in p.metrics.items() if k.startswith("valid"))
+        self.bar.update(self.task, completed=p.iteration, total=p.total, scores=shown)
 
     def step(self, name: str, status: str, detail: str) -> None:
         if not self.enabled:
@@ -113,6 +116,7 @@ def train(
 ) -> int:
     from workbench.data.validation import check_config
     from workbench.jobs.control import run_training
+    from workbench.jobs.observer import JobObserver
 
     if run_name is not None:
         check_label(run_name, "--run-name")
@@ -123,14 +127,9 @@ def train(
     )
     resolved = _runner(project, runner, as_json)
     with _Progress(enabled=not as_json and sys.stdout.isatty(), quiet=quiet or as_json) as bar:
-        outcome = run_training(
-            project,
-            resolved,
-            on_progress=bar.progress,
-            on_log=bar.log,
-            run_name=run_name,
-            params=params,
-        )
+        observer = JobObserver(on_progress=bar.progress, on_log=bar.log)
+        outcome = run_training(project, resolved, observer, run_name=run_name, params=params)
+    result = outcome.train_result
     if as_json:
         print_json(
             {
@@ -138,13 +137,14 @@ def train(
                 "status": outcome.status,
                 "runner": outcome.runner,
                 "reason": outcome.reason,
-                **outcome.result,
+                **({"run_id": outcome.run_id} if outcome.run_id else {}),
+                **(result.to_dict() if result else {}),
             }
         )
-    elif outcome.ok:
-        m = outcome.result["metrics"]
+    elif outcome.ok and result is not None:
+        m = result.metrics
         shown = ", ".join(f"{k}={v:.4f}" for k, v in m.items() if k.startswith("holdout_"))
-        print(f"run {outcome.result['run_id']} finished: {shown}")
+        print(f"run {result.run_id} finished: {shown}")
     if not outcome.ok:
         raise WorkbenchError(
             f"training job {outcome.job_id} {outcome.status}: {outcome.reason} "
@@ -163,6 +163,7 @@ pipeline = commands.group("pipeline", "validate -> train -> evaluate -> gate -> 
     help="move production when the gate passes (overrides [gate].auto_promote)",
 )
 def pipeline_run(auto_promote: bool, as_json: bool, runner: str | None, quiet: bool) -> int:
+    from workbench.jobs.observer import JobObserver
     from workbench.pipeline import flow
 
     project = load_project()
@@ -175,14 +176,8 @@ def pipeline_run(auto_promote: bool, as_json: bool, runner: str | None, quiet: b
                 print(f"{name}: {status}: {detail}")
             bar.step(name, status, detail)
 
-        result = flow.run(
-            project,
-            resolved,
-            on_step=on_step,
-            on_progress=bar.progress,
-            on_log=bar.log,
-            auto_promote=True if auto_promote else None,
-        )
+        observer = JobObserver(on_progress=bar.progress, on_log=bar.log, on_step=on_step)
+        result = flow.run(project, resolved, observer, auto_promote=True if auto_promote else None)
     if as_json:
         print_json(result.to_dict())
     else:

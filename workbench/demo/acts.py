@@ -11,6 +11,7 @@ from typing import Any
 from workbench.config import CONFIG_FILE
 from workbench.demo import samples
 from workbench.jobs.control import resolve_runner
+from workbench.jobs.observer import JobObserver
 from workbench.pipeline import flow as pipeline
 from workbench.project import Project
 from workbench.registry import versions as registry
@@ -29,10 +30,12 @@ def prepare(target: Path | None, echo: Callable[[str], None] = print, rows: int 
         if status != "running":
             echo(f"  {name:<9} {status}: {detail}")
 
+    steps = JobObserver(on_step=step)
+
     have = registry.list_versions(project)
     if not have:
         echo(f"training a first model on the {runner.name} runner")
-        first = pipeline.run(project, runner, on_step=step)
+        first = pipeline.run(project, runner, steps)
         registry.promote(project, first.version, "demo: first model", alias="production")
         have = registry.list_versions(project)
     if len(have) < 2:
@@ -40,7 +43,7 @@ def prepare(target: Path | None, echo: Callable[[str], None] = print, rows: int 
         pipeline.run(
             project,
             runner,
-            on_step=step,
+            steps,
             run_name="challenger",
             params={"learning_rate": 0.1, "num_leaves": 15},
         )
@@ -173,15 +176,12 @@ def _wait_logged(project: Project, pattern: str, n: int, timeout_s: float = 15.0
     from workbench.store.db import Db
 
     deadline = time.monotonic() + timeout_s
-    db = Db(project.logs)
-    try:
+    with Db(project.logs) as db:
         while time.monotonic() < deadline:
             sql = "SELECT count(*) AS n FROM predictions WHERE request_id LIKE ?"
             if db.rows(sql, [pattern])[0]["n"] >= n:
                 return
             time.sleep(0.2)
-    finally:
-        db.close()
 
 
 def _allow_category(project: Project, column: str, value: str) -> None:

@@ -8,20 +8,23 @@ import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench import plugins
 from workbench.errors import UsageError
 from workbench.jobs import events
+from workbench.jobs.events import Error, Progress, Run, TrainResult
+from workbench.jobs.observer import QUIET, JobObserver
+from workbench.jobs.watch import Watch, ends_well_of, judge
 from workbench.names import check_name, inside
-from workbench.plugins import JobSpec, Runner
+from workbench.plugins import EndsWell, JobSpec, Runner
 from workbench.project import Project
 from workbench.store.parquet_log import ParquetLog, utcnow
 
-ProgressCallback = Callable[[int, int, dict[str, float]], object]
+if TYPE_CHECKING:
+    from workbench.store.db import Db
 
 
 @dataclass
@@ -32,7 +35,8 @@ class JobOutcome:
     reason: str | None
     runner: str
     log_path: str
-    result: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None  # the MLflow run the job reported, if any
+    train_result: TrainResult | None = None  # what a training job reported at its end
 
     @property
     def ok(self) -> bool:
@@ -52,18 +56,26 @@ def resolve_runner(
     choice = requested or project.config.runner.default
     if choice == "auto":
         if "docker" in plugins.available("runner"):
-            docker = plugins.load("runner", "docker")
-            why = docker.why_not_for(project) if hasattr(docker, "why_not_for") else None
+            docker = load_runner("docker")
+            why = docker.why_not_for(project)
             if why is None and docker.available():
-                return docker  # type: ignore[no-any-return]
+                return docker
             if notes is not None and why:
                 notes.append(why)
-        return plugins.load("runner", "local")  # type: ignore[no-any-return]
-    runner = plugins.load("runner", choice)
+        return load_runner("local")
+    runner = load_runner(choice)
     if not runner.available():
-        why = getattr(runner, "why_unavailable", lambda: None)()
+        why = runner.why_unavailable()
         raise UsageError(f"runner {choice!r} is not available: {why or 'not on this machine'}")
-    return runner  # type: ignore[no-any-return]
+    return runner
+
+
+def load_runner(name: str) -> Runner:
+    """A new instance of runner plugin `name`, which must subclass `plugins.Runner`."""
+    runner = plugins.load("runner", name)
+    if not isinstance(runner, Runner):
+        raise UsageError(f"runner plugin {name!r} does not subclass workbench.plugins.Runner")
+    return runner
 
 
 def _host() -> str:
@@ -72,10 +84,7 @@ def _host() -> str:
 
 def _starter_gone(job: JobInfo) -> bool:
     """Did the process that started this job (on this host) end?"""
-    try:
-        info = json.loads(job.args or "{}")
-    except json.JSONDecodeError:
-        return False
+    info = _recorded(job)
     pid = info.get("starter_pid")
     if not pid or info.get("host") != _host():
         return False
@@ -95,7 +104,7 @@ _RUNNERS: dict[str, Runner] = {}
 def runner_for(name: str) -> Runner:
     """One runner instance per name in this process (stats need two readings of one object)."""
     if name not in _RUNNERS:
-        _RUNNERS[name] = plugins.load("runner", name)
+        _RUNNERS[name] = load_runner(name)
     return _RUNNERS[name]
 
 
@@ -109,26 +118,27 @@ def run_job(
     module: str,
     args: list[str],
     runner: Runner,
-    on_progress: ProgressCallback | None = None,
-    on_log: Callable[[str], object] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    observer: JobObserver | None = None,
     job_id: str | None = None,
     ports: dict[int, tuple[str, int]] | None = None,
     env: dict[str, str] | None = None,
+    ends_well: EndsWell | None = None,
 ) -> JobOutcome:
-    """Run `python -m module args` through `runner` as a recorded job. A "train" job succeeds
-    when it reports a model; a "serve" job runs until stopped, which is how it ends well."""
+    """Run `python -m module args` through `runner` as a recorded job, told to `observer`.
+    It succeeds when it reports a result (`ends_well="result"`, a training job), or ends
+    well when stopped (`"stopped"`, a server)."""
+    observer = observer or QUIET
     project.ensure_store()
     job_id = check_name(job_id, "job id") if job_id else new_job_id(kind)
     log_path = inside(project.jobs_dir, f"{job_id}.log", where="job log")
-    spec = JobSpec(job_id, kind, module, args, project.root, log_path, env or {}, ports or {})
-    started: datetime = utcnow()
+    how = ends_well_of(kind, ends_well)
+    spec = JobSpec(job_id, kind, module, args, project.root, log_path, env or {}, ports or {}, how)
     base: dict[str, Any] = {
         "job_id": job_id,
         "kind": kind,
         "runner": runner.name,
         "log_path": str(log_path),
-        "started_at": started,
+        "started_at": utcnow(),
         # who started it: lets another process settle a job whose starter died early
         "args": json.dumps(
             {
@@ -136,84 +146,51 @@ def run_job(
                 "args": args,
                 "starter_pid": os.getpid(),
                 "host": _host(),
+                "ends_well": how,
                 **({"ports": {str(k): list(v) for k, v in ports.items()}} if ports else {}),
             }
         ),
     }
     _record(project, status="starting", **base)
 
-    def on_start(handle: str) -> None:
+    def started(handle: str) -> None:
         base["handle"] = handle
         _record(project, status="running", **base)
 
-    result: dict[str, Any] = {}
-    error: list[str] = []
-
-    def on_line(line: str) -> None:
-        event = events.parse(line)
-        if event is None:
-            if on_log:
-                on_log(line)
-            return
-        kind_ = event.get("event")
-        if kind_ == "progress" and on_progress:
-            on_progress(int(event["iteration"]), int(event["total"]), event.get("metrics") or {})
-        elif kind_ == "result":
-            result.update({k: v for k, v in event.items() if k != "event"})
-        elif kind_ == "run":
-            result["run_id"] = event.get("run_id")
-        elif kind_ == "error":
-            error.append(str(event.get("message")))
-
+    watch = Watch(observer, started)
     try:
-        code, reason = runner.run(spec, on_line, should_stop, on_start)
+        code, reason = runner.run(spec, watch)
     except KeyboardInterrupt:
         code, reason = 130, "interrupted"
     except BaseException as exc:  # a broken pipe, a bug: the record must not stay "running"
-        _record(
-            project,
-            status="failed",
-            ended_at=utcnow(),
-            exit_code=1,
-            reason=f"the runner failed: {type(exc).__name__}: {exc}",
-            **base,
-        )
+        why = f"the runner failed: {type(exc).__name__}: {exc}"
+        _record(project, status="failed", ended_at=utcnow(), exit_code=1, reason=why, **base)
         raise
-    if error:
-        reason = error[-1]
-    if kind == "serve" and code == 0:
-        status, reason = "stopped", "stopped"
-    elif code == 0 and "model_uri" in result:
-        status = "succeeded"
-    elif reason == "stopped" or (should_stop and should_stop()):
-        status, reason = "stopped", "stopped by user"
-    else:
-        status = "failed"
-        if code == 0:
-            code, reason = 1, reason or "job ended without a result"
+    status, code, reason = judge(spec, code, reason, watch)
     _record(
         project,
         status=status,
-        run_id=result.get("run_id"),
+        run_id=watch.run_id,
         ended_at=utcnow(),
         exit_code=code,
         reason=reason,
         **base,
     )
-    if kind == "train" and status != "succeeded":
-        _end_runs(project, job_id, result.get("run_id"), status, reason)
-    return JobOutcome(job_id, status, code, reason, runner.name, str(log_path), result)
+    if status != "succeeded":
+        _end_runs(project, job_id, watch.run_id, status, reason)
+    return JobOutcome(
+        job_id, status, code, reason, runner.name, str(log_path), watch.run_id, watch.result
+    )
 
 
 def run_training(
     project: Project,
     runner: Runner,
-    on_progress: ProgressCallback | None = None,
-    on_log: Callable[[str], object] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    observer: JobObserver | None = None,
     run_name: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> JobOutcome:
+    """A training job: it ends well when it reports its result."""
     job_id = new_job_id("train")
     args = ["--project", str(project.root), "--job-id", job_id]
     if run_name:
@@ -221,15 +198,7 @@ def run_training(
     if params:
         args += ["--params", json.dumps(params)]
     return run_job(
-        project,
-        "train",
-        "workbench.training",
-        args,
-        runner,
-        on_progress,
-        on_log,
-        should_stop,
-        job_id,
+        project, "train", "workbench.training", args, runner, observer, job_id, ends_well="result"
     )
 
 
@@ -276,7 +245,7 @@ def _fields(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row.get(k) for k in names}
 
 
-def _log_events(path: str, tail_bytes: int | None = 65536) -> list[dict[str, Any]]:
+def _log_events(path: str, tail_bytes: int | None = 65536) -> list[events.Event]:
     """The `@wb` events in a job's log (the last `tail_bytes` of it, or all of it)."""
     try:
         with open(path, "rb") as fh:
@@ -286,7 +255,11 @@ def _log_events(path: str, tail_bytes: int | None = 65536) -> list[dict[str, Any
             text = fh.read().decode("utf-8", "replace")
     except OSError:
         return []
-    return [e for e in map(events.parse, text.splitlines()) if e is not None]
+    return [e for e in map(events.decode, text.splitlines()) if e is not None]
+
+
+def _last(found: list[events.Event], kind: type[Any]) -> Any:
+    return next((e for e in reversed(found) if isinstance(e, kind)), None)
 
 
 def _finish_from_log(
@@ -296,27 +269,24 @@ def _finish_from_log(
     unless its starter settled it meanwhile (then keep what the starter wrote)."""
     from workbench.store.db import Db
 
-    db = Db(project.logs)
-    try:
+    with Db(project.logs) as db:
         latest = db.rows("SELECT status FROM jobs WHERE job_id = ?", [job.job_id])
-    finally:
-        db.close()
     if latest and latest[0]["status"] not in ACTIVE:
         job.status = latest[0]["status"]
         return job
     found = _log_events(job.log_path, tail_bytes=None)
-    result = next((e for e in reversed(found) if e.get("event") == "result"), None)
-    error = next((e for e in reversed(found) if e.get("event") == "error"), None)
-    run = next((e for e in found if e.get("event") == "run"), None)
+    result: TrainResult | None = _last(found, TrainResult)
+    error: Error | None = _last(found, Error)
+    run = next((e for e in found if isinstance(e, Run)), None)
     code: int | None
     if result is not None:
         status, reason, code = "succeeded", None, 0 if exit_code is None else exit_code
-    elif job.kind == "serve" and exit_code == 0:
+    elif ends_well_of(job.kind, _recorded(job).get("ends_well")) == "stopped" and exit_code == 0:
         status, reason, code = "stopped", "stopped", 0
     else:
         status = "failed"
         reason = (
-            (error or {}).get("message")
+            (error.message if error else None)
             or why
             or (
                 f"exited with code {exit_code}"
@@ -326,13 +296,22 @@ def _finish_from_log(
         )
         code = exit_code
     job.status, job.reason, job.exit_code = status, reason, code
-    job.run_id = job.run_id or (result or run or {}).get("run_id")
+    job.run_id = job.run_id or (result or run or Run("")).run_id or None
     job.ended_at = utcnow()
     row = {k: v for k, v in job.to_dict().items() if k not in ("progress", "runtime_s")}
     _record(project, **row)
-    if job.kind == "train" and status != "succeeded":
+    if status != "succeeded":
         _end_runs(project, job.job_id, job.run_id, status, reason)
     return job
+
+
+def _recorded(job: JobInfo) -> dict[str, Any]:
+    """What `run_job` recorded of how the job was started (its `args` column)."""
+    try:
+        info = json.loads(job.args or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def _end_runs(
@@ -348,19 +327,14 @@ def _end_runs(
 
 
 def list_jobs(
-    project: Project, db: Any = None, reconcile: bool = True, limit: int = 200
+    project: Project, db: Db | None = None, reconcile: bool = True, limit: int = 200
 ) -> list[JobInfo]:
     """Jobs newest first. With `reconcile`, a job recorded as running whose process or
     container has ended is settled from its log (a job survives the process that started it)."""
     from workbench.store.db import Db
 
-    own = db is None
-    db = db or Db(project.logs)
-    try:
-        rows = db.rows("SELECT * FROM jobs ORDER BY started_at DESC NULLS LAST LIMIT ?", [limit])
-    finally:
-        if own:
-            db.close()
+    with Db.borrow(db, project.logs) as use:
+        rows = use.rows("SELECT * FROM jobs ORDER BY started_at DESC NULLS LAST LIMIT ?", [limit])
     jobs = [JobInfo(**_fields(r)) for r in rows]
     for job in jobs:
         if not job.active:
@@ -372,17 +346,16 @@ def list_jobs(
             runner = runner_for(job.runner)
             try:
                 state, code = runner.status(job.handle)
-                if state == "exited" and hasattr(runner, "collect"):
-                    runner.collect(job.handle, job.log_path)  # the container's whole log
+                if state == "exited":
+                    runner.collect(job.handle, job.log_path)  # e.g. a container's whole log
             except Exception:  # an engine that is down: leave the record as it is
                 state, code = "running", None
             if state != "running":
                 _finish_from_log(project, job, code)
                 continue
-        if job.kind == "train":
-            progress = [e for e in _log_events(job.log_path, 8192) if e.get("event") == "progress"]
-            if progress:
-                job.progress = (int(progress[-1]["iteration"]), int(progress[-1]["total"]))
+        last: Progress | None = _last(_log_events(job.log_path, 8192), Progress)
+        if last is not None:
+            job.progress = (last.iteration, last.total)
     if reconcile:
         from workbench.errors import WorkbenchError
         from workbench.registry import versions as registry
@@ -393,7 +366,7 @@ def list_jobs(
     return jobs
 
 
-def get_job(project: Project, job_id: str, db: Any = None) -> JobInfo:
+def get_job(project: Project, job_id: str, db: Db | None = None) -> JobInfo:
     """A job by id or unique prefix."""
     jobs = list_jobs(project, db)
     matches = [j for j in jobs if j.job_id == job_id] or [
@@ -445,15 +418,14 @@ def restart_job(
     project: Project,
     job_id: str,
     runner: Runner | None = None,
-    on_progress: ProgressCallback | None = None,
-    on_log: Callable[[str], object] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    observer: JobObserver = QUIET,
 ) -> JobOutcome:
-    """Run a job again with the same arguments (as a new job), on `runner` or the same kind."""
+    """Run a job again with the same arguments (as a new job), on `runner` or the same kind;
+    it ends well as the first one was declared to."""
     job = get_job(project, job_id)
     if job.active:
         raise UsageError(f"job {job.job_id} is still running; stop it first")
-    spec = json.loads(job.args or "{}")
+    spec = _recorded(job)
     if "module" not in spec:
         raise UsageError(f"job {job.job_id} did not record its arguments; start it anew")
     new_id = new_job_id(job.kind)
@@ -462,15 +434,7 @@ def restart_job(
         args[args.index("--job-id") + 1] = new_id
     runner = runner or resolve_runner(project, job.runner)
     ports = {int(k): (str(v[0]), int(v[1])) for k, v in spec.get("ports", {}).items()}
+    how = ends_well_of(job.kind, spec.get("ends_well"))
     return run_job(
-        project,
-        job.kind,
-        spec["module"],
-        args,
-        runner,
-        on_progress,
-        on_log,
-        should_stop,
-        new_id,
-        ports,
+        project, job.kind, spec["module"], args, runner, observer, new_id, ports, ends_well=how
     )

@@ -21,15 +21,7 @@ RUN_STATUS = {"failed": "FAILED", "stopped": "KILLED"}
 
 def running_runs(project: Project, job_id: str, run_id: str | None = None) -> list[str]:
     """The job's runs that MLflow still has as RUNNING (one SQLite read, no mlflow import)."""
-    with mlflow_store.connect_ro(project.mlflow_db) as con:
-        if con is None:
-            return []
-        rows = con.execute(
-            "SELECT run_uuid FROM runs WHERE status = 'RUNNING' AND (run_uuid = ? OR run_uuid IN "
-            "(SELECT run_uuid FROM tags WHERE key = 'workbench.job_id' AND value = ?))",
-            (run_id or "", job_id),
-        ).fetchall()
-    return [r[0] for r in rows]
+    return mlflow_store.running_run_ids(project.mlflow_db, "workbench.job_id", job_id, run_id)
 
 
 def end_runs(

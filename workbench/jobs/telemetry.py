@@ -103,8 +103,7 @@ def job_pids(job: control.JobInfo) -> list[int] | None:
     if not job.active or not job.handle:
         return None
     try:
-        pids = getattr(control.runner_for(job.runner), "pids", None)
-        return list(pids(job.handle)) if pids else None
+        return list(control.runner_for(job.runner).pids(job.handle)) or None
     except Exception:
         return None
 

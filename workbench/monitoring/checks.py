@@ -207,13 +207,9 @@ def check(
         last_n = last_n or (None if window else cfg.drift.last_n)
         window = window or cfg.drift.window
         since = None if last_n else utcnow() - parse_window(window)
-        use = DbClass(project.logs) if db is None else db
-        try:
+        with DbClass.borrow(db, project.logs) as use:
             frame, outputs = _predictions(use, cfg.model_name, version, profile, since, last_n)
             metric = _metric(use, project, cfg.model_name, version, since, last_n)
-        finally:
-            if db is None:
-                use.close()
         counter = Counter(profile)
         if frame.height:
             counter.update(frame, predictions=outputs)

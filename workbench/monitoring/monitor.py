@@ -42,14 +42,11 @@ class MonitorOutcome:
 def last_trigger(project: Project) -> datetime | None:
     from workbench.store.db import Db
 
-    db = Db(project.logs)
-    try:
+    with Db(project.logs) as db:
         rows = db.rows(
             "SELECT max(ts) AS ts FROM audit WHERE action = ? AND model = ?",
             [TRIGGER, project.config.model_name],
         )
-    finally:
-        db.close()
     return rows[0]["ts"] if rows and rows[0]["ts"] is not None else None
 
 
@@ -81,6 +78,7 @@ def check_once(
     `should_stop` reaches the retraining job (a TUI that quits stops it)."""
     from workbench.errors import WorkbenchError
     from workbench.jobs.control import resolve_runner
+    from workbench.jobs.observer import JobObserver
     from workbench.monitoring import checks as drift_checks
     from workbench.pipeline import flow as pipeline
     from workbench.serving import deployments
@@ -119,10 +117,14 @@ def check_once(
     outcome = MonitorOutcome(stamp, True, True, reason, summary)
     try:
         runner = runner or resolve_runner(project)
+        observer = JobObserver(
+            on_step=on_step or JobObserver.on_step,
+            on_log=on_log or JobObserver.on_log,
+            should_stop=should_stop or JobObserver.should_stop,
+        )
         done = pipeline.run(
-            project, runner, on_step=on_step, on_log=on_log, should_stop=should_stop,
-            auto_promote=False, run_name=f"retrain-on-drift-{stamp}",
-        )  # fmt: skip
+            project, runner, observer, auto_promote=False, run_name=f"retrain-on-drift-{stamp}"
+        )
         outcome.candidate = done.version
         if cfg.canary_traffic > 0 and deployments.read_server(project) is not None:
             deployments.start_canary(

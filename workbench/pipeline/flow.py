@@ -1,6 +1,7 @@
 """The pipeline: validate -> train -> evaluate -> gate -> register -> aliases.
 
-Each step reports through `on_step(name, status, detail)`; training streams progress. The
+Each step reports through the observer's `on_step(name, status, detail)`; training streams
+progress and log lines to the same observer, and polls its `should_stop`. The
 champion (the version holding the production alias) is scored on the candidate's holdout, so
 the gate compares both models on the same rows. The version is registered with the alias
 moves the gate decided on (its intent), so a pipeline killed between registering and moving
@@ -16,13 +17,13 @@ from typing import Any
 from workbench.data import snapshot as data_mod
 from workbench.data.validation import ValidationReport, validate_frame
 from workbench.errors import JobFailed, ValidationFailed
-from workbench.jobs.control import ProgressCallback, run_training
+from workbench.jobs.control import JobOutcome, run_training
+from workbench.jobs.events import TrainResult
+from workbench.jobs.observer import QUIET, JobObserver
 from workbench.pipeline.gate import decide
 from workbench.plugins import Runner
 from workbench.project import Project
 from workbench.registry import versions as registry
-
-StepCallback = Callable[[str, str, str], object]
 
 
 @dataclass
@@ -64,22 +65,7 @@ def score_champion(project: Project, version: int) -> dict[str, float]:
     return {f"holdout_{k}": v for k, v in scores.items()}
 
 
-def run(
-    project: Project,
-    runner: Runner,
-    on_step: StepCallback | None = None,
-    on_progress: ProgressCallback | None = None,
-    on_log: Callable[[str], object] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    auto_promote: bool | None = None,
-    params: dict[str, Any] | None = None,
-    run_name: str | None = None,
-) -> PipelineResult:
-    """Run every step; `params` overrides trainer params for this run only."""
-    step = on_step or (lambda name, status, detail: None)
-    cfg = project.config
-    registry.settle_versions(project)  # what an earlier, killed pipeline left
-
+def _validate_step(project: Project, step: Callable[[str, str, str], object]) -> ValidationReport:
     step("validate", "running", str(project.data_path))
     report = validate(project)
     if not report.passed:
@@ -89,18 +75,49 @@ def run(
             f"(run `workbench validate` for the report)"
         )
     step("validate", "done", f"{report.rows:,} rows, {len(report.warnings)} warning(s)")
+    return report
 
-    step("train", "running", f"{cfg.trainer.plugin} on the {runner.name} runner")
-    outcome = run_training(project, runner, on_progress, on_log, should_stop, run_name, params)
-    if not outcome.ok:
+
+def _train_step(
+    project: Project,
+    runner: Runner,
+    observer: JobObserver,
+    run_name: str | None,
+    params: dict[str, Any] | None,
+) -> tuple[JobOutcome, TrainResult]:
+    """The training job, and the result it reported (JobFailed when it did not succeed)."""
+    step = observer.on_step
+    step("train", "running", f"{project.config.trainer.plugin} on the {runner.name} runner")
+    outcome = run_training(project, runner, observer, run_name, params)
+    result = outcome.train_result
+    if not outcome.ok or result is None:
         step("train", "failed", outcome.reason or outcome.status)
         raise JobFailed(
             f"training job {outcome.job_id} {outcome.status}: {outcome.reason} "
             f"(log: {outcome.log_path})"
         )
-    result = outcome.result
-    metrics: dict[str, float] = result["metrics"]
-    step("train", "done", f"run {result['run_id'][:8]}")
+    step("train", "done", f"run {result.run_id[:8]}")
+    return outcome, result
+
+
+def run(
+    project: Project,
+    runner: Runner,
+    observer: JobObserver | None = None,
+    auto_promote: bool | None = None,
+    params: dict[str, Any] | None = None,
+    run_name: str | None = None,
+) -> PipelineResult:
+    """Run every step, told to `observer`; `params` overrides trainer params for this run
+    only."""
+    observer = observer or QUIET
+    step = observer.on_step
+    cfg = project.config
+    registry.settle_versions(project)  # what an earlier, killed pipeline left
+
+    report = _validate_step(project, step)
+    outcome, result = _train_step(project, runner, observer, run_name, params)
+    metrics = result.metrics
 
     metric = f"holdout_{cfg.evaluation.metric}"
     champion_version = registry.aliases(project).get(cfg.registry.production_alias)
@@ -127,11 +144,11 @@ def run(
         )
     # The version carries what is meant for it, so a kill before the aliases moved is settled
     # by whoever looks next (registry.settle_versions), never left silent.
-    intent = registry.new_intent(project, moves, run_id=result["run_id"], job_id=outcome.job_id)
+    intent = registry.new_intent(project, moves, run_id=result.run_id, job_id=outcome.job_id)
     version = registry.register(
         project,
-        result["run_id"],
-        result["model_uri"],
+        result.run_id,
+        result.model_uri,
         description=f"gate {gate.decision}: {gate.reason}",
         intent=intent,
     )
@@ -141,7 +158,7 @@ def run(
     step("alias", "done", ", ".join(aliases_set))
 
     return PipelineResult(
-        run_id=result["run_id"],
+        run_id=result.run_id,
         model=cfg.model_name,
         version=version,
         metrics=metrics,
@@ -149,7 +166,7 @@ def run(
         aliases_set=aliases_set,
         job_id=outcome.job_id,
         runner=outcome.runner,
-        data_digest=result.get("data_digest", ""),
+        data_digest=result.data_digest,
         champion_version=champion_version,
         validation={"rows": report.rows, "warnings": len(report.warnings)},
     )

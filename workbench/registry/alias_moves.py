@@ -102,17 +102,12 @@ def current_aliases(project: Project) -> dict[str, int]:
 
 def moves(project: Project, db: Db | None = None) -> list[dict[str, Any]]:
     """Every audited move of this project's model's aliases, oldest first."""
-    own = db is None
-    db = db or Db(project.logs)
-    try:
-        return db.rows(
+    with Db.borrow(db, project.logs) as use:
+        return use.rows(
             "SELECT ts, actor, action, alias, from_version, to_version, reason FROM audit "
             f"WHERE model = ? AND action IN ({', '.join('?' * len(MOVES))}) ORDER BY ts",
             [project.config.model_name, *MOVES],
         )
-    finally:
-        if own:
-            db.close()
 
 
 def last_states(history: list[dict[str, Any]]) -> dict[str, int | None]:
@@ -207,14 +202,11 @@ def _recover(project: Project) -> None:
         return
     row["ts"] = datetime.fromisoformat(row["ts"])
     if current_aliases(project).get(row["alias"]) == row["to_version"]:
-        db = Db(project.logs)
-        try:
+        with Db(project.logs) as db:
             (seen,) = db.rows(
                 "SELECT count(*) AS n FROM audit WHERE model = ? AND alias = ? AND ts = ?",
                 [row["model"], row["alias"], row["ts"]],
             )
-        finally:
-            db.close()
         if not seen["n"]:
             details = json.loads(row["details"] or "{}")
             details["recovered_by"] = audit.actor()

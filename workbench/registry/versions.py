@@ -15,10 +15,8 @@ writes go through MlflowClient, and an MlflowException becomes one line (Registr
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
-import sqlite3
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -55,23 +53,10 @@ class VersionInfo:
         return asdict(self)
 
 
-def _run_metrics(project: Project, run_ids: list[str]) -> dict[str, dict[str, float]]:
-    with mlflow_store.connect_ro(project.mlflow_db) as con:
-        if con is None or not run_ids:
-            return {}
-        marks = ",".join("?" * len(run_ids))
-        out: dict[str, dict[str, float]] = {}
-        for run_id, key, value, is_nan in con.execute(
-            f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({marks})",
-            run_ids,
-        ):
-            out.setdefault(run_id, {})[key] = math.nan if is_nan else float(value)
-        return out
-
-
 def list_versions(project: Project) -> list[VersionInfo]:
     versions = mlflow_store.read_model_versions(project.mlflow_db, project.config.model_name)
-    metrics = _run_metrics(project, [v.run_id for v in versions if v.run_id])
+    run_ids = [v.run_id for v in versions if v.run_id]
+    metrics = mlflow_store.read_latest_metrics(project.mlflow_db, run_ids)
     return [
         VersionInfo(
             version=v.version,
@@ -130,19 +115,14 @@ def alias_history(
     """Alias moves of this project's model, oldest first. Moves found in MLflow that no audit
     row explains are recorded first (as `external`, by `mlflow`), and versions left pending by
     a dead pipeline are settled."""
-    own = db is None
-    db = db or Db(project.logs)
-    try:
-        settle_versions(project, db)
-        history = alias_moves.moves(project, db)
+    with Db.borrow(db, project.logs) as use:
+        settle_versions(project, use)
+        history = alias_moves.moves(project, use)
         if alias_moves.differences(history, aliases(project)) or alias_moves.cut_short(project):
             with locked(project):
-                alias_moves.record_external(project, db)
-            history = alias_moves.moves(project, db)
+                alias_moves.record_external(project, use)
+            history = alias_moves.moves(project, use)
         return [ev for ev in history if alias is None or ev["alias"] == alias]
-    finally:
-        if own:
-            db.close()
 
 
 def _stack(history: list[dict[str, Any]]) -> list[int]:
@@ -312,20 +292,12 @@ def _tag(client: Any, project: Project, version: int, key: str, value: str) -> N
 
 def _pending(project: Project) -> dict[int, dict[str, Any]]:
     """Versions registered with an intent that is neither settled nor marked incomplete."""
-    with mlflow_store.connect_ro(project.mlflow_db) as con:
-        if con is None:
-            return {}
-        try:
-            rows = con.execute(
-                "SELECT version, key, value FROM model_version_tags WHERE name = ? AND key IN "
-                "(?, ?, ?)",
-                (project.config.model_name, INTENT_TAG, SETTLED_TAG, INCOMPLETE_TAG),
-            ).fetchall()
-        except sqlite3.OperationalError:  # no registry tables yet
-            return {}
+    rows = mlflow_store.read_version_tags(
+        project.mlflow_db, project.config.model_name, (INTENT_TAG, SETTLED_TAG, INCOMPLETE_TAG)
+    )
     tags: dict[int, dict[str, str]] = {}
     for version, key, value in rows:
-        tags.setdefault(int(version), {})[key] = value
+        tags.setdefault(version, {})[key] = value
     out = {}
     for version, t in tags.items():
         if INTENT_TAG in t and SETTLED_TAG not in t and INCOMPLETE_TAG not in t:
@@ -374,19 +346,14 @@ def settle_versions(project: Project, db: Db | None = None) -> list[int]:
 def _done(project: Project, move: dict[str, Any], version: int, db: Db | None) -> bool:
     if not move.get("job_id"):
         return False
-    own = db is None
-    db = db or Db(project.logs)
-    try:
+    with Db.borrow(db, project.logs) as use:
         job = json.dumps(move["job_id"])
-        (row,) = db.rows(
+        (row,) = use.rows(
             "SELECT count(*) AS n FROM audit WHERE model = ? AND alias = ? AND action = ? "
             "AND to_version = ? AND contains(details, ?)",
             [project.config.model_name, move["alias"], move["action"], version, job],
         )
         return bool(row["n"])
-    finally:
-        if own:
-            db.close()
 
 
 def _finish(

@@ -354,15 +354,10 @@ def status(project: Project, window_s: float, db: Any = None) -> dict[str, Any]:
     since = None
     if state.canary and state.canary.started_at:
         since = datetime.fromisoformat(state.canary.started_at)
-    own = db is None
-    db = Db(project.logs) if own else db
-    try:
+    with Db.borrow(db, project.logs) as use:
         stats = serving_stats.variant_stats(
-            db, window_s, model=project.config.model_name, metric_since=since
+            use, window_s, model=project.config.model_name, metric_since=since
         )
-    finally:
-        if own:
-            db.close()
     out: dict[str, Any] = {
         "model": project.config.model_name,
         "state": state.to_dict(),

@@ -65,32 +65,17 @@ def _resolve_source(db: Path, source: str | None, what: str) -> Path:
         model_id = source[len("models:/") :].strip("/")
         if not model_id.startswith("m-") or "/" in model_id:
             raise ModelError(f"{what}: source {source} is not a logged model (models:/m-<id>)")
-        location = _query_one(
-            db, "SELECT artifact_location FROM logged_models WHERE model_id = ?", model_id
-        )
+        location = mlflow_store.logged_model_location(db, model_id)
         if location is None:
             raise ModelError(f"{what}: logged model {model_id} is not in {db}")
         return _local_path(location, what)
     if source.startswith("runs:/"):
         run_id, _, sub = source[len("runs:/") :].partition("/")
-        artifact_uri = _query_one(db, "SELECT artifact_uri FROM runs WHERE run_uuid = ?", run_id)
+        artifact_uri = mlflow_store.run_artifact_uri(db, run_id)
         if artifact_uri is None:
             raise ModelError(f"{what}: run {run_id} is not in {db}")
         return _local_path(artifact_uri, what) / sub
     return _local_path(source, what)
-
-
-def _query_one(db: Path, sql: str, arg: str) -> str | None:
-    import sqlite3
-
-    try:
-        with mlflow_store.connect_ro(db) as con:
-            if con is None:
-                return None
-            row = con.execute(sql, (arg,)).fetchone()
-    except sqlite3.Error:
-        return None
-    return str(row[0]) if row and row[0] is not None else None
 
 
 def _local_path(uri: str, what: str) -> Path:

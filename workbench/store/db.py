@@ -8,8 +8,11 @@ query never sees a half-written file, or a compacted file beside its parts.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -57,7 +60,10 @@ _SAFE: dict[str, str | bool | int | float | list[str]] = {
 
 
 class Db:
-    """DuckDB over a project's Parquet logs. Use `cursor()` from worker threads."""
+    """DuckDB over a project's Parquet logs. Use `cursor()` from worker threads.
+
+    `with Db(logs) as db:` closes it at the end; `with Db.borrow(db, logs) as db:` uses the
+    caller's `db` when it has one (left open) and else opens and closes its own."""
 
     def __init__(self, logs_root: Path) -> None:
         self.logs_root = logs_root
@@ -134,3 +140,19 @@ class Db:
 
     def close(self) -> None:
         self.con.close()
+
+    def __enter__(self) -> Db:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @classmethod
+    def borrow(cls, db: Db | None, logs_root: Path) -> AbstractContextManager[Db]:
+        """`db` itself, left open, when the caller has one; else a new Db, closed after."""
+        return contextlib.nullcontext(db) if db is not None else cls(logs_root)

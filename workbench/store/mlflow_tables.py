@@ -2,9 +2,10 @@
 
 `import mlflow` costs about a second and 200 MB; the TUI, `workbench runs` and `workbench models`
 must not pay that. MLflow stays the system of record: every write goes through its client
-(see tracking.py and registry.py); this module only reads the tables MLflow 3 creates
-(runs, latest_metrics, metrics, params, tags, experiments, model_versions,
-registered_model_aliases, model_version_tags). Tests check it against what the MLflow client wrote.
+(see tracking.py and registry/); this module is the one place that reads the tables MLflow 3
+creates (runs, latest_metrics, metrics, params, tags, experiments, model_versions,
+registered_model_aliases, model_version_tags, logged_models, alembic_version). Tests check it
+against what the MLflow client wrote.
 """
 
 from __future__ import annotations
@@ -186,3 +187,95 @@ def read_aliases(db_path: Path, name: str) -> dict[str, int]:
                 "SELECT alias, version FROM registered_model_aliases WHERE name = ?", (name,)
             )
         }
+
+
+def read_latest_metrics(db_path: Path, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    """Per run in `run_ids`: its latest value of each metric."""
+    with connect_ro(db_path, ("latest_metrics",)) as con:
+        if con is None or not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        out: dict[str, dict[str, float]] = {}
+        for run_id, key, value, is_nan in con.execute(
+            f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({marks})",
+            run_ids,
+        ):
+            out.setdefault(run_id, {})[key] = float("nan") if is_nan else float(value)
+        return out
+
+
+def read_version_tags(db_path: Path, name: str, keys: Iterable[str]) -> list[tuple[int, str, str]]:
+    """(version, key, value) of model `name`'s version tags with a key in `keys`."""
+    wanted = list(keys)
+    with connect_ro(db_path, ("model_version_tags",)) as con:
+        if con is None or not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        sql = "SELECT version, key, value FROM model_version_tags WHERE name = ? AND key IN "
+        sql += f"({marks})"
+        rows = con.execute(sql, (name, *wanted)).fetchall()
+    return [(int(version), str(key), value) for version, key, value in rows]
+
+
+def running_run_ids(db_path: Path, tag: str, value: str, run_id: str | None = None) -> list[str]:
+    """Runs MLflow still has as RUNNING: `run_id`, and those tagged `tag` = `value`."""
+    with connect_ro(db_path, ("runs", "tags")) as con:
+        if con is None:
+            return []
+        rows = con.execute(
+            "SELECT run_uuid FROM runs WHERE status = 'RUNNING' AND (run_uuid = ? OR run_uuid IN "
+            "(SELECT run_uuid FROM tags WHERE key = ? AND value = ?))",
+            (run_id or "", tag, value),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _one(db_path: Path, sql: str, arg: str) -> str | None:
+    try:
+        with connect_ro(db_path) as con:
+            if con is None:
+                return None
+            row = con.execute(sql, (arg,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row and row[0] is not None else None
+
+
+def logged_model_location(db_path: Path, model_id: str) -> str | None:
+    """Where logged model `model_id` (m-...) keeps its artifacts (None: not in the store)."""
+    return _one(db_path, "SELECT artifact_location FROM logged_models WHERE model_id = ?", model_id)
+
+
+def run_artifact_uri(db_path: Path, run_id: str) -> str | None:
+    """Run `run_id`'s artifact root (None: not in the store)."""
+    return _one(db_path, "SELECT artifact_uri FROM runs WHERE run_uuid = ?", run_id)
+
+
+@dataclass
+class StoreShape:
+    tables: set[str]
+    revision: str | None  # alembic's schema revision
+    user_data: bool  # anything a user made (runs, models, experiments but the Default)
+
+
+def read_shape(db_path: Path, user_tables: Iterable[str]) -> StoreShape:
+    """The store's tables, schema revision and whether any of `user_tables` (or a non-default
+    experiment) holds a row. Raises sqlite3.DatabaseError when the file is not a database."""
+    if not db_path.exists() or db_path.stat().st_size == 0:
+        return StoreShape(set(), None, False)
+    con = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        revision = None
+        if "alembic_version" in tables:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            revision = row[0] if row else None
+        user_data = any(
+            con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in user_tables if t in tables
+        )
+        if "experiments" in tables:  # the Default experiment (id 0) is MLflow's own
+            sql = "SELECT 1 FROM experiments WHERE experiment_id != 0 LIMIT 1"
+            user_data = user_data or con.execute(sql).fetchone() is not None
+    finally:
+        con.close()
+    return StoreShape(tables, revision, user_data)

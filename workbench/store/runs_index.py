@@ -54,19 +54,14 @@ def _ms(value: int | None) -> Any:
 
 def sync(project: Project, db: Db | None = None) -> SyncResult:
     """Bring the Parquet runs index up to date with the MLflow store."""
-    own_db = db is None
-    db = db or Db(project.logs)
-    try:
+    with Db.borrow(db, project.logs) as use:
         known = {
             r["run_id"]: r["fingerprint"]
-            for r in db.rows(
+            for r in use.rows(
                 "SELECT run_id, fingerprint FROM runs_versions "
                 "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY synced_at DESC) = 1"
             )
         }
-    finally:
-        if own_db:
-            db.close()
     runs = read_runs(project.mlflow_db)
     now = utcnow()
     changed: list[dict[str, Any]] = []

@@ -105,28 +105,13 @@ def _write_marker(project: Project, revision: str) -> None:
 
 def _inspect(db: Path) -> dict[str, Any]:
     """Tables, schema revision and whether anything a user made is in the store."""
-    if not db.exists() or db.stat().st_size == 0:
-        return {"tables": set(), "revision": None, "user_data": False}
-    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    from workbench.store import mlflow_tables
+
     try:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        revision = None
-        if "alembic_version" in tables:
-            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
-            revision = row[0] if row else None
-        user_data = any(
-            con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
-            for t in _USER_TABLES
-            if t in tables
-        )
-        if "experiments" in tables:  # the Default experiment (id 0) is MLflow's own
-            sql = "SELECT 1 FROM experiments WHERE experiment_id != 0 LIMIT 1"
-            user_data = user_data or con.execute(sql).fetchone() is not None
+        shape = mlflow_tables.read_shape(db, _USER_TABLES)
     except sqlite3.DatabaseError as exc:
         raise WorkbenchError(f"{db}: not a readable MLflow store: {exc}") from None
-    finally:
-        con.close()
-    return {"tables": tables, "revision": revision, "user_data": user_data}
+    return {"tables": shape.tables, "revision": shape.revision, "user_data": shape.user_data}
 
 
 def _create(project: Project) -> None:

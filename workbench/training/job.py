@@ -29,7 +29,7 @@ def train(
     job_id: str,
     run_name: str | None = None,
     overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> events.TrainResult:
     cfg = project.config
     trainer = plugins.load("trainer", cfg.trainer.plugin)
     frame = data_mod.load_frame(project.data_path)
@@ -50,7 +50,7 @@ def train(
     # still leaves a run its settling can find (orphans.py).
     with mlflow.start_run(run_name=run_name, tags={"workbench.job_id": job_id}) as run:
         run_id = run.info.run_id
-        events.emit("run", run_id=run_id)
+        events.emit_event(events.Run(run_id))
         commit = tracking.git_commit(project.root)
         mlflow.set_tags(
             {
@@ -96,7 +96,7 @@ def train(
             now = time.monotonic()
             if i == total or now - last_emit > 0.1:
                 last_emit = now
-                events.emit("progress", iteration=i, total=total, metrics=scores)
+                events.emit_event(events.Progress(i, total, scores))
 
         ctx = plugins.TrainContext(
             config=cfg,
@@ -147,14 +147,8 @@ def train(
         model_uri = f"{run.info.artifact_uri}/model"
         mlflow.set_tag("workbench.model_uri", model_uri)
 
-    result = {
-        "run_id": run_id,
-        "model_uri": model_uri,
-        "metrics": final,
-        "data_digest": snapshot,
-        "flavor": model.flavor,
-    }
-    events.emit("result", **result)
+    result = events.TrainResult(run_id, model_uri, final, snapshot, model.flavor)
+    events.emit_event(result)
     return result
 
 
@@ -173,14 +167,14 @@ def main(argv: list[str] | None = None) -> int:
         project = Project.load(args.project)
         train(project, args.job_id, args.run_name, overrides)
     except WorkbenchError as exc:
-        events.emit("error", message=str(exc))
+        events.emit_event(events.Error(str(exc)))
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # the trainer or a library failed: one line, traceback kept
         first = (str(exc).strip().splitlines() or [""])[0]
         message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
         where = _save_traceback(project, args.job_id)
-        events.emit("error", message=message)
+        events.emit_event(events.Error(message))
         print(f"error: {message}" + (f" (traceback: {where})" if where else ""), file=sys.stderr)
         return 1
     return 0
