@@ -35,83 +35,31 @@ def train(
     frame = data_mod.load_frame(project.data_path)
     snapshot = data_mod.digest(project.data_path)
     parts = data_mod.split(frame, cfg)
-    features = cfg.features
-    categorical = data_mod.categorical_features(cfg)
     params = {**cfg.trainer.params, **(overrides or {})}
 
     tracking.setup(project)
     import mlflow
-    from mlflow.entities import Metric
-    from mlflow.models import infer_signature
 
-    client = mlflow.MlflowClient()
     started = time.time()
     # The job id is a tag from the run's first write: a job killed before it announces the run
     # still leaves a run its settling can find (orphans.py).
     with mlflow.start_run(run_name=run_name, tags={"workbench.job_id": job_id}) as run:
         run_id = run.info.run_id
         events.emit_event(events.Run(run_id))
-        commit = tracking.git_commit(project.root)
-        mlflow.set_tags(
-            {
-                "workbench.trainer": trainer.name,
-                "workbench.data_digest": snapshot,
-                "workbench.project": cfg.project.name,
-                **({"mlflow.source.git.commit": commit} if commit else {}),
-            }
-        )
-        mlflow.log_params(
-            {
-                **{k: str(v) for k, v in params.items()},
-                "trainer": trainer.name,
-                "data_digest": snapshot,
-                "rows_train": parts.train.height,
-                "rows_valid": parts.valid.height,
-                "rows_holdout": parts.holdout.height,
-                "features": len(features),
-            }
-        )
-        train_pd = parts.train.to_pandas()
-        from mlflow.data.pandas_dataset import from_pandas
-
-        dataset = from_pandas(
-            train_pd,
-            source=str(project.data_path),
-            targets=cfg.data.target,
-            name=Path(cfg.data.path).name,
-            digest=snapshot,
-        )
-        mlflow.log_input(dataset, context="training")
-
-        pending: list[Metric] = []
-        last_emit = 0.0
-
-        def on_iteration(i: int, total: int, scores: dict[str, float]) -> None:
-            nonlocal last_emit
-            now_ms = int(time.time() * 1000)
-            pending.extend(Metric(k, v, now_ms, i) for k, v in scores.items())
-            if len(pending) >= METRIC_FLUSH_EVERY * max(1, len(scores)):
-                client.log_batch(run_id, metrics=list(pending))
-                pending.clear()
-            now = time.monotonic()
-            if i == total or now - last_emit > 0.1:
-                last_emit = now
-                events.emit_event(events.Progress(i, total, scores))
-
+        train_pd = _log_inputs(project, trainer.name, params, parts, snapshot)
+        metrics = _MetricStream(mlflow.MlflowClient(), run_id)
         ctx = plugins.TrainContext(
             config=cfg,
             params=params,
-            features=features,
-            categorical=categorical,
+            features=cfg.features,
+            categorical=data_mod.categorical_features(cfg),
             target=cfg.data.target,
             train=train_pd,
             valid=parts.valid.to_pandas(),
-            on_iteration=on_iteration,
+            on_iteration=metrics.on_iteration,
         )
         model = trainer.train(ctx)
-        if pending:
-            client.log_batch(run_id, metrics=list(pending))
-
+        metrics.flush()
         holdout_x = data_mod.to_model_frame(parts.holdout, cfg)
         proba = model.predict(holdout_x)
         holdout = binary_metrics(
@@ -122,34 +70,119 @@ def train(
             final["best_iteration"] = float(model.best_iteration)
         final["train_seconds"] = time.time() - started
         mlflow.log_metrics(final)
-
-        example = holdout_x.head(5)
-        signature = infer_signature(example, model.predict(example))
-        # The drift reference, computed once here and stored beside the model: checks
-        # never rescan the training data. Features from the training rows; the prediction
-        # distribution from the holdout (what serving traffic should look like).
-        from workbench.drift.profile import build_profile
-
-        profile = build_profile(
-            parts.train.select(features),
-            features,
-            set(categorical),
-            predictions=proba,
-            source=f"training rows of snapshot {snapshot}",
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            model_dir = Path(tmp) / "model"
-            model.save_mlflow_model(model_dir, signature, example)
-            profile.save(model_dir / "drift_profile.json")
-            mlflow.log_artifacts(str(model_dir), artifact_path="model")
-        if model.feature_importance:
-            mlflow.log_dict(model.feature_importance, "feature_importance.json")
-        model_uri = f"{run.info.artifact_uri}/model"
-        mlflow.set_tag("workbench.model_uri", model_uri)
+        model_uri = _log_model(project, model, parts, holdout_x, proba, snapshot, run)
 
     result = events.TrainResult(run_id, model_uri, final, snapshot, model.flavor)
     events.emit_event(result)
     return result
+
+
+def _log_inputs(
+    project: Project, trainer: str, params: dict[str, Any], parts: Any, snapshot: str
+) -> Any:
+    """Tags, params and the dataset input of the active run; the training rows as pandas."""
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
+    cfg = project.config
+    commit = tracking.git_commit(project.root)
+    mlflow.set_tags(
+        {
+            "workbench.trainer": trainer,
+            "workbench.data_digest": snapshot,
+            "workbench.project": cfg.project.name,
+            **({"mlflow.source.git.commit": commit} if commit else {}),
+        }
+    )
+    mlflow.log_params(
+        {
+            **{k: str(v) for k, v in params.items()},
+            "trainer": trainer,
+            "data_digest": snapshot,
+            "rows_train": parts.train.height,
+            "rows_valid": parts.valid.height,
+            "rows_holdout": parts.holdout.height,
+            "features": len(cfg.features),
+        }
+    )
+    train_pd = parts.train.to_pandas()
+    dataset = from_pandas(
+        train_pd,
+        source=str(project.data_path),
+        targets=cfg.data.target,
+        name=Path(cfg.data.path).name,
+        digest=snapshot,
+    )
+    mlflow.log_input(dataset, context="training")
+    return train_pd
+
+
+class _MetricStream:
+    """Per-iteration metrics to MLflow in batches, and a progress event at most every 0.1 s
+    (and at the last iteration)."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.client, self.run_id = client, run_id
+        self.pending: list[Any] = []
+        self.last_emit = 0.0
+
+    def on_iteration(self, i: int, total: int, scores: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now_ms = int(time.time() * 1000)
+        self.pending.extend(Metric(k, v, now_ms, i) for k, v in scores.items())
+        if len(self.pending) >= METRIC_FLUSH_EVERY * max(1, len(scores)):
+            self.flush()
+        now = time.monotonic()
+        if i == total or now - self.last_emit > 0.1:
+            self.last_emit = now
+            events.emit_event(events.Progress(i, total, scores))
+
+    def flush(self) -> None:
+        if self.pending:
+            self.client.log_batch(self.run_id, metrics=list(self.pending))
+            self.pending.clear()
+
+
+def _log_model(
+    project: Project,
+    model: Any,
+    parts: Any,
+    holdout_x: Any,
+    proba: Any,
+    snapshot: str,
+    run: Any,
+) -> str:
+    """The model (with its signature and input example), the drift reference profile beside
+    it, and feature importance, logged to the active run; returns the model's URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from workbench.drift.profile import build_profile
+
+    cfg = project.config
+    example = holdout_x.head(5)
+    signature = infer_signature(example, model.predict(example))
+    # The drift reference, computed once here and stored beside the model: checks never
+    # rescan the training data. Features from the training rows; the prediction distribution
+    # from the holdout (what serving traffic should look like).
+    profile = build_profile(
+        parts.train.select(cfg.features),
+        cfg.features,
+        set(data_mod.categorical_features(cfg)),
+        predictions=proba,
+        source=f"training rows of snapshot {snapshot}",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "model"
+        model.save_mlflow_model(model_dir, signature, example)
+        profile.save(model_dir / "drift_profile.json")
+        mlflow.log_artifacts(str(model_dir), artifact_path="model")
+    if model.feature_importance:
+        mlflow.log_dict(model.feature_importance, "feature_importance.json")
+    model_uri = f"{run.info.artifact_uri}/model"
+    mlflow.set_tag("workbench.model_uri", model_uri)
+    return model_uri
 
 
 def main(argv: list[str] | None = None) -> int:
