@@ -24,7 +24,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy workbench screens plugins
+	@# mypy reads the packages under their installed names (workbench_tui is screens/, ...)
+	@mkdir -p build/typecheck
+	@ln -sfn ../../screens build/typecheck/workbench_tui
+	@ln -sfn ../../plugins build/typecheck/workbench_plugins
+	@ln -sfn ../../sample_projects build/typecheck/workbench_samples
+	MYPYPATH=build/typecheck $(BIN)/mypy -p workbench -p workbench_tui -p workbench_plugins
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

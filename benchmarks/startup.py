@@ -37,7 +37,7 @@ import time
 t0 = time.perf_counter()
 import asyncio, json, sys
 from workbench.project import Project
-from screens.app import WorkbenchApp
+from workbench_tui.app import WorkbenchApp
 
 async def main():
     app = WorkbenchApp(Project.load(sys.argv[1]), sync_on_start=False)

@@ -10,7 +10,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from screens.app import WorkbenchApp
+from workbench_tui.app import WorkbenchApp
+
 from workbench.project import Project
 
 OUT = Path(__file__).resolve().parent

@@ -26,15 +26,15 @@ from textual.binding import BindingType
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import ModalScreen
+from workbench_tui import monitor_task
+from workbench_tui.app_state import MonitorState, RunMonitorRound, StopTraining, TrainState
+from workbench_tui.base import DataChanged, describe_error
+from workbench_tui.commands import WorkbenchCommands
+from workbench_tui.help import HelpScreen
+from workbench_tui.keys import APP_BINDINGS, binding_ids, help_sections
+from workbench_tui.overview import OverviewScreen
+from workbench_tui.train import TrainFinished, TrainLog, TrainProgress, TrainScreen, TrainStep
 
-from screens import monitor_task
-from screens.app_state import MonitorState, RunMonitorRound, StopTraining, TrainState
-from screens.base import DataChanged, describe_error
-from screens.commands import WorkbenchCommands
-from screens.help import HelpScreen
-from screens.keys import APP_BINDINGS, binding_ids, help_sections
-from screens.overview import OverviewScreen
-from screens.train import TrainFinished, TrainLog, TrainProgress, TrainScreen, TrainStep
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
@@ -78,12 +78,12 @@ class WorkbenchApp(App[int]):
     MODES: ClassVar[dict[str, Any]] = {
         "overview": OverviewScreen,
         # The other screens load on first use: their imports stay off the first paint.
-        "experiments": _lazy("screens.experiments", "ExperimentsScreen"),
-        "models": _lazy("screens.models", "ModelsScreen"),
-        "jobs": _lazy("screens.jobs", "JobsScreen"),
-        "deployments": _lazy("screens.deployments", "DeploymentsScreen"),
-        "sql": _lazy("screens.sql", "SqlScreen"),
-        "drift": _lazy("screens.drift", "DriftScreen"),
+        "experiments": _lazy("workbench_tui.experiments", "ExperimentsScreen"),
+        "models": _lazy("workbench_tui.models", "ModelsScreen"),
+        "jobs": _lazy("workbench_tui.jobs", "JobsScreen"),
+        "deployments": _lazy("workbench_tui.deployments", "DeploymentsScreen"),
+        "sql": _lazy("workbench_tui.sql", "SqlScreen"),
+        "drift": _lazy("workbench_tui.drift", "DriftScreen"),
         # Later: "data", "audit".
     }
     DEFAULT_MODE = "overview"

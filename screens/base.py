@@ -15,7 +15,8 @@ from textual.worker import Worker, WorkerState
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
-    from screens.app_state import WorkbenchAppLike
+    from workbench_tui.app_state import WorkbenchAppLike
+
     from workbench.project import Project
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 if TYPE_CHECKING:
-    from screens.app_state import WorkbenchAppLike
+    from workbench_tui.app_state import WorkbenchAppLike
 
 
 #: The palette's commands: (name, help, what). `what` is a mode to switch to, "mode action"

@@ -9,8 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
-
-from screens.formatting import ellipsize, fmt_value, short_id
+from workbench_tui.formatting import ellipsize, fmt_value, short_id
 
 if TYPE_CHECKING:
     import polars as pl

@@ -10,8 +10,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from screens.base import describe_error
-from screens.formatting import fmt_version
+from workbench_tui.base import describe_error
+from workbench_tui.formatting import fmt_version
 
 if TYPE_CHECKING:
     from workbench.project import Project

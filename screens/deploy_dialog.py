@@ -11,8 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
-
-from screens.formatting import fmt_version
+from workbench_tui.formatting import fmt_version
 
 #: The traffic share (percent) the dialog suggests.
 DEFAULT_CANARY_PCT = 10

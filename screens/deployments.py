@@ -27,17 +27,16 @@ from textual.containers import Vertical
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Label
 from textual.worker import Worker, get_current_worker
-
-from screens import deploy_changes as changes
-from screens import deploy_messages
-from screens.base import DataChanged, WorkbenchScreen, describe_error
-from screens.deploy_dialog import CanaryDialog
-from screens.deploy_format import NO_CANARY, fmt_pct, server_text, state_text
-from screens.dialogs import ConfirmDialog
-from screens.formatting import fmt_version
-from screens.widgets.themed_text import StatusText
-from screens.widgets.traffic_bar import TrafficRow
-from screens.widgets.variant_panel import VariantPanels
+from workbench_tui import deploy_changes as changes
+from workbench_tui import deploy_messages
+from workbench_tui.base import DataChanged, WorkbenchScreen, describe_error
+from workbench_tui.deploy_dialog import CanaryDialog
+from workbench_tui.deploy_format import NO_CANARY, fmt_pct, server_text, state_text
+from workbench_tui.dialogs import ConfirmDialog
+from workbench_tui.formatting import fmt_version
+from workbench_tui.widgets.themed_text import StatusText
+from workbench_tui.widgets.traffic_bar import TrafficRow
+from workbench_tui.widgets.variant_panel import VariantPanels
 
 __all__ = ["NO_CANARY", "DeploymentsScreen"]
 

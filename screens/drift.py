@@ -31,16 +31,15 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar
 from textual.worker import Worker, get_current_worker
-
-from screens.app_state import MonitorState, RunMonitorRound
-from screens.base import WorkbenchScreen, describe_error
-from screens.dialogs import ConfirmDialog
-from screens.drift_format import STATUS_LABEL, performance_text, prediction_text, status_level
-from screens.formatting import fmt_version
-from screens.monitor_task import monitor_text
-from screens.widgets.feature_detail import FeatureDetail
-from screens.widgets.feature_table import FeatureTable
-from screens.widgets.themed_text import DriftText
+from workbench_tui.app_state import MonitorState, RunMonitorRound
+from workbench_tui.base import WorkbenchScreen, describe_error
+from workbench_tui.dialogs import ConfirmDialog
+from workbench_tui.drift_format import STATUS_LABEL, performance_text, prediction_text, status_level
+from workbench_tui.formatting import fmt_version
+from workbench_tui.monitor_task import monitor_text
+from workbench_tui.widgets.feature_detail import FeatureDetail
+from workbench_tui.widgets.feature_table import FeatureTable
+from workbench_tui.widgets.themed_text import DriftText
 
 if TYPE_CHECKING:
     from workbench.drift.evaluate import FeatureDrift

@@ -13,16 +13,14 @@ from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Footer, Header, Input, Label, Sparkline, Static
 from textual.worker import get_current_worker
-
-from screens.base import WorkbenchScreen
-from screens.compare import CompareScreen
-from screens.formatting import fmt_value, short_id
-from screens.widgets.runs_table import Column, RunsTable
+from workbench_tui.base import WorkbenchScreen
+from workbench_tui.compare import CompareScreen
+from workbench_tui.formatting import fmt_value, short_id
+from workbench_tui.widgets.runs_table import Column, RunsTable
 
 if TYPE_CHECKING:
     import polars as pl
-
-    from screens.loaders import Curve
+    from workbench_tui.loaders import Curve
 
 #: Sort keys before the metric columns.
 BASE_SORTS = ("start_time", "run_name", "status")
@@ -156,7 +154,7 @@ class ExperimentsScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="experiments-load", exit_on_error=False)
     def _load(self) -> None:
-        from screens import loaders
+        from workbench_tui import loaders
 
         with self.wb.database() as db:
             frame = loaders.load_runs(db)
@@ -164,7 +162,7 @@ class ExperimentsScreen(WorkbenchScreen):
             self.post_message(self.Loaded(frame))
 
     def on_experiments_screen_loaded(self, message: Loaded) -> None:
-        from screens.loaders import key_metrics
+        from workbench_tui.loaders import key_metrics
 
         self.frame = message.frame
         metric_cols = key_metrics(self.frame.columns, self.project.config.evaluation.metric)
@@ -201,7 +199,7 @@ class ExperimentsScreen(WorkbenchScreen):
         text: str,
         keep: str | None,
     ) -> None:
-        from screens import loaders
+        from workbench_tui import loaders
 
         view, cursor = loaders.view_runs(frame, sort_key, descending, text, keep)
         if not get_current_worker().is_cancelled:
@@ -269,7 +267,7 @@ class ExperimentsScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="experiments-curve", exit_on_error=False)
     def _load_curve(self, run_id: str) -> None:
-        from screens import loaders
+        from workbench_tui import loaders
 
         with self.wb.database() as db:
             curve = loaders.load_curve(db, run_id, self.project.config.evaluation.metric)

@@ -24,13 +24,12 @@ from textual.binding import Binding, BindingType
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
-
-from screens import jobs_messages
-from screens.base import WorkbenchScreen, describe_error
-from screens.dialogs import ConfirmDialog
-from screens.jobs_format import describe_event, fmt_duration, short_job_id
-from screens.widgets.job_detail import JobDetail
-from screens.widgets.jobs_table import JobsTable, RowState
+from workbench_tui import jobs_messages
+from workbench_tui.base import WorkbenchScreen, describe_error
+from workbench_tui.dialogs import ConfirmDialog
+from workbench_tui.jobs_format import describe_event, fmt_duration, short_job_id
+from workbench_tui.widgets.job_detail import JobDetail
+from workbench_tui.widgets.jobs_table import JobsTable, RowState
 
 if TYPE_CHECKING:
     from workbench.jobs.control import JobInfo

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from screens.formatting import fmt_value, short_id
+from workbench_tui.formatting import fmt_value, short_id
 
 STATUSES = ("starting", "running", "succeeded", "failed", "stopped")
 

@@ -81,19 +81,19 @@ APP_BINDINGS: list[BindingType] = [
 
 def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]:
     """Bindings per screen, the current one first."""
-    from screens.compare import CompareScreen
-    from screens.deploy_dialog import CanaryDialog
-    from screens.deployments import DeploymentsScreen
-    from screens.dialogs import ConfirmDialog
-    from screens.drift import DriftScreen
-    from screens.experiments import ExperimentsScreen
-    from screens.help import HelpScreen
-    from screens.jobs import JobsScreen
-    from screens.models import ModelsScreen
-    from screens.overview import OverviewScreen
-    from screens.sql import SqlScreen
-    from screens.train import TrainScreen
-    from screens.widgets.runs_table import RunsTable
+    from workbench_tui.compare import CompareScreen
+    from workbench_tui.deploy_dialog import CanaryDialog
+    from workbench_tui.deployments import DeploymentsScreen
+    from workbench_tui.dialogs import ConfirmDialog
+    from workbench_tui.drift import DriftScreen
+    from workbench_tui.experiments import ExperimentsScreen
+    from workbench_tui.help import HelpScreen
+    from workbench_tui.jobs import JobsScreen
+    from workbench_tui.models import ModelsScreen
+    from workbench_tui.overview import OverviewScreen
+    from workbench_tui.sql import SqlScreen
+    from workbench_tui.train import TrainScreen
+    from workbench_tui.widgets.runs_table import RunsTable
 
     sections: list[tuple[str, str, list[BindingType]]] = [
         ("overview", "Overview", list(OverviewScreen.BINDINGS)),

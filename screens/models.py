@@ -13,13 +13,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
-
-from screens.base import DataChanged, WorkbenchScreen, describe_error
-from screens.dialogs import ConfirmDialog
-from screens.formatting import ellipsize, fmt_ms, fmt_value, fmt_version, short_id
+from workbench_tui.base import DataChanged, WorkbenchScreen, describe_error
+from workbench_tui.dialogs import ConfirmDialog
+from workbench_tui.formatting import ellipsize, fmt_ms, fmt_value, fmt_version, short_id
 
 if TYPE_CHECKING:
-    from screens.loaders import ModelsData
+    from workbench_tui.loaders import ModelsData
 
 
 class ModelsScreen(WorkbenchScreen):
@@ -119,7 +118,7 @@ class ModelsScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="models-load", exit_on_error=False)
     def _load(self) -> None:
-        from screens import loaders
+        from workbench_tui import loaders
 
         with self.wb.database() as db:
             data = loaders.load_models(self.project, db)

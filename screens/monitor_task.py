@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual.message import Message
 from textual.worker import get_current_worker
-
-from screens.app_state import MonitorState
-from screens.base import describe_error
+from workbench_tui.app_state import MonitorState
+from workbench_tui.base import describe_error
 
 if TYPE_CHECKING:
     from workbench.config import MonitorSection

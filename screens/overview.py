@@ -12,12 +12,11 @@ from textual.containers import Vertical
 from textual.markup import escape
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
-
-from screens.base import WorkbenchScreen
-from screens.formatting import ellipsize, fmt_value, fmt_version, short_id
+from workbench_tui.base import WorkbenchScreen
+from workbench_tui.formatting import ellipsize, fmt_value, fmt_version, short_id
 
 if TYPE_CHECKING:
-    from screens.loaders import OverviewData
+    from workbench_tui.loaders import OverviewData
 
 
 class OverviewScreen(WorkbenchScreen):
@@ -77,7 +76,7 @@ class OverviewScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="overview-load", exit_on_error=False)
     def _load(self) -> None:
-        from screens import loaders
+        from workbench_tui import loaders
 
         with self.wb.database() as db:
             data = loaders.load_overview(self.project, db)

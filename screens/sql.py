@@ -27,8 +27,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, TextArea, Tree
 from textual.worker import get_current_worker
+from workbench_tui.base import WorkbenchScreen, describe_error
 
-from screens.base import WorkbenchScreen, describe_error
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from textual.markup import escape
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Label, Log, ProgressBar, Static
+from workbench_tui.app_state import StopTraining, TrainState
+from workbench_tui.formatting import ellipsize
 
-from screens.app_state import StopTraining, TrainState
-from screens.formatting import ellipsize
 from workbench.jobs.events import PIPELINE_STEPS
 
 __all__ = ["TrainFinished", "TrainLog", "TrainProgress", "TrainScreen", "TrainState", "TrainStep"]

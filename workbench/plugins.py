@@ -2,7 +2,7 @@
 
 Built-in trainers and runners (in plugins/) register exactly as a third-party package would:
     [project.entry-points."workbench.plugins"]
-    lightgbm = "plugins.lightgbm_trainer:LightGBMTrainer"
+    lightgbm = "workbench_plugins.lightgbm_trainer:LightGBMTrainer"
 Each entry point names a class with a `kind` ("trainer", "runner") and a `name`. A runner
 subclasses `Runner` (defaults for every capability but `run`).
 """

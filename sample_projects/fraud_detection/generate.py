@@ -13,7 +13,7 @@ it well but not perfectly.
 a new merchant category ``crypto_exchange`` takes ~8% of the traffic and fraud has moved
 there and into daytime hours, relying far less on night-time use.
 
-    python -m sample_projects.fraud_detection.generate --rows 50000 --out data/transactions.parquet
+    python -m workbench_samples.fraud_detection.generate --rows 50000 --out data/tx.parquet
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def generate(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sample_projects.fraud_detection.generate",
+        prog="python -m workbench_samples.fraud_detection.generate",
         description="Write synthetic card transactions for the fraud-detection sample.",
     )
     parser.add_argument("--rows", type=int, default=50_000, help="number of rows (default 50000)")

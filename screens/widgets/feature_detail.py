@@ -15,10 +15,9 @@ from textual.containers import Vertical
 from textual.markup import escape
 from textual.widget import Widget
 from textual.widgets import Label, Sparkline, Static
-
-from screens.drift_format import detail_text, fmt_num, unseen_text
-from screens.widgets.drift_histogram import DriftHistogram
-from screens.widgets.themed_text import DriftText
+from workbench_tui.drift_format import detail_text, fmt_num, unseen_text
+from workbench_tui.widgets.drift_histogram import DriftHistogram
+from workbench_tui.widgets.themed_text import DriftText
 
 if TYPE_CHECKING:
     from workbench.drift.evaluate import FeatureDrift

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.widgets import DataTable
-
-from screens.drift_format import STATUS_LABEL, TEST_LABEL, fmt_num, status_level
+from workbench_tui.drift_format import STATUS_LABEL, TEST_LABEL, fmt_num, status_level
 
 if TYPE_CHECKING:
     from workbench.drift.evaluate import FeatureDrift

@@ -10,10 +10,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.widgets import Input, Label, ProgressBar
-
-from screens.formatting import ellipsize, short_id
-from screens.jobs_format import fmt_duration, fmt_started
-from screens.widgets.log_view import LogView
+from workbench_tui.formatting import ellipsize, short_id
+from workbench_tui.jobs_format import fmt_duration, fmt_started
+from workbench_tui.widgets.log_view import LogView
 
 if TYPE_CHECKING:
     from workbench.jobs.control import JobInfo

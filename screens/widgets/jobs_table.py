@@ -9,8 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.widgets import DataTable
-
-from screens.jobs_format import STATUSES, fmt_duration, fmt_gpu_mib, fmt_progress, short_job_id
+from workbench_tui.jobs_format import (
+    STATUSES,
+    fmt_duration,
+    fmt_gpu_mib,
+    fmt_progress,
+    short_job_id,
+)
 
 if TYPE_CHECKING:
     from workbench.jobs.control import JobInfo

@@ -19,8 +19,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-
-from screens.formatting import ellipsize, fmt_value
+from workbench_tui.formatting import ellipsize, fmt_value
 
 if TYPE_CHECKING:
     import polars as pl

@@ -10,9 +10,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Label
-
-from screens.deploy_format import fmt_pct
-from screens.formatting import fmt_version
+from workbench_tui.deploy_format import fmt_pct
+from workbench_tui.formatting import fmt_version
 
 
 class TrafficBar(Widget):

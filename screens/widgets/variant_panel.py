@@ -12,8 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.widget import Widget
 from textual.widgets import Label, Sparkline, Static
-
-from screens.deploy_format import (
+from workbench_tui.deploy_format import (
     NO_CANARY,
     NO_PRODUCTION,
     error_level,
@@ -24,7 +23,7 @@ from screens.deploy_format import (
     fmt_since,
     signed,
 )
-from screens.widgets.themed_text import StatusText
+from workbench_tui.widgets.themed_text import StatusText
 
 #: Buckets of an empty request-rate series (serving_stats' default).
 SERIES_BUCKETS = 30

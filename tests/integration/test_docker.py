@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from workbench_plugins.docker_runner import NONROOT
 
-from plugins.docker_runner import NONROOT
 from workbench import plugins
 from workbench.cli.main import main
 from workbench.jobs import control as jobs
@@ -162,7 +162,7 @@ def test_container_config_is_formed_as_configured(sample_project: Project) -> No
         project.root,
         project.jobs_dir / "x.log",
     )
-    from plugins.docker_runner import container_config
+    from workbench_plugins.docker_runner import container_config
 
     kw = container_config(project, spec, "img:1")
     assert kw["command"][:3] == ["python", "-m", "workbench.training"]

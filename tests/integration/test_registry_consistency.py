@@ -102,6 +102,11 @@ def test_racing_promotes_from_many_processes_make_a_chain(
 ) -> None:
     project = trained_project
     assert _third_version(project) == 3
+    # Production's stack five deep first, so the 4 rollbacks always have a version to go back
+    # to, whichever order the lock serves the racers in (a rollback winning first was a flake).
+    warmup = [2, 3, 1, 2]
+    for v in warmup:
+        registry.promote(project, v, "warm-up")
     n = 24  # 20 promotes, 4 rollbacks, each its own process, released together
     root = str(project.root)
     cli = [  # and two through the real command, racing the rest
@@ -132,7 +137,8 @@ def test_racing_promotes_from_many_processes_make_a_chain(
         assert "Traceback" not in err
 
     history = registry.alias_history(project, PROD)
-    assert len(history) == 1 + n + len(cli)  # the first promote, then every racer once
+    # the first promote, the warm-up, then every racer once
+    assert len(history) == 1 + len(warmup) + n + len(cli)
     assert sum(h["reason"].startswith("race rollback") for h in history) == 4
     assert not [h for h in history if h["actor"] == alias_moves.EXTERNAL_ACTOR]
     _assert_chain(history)

@@ -13,16 +13,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from workbench_tui.app import WorkbenchApp, binding_ids
+from workbench_tui.base import WorkbenchScreen
+from workbench_tui.compare import CompareScreen
+from workbench_tui.dialogs import ConfirmDialog
+from workbench_tui.experiments import ExperimentsScreen
+from workbench_tui.help import HelpScreen
+from workbench_tui.models import ModelsScreen
+from workbench_tui.overview import OverviewScreen
+from workbench_tui.train import TrainScreen
 
-from screens.app import WorkbenchApp, binding_ids
-from screens.base import WorkbenchScreen
-from screens.compare import CompareScreen
-from screens.dialogs import ConfirmDialog
-from screens.experiments import ExperimentsScreen
-from screens.help import HelpScreen
-from screens.models import ModelsScreen
-from screens.overview import OverviewScreen
-from screens.train import TrainScreen
 from tests.tui.helpers import palette_hits, record_notes, run_metrics, run_name, settle, wait_until
 from workbench.config import TuiSection
 from workbench.errors import JobFailed
@@ -196,7 +196,7 @@ def test_first_paint_imports_no_mlflow(trained_project: Project) -> None:
         HEAVY = ("mlflow", "lightgbm", "sklearn")
         from workbench.project import Project
         project = Project.load(sys.argv[1])
-        import screens.app
+        import workbench_tui.app
         at_import = [m for m in HEAVY + ("pandas",) if m in sys.modules]
 
         async def main():
@@ -355,7 +355,7 @@ async def test_help_lists_keys_per_screen(fixed_project: Project) -> None:
 
 
 def test_every_binding_has_an_id_and_a_tooltip() -> None:
-    from screens.app import help_sections
+    from workbench_tui.app import help_sections
 
     seen: list[str] = []
     for _title, bindings in help_sections():

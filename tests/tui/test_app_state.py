@@ -3,8 +3,9 @@ into it (screens.monitor_task.next_state): pure, no app running."""
 
 from __future__ import annotations
 
-from screens.app_state import MONITOR_KEEP, MonitorState
-from screens.monitor_task import MonitorReport, next_state
+from workbench_tui.app_state import MONITOR_KEEP, MonitorState
+from workbench_tui.monitor_task import MonitorReport, next_state
+
 from workbench.monitoring.monitor import MonitorOutcome
 
 

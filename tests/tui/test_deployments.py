@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from workbench_tui.app import WorkbenchApp, help_sections
+from workbench_tui.deploy_dialog import CanaryDialog
+from workbench_tui.deploy_format import NO_SERVER, clamp_pct, error_level, fmt_pct
+from workbench_tui.deployments import NO_CANARY, DeploymentsScreen
+from workbench_tui.dialogs import ConfirmDialog
 
-from screens.app import WorkbenchApp, help_sections
-from screens.deploy_dialog import CanaryDialog
-from screens.deploy_format import NO_SERVER, clamp_pct, error_level, fmt_pct
-from screens.deployments import NO_CANARY, DeploymentsScreen
-from screens.dialogs import ConfirmDialog
 from tests.tui.helpers import (
     MODEL,
     make_project,
@@ -470,8 +470,9 @@ def test_the_start_path_does_not_load_the_screen() -> None:
     code = textwrap.dedent(
         """
         import sys
-        import screens.app
-        lazy = ("screens.deployments", "workbench.serving.deployments", "workbench.serving.stats")
+        import workbench_tui.app
+        lazy = ("workbench_tui.deployments", "workbench.serving.deployments",
+                "workbench.serving.stats")
         print("RESULT", [m for m in lazy if m in sys.modules])
         """
     )

@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+import workbench_tui.drift as drift_screen
 from textual.pilot import Pilot
+from workbench_tui.app import WorkbenchApp, binding_ids, help_sections
+from workbench_tui.dialogs import ConfirmDialog
+from workbench_tui.drift import DriftScreen
+from workbench_tui.drift_format import fmt_num, fmt_pct_share
+from workbench_tui.widgets.drift_histogram import histogram_rows
 
-import screens.drift as drift_screen
-from screens.app import WorkbenchApp, binding_ids, help_sections
-from screens.dialogs import ConfirmDialog
-from screens.drift import DriftScreen
-from screens.drift_format import fmt_num, fmt_pct_share
-from screens.widgets.drift_histogram import histogram_rows
 from tests.tui.helpers import (
     MODEL,
     palette_hits,
@@ -475,8 +475,8 @@ def test_the_start_path_does_not_load_the_screen_or_the_engine() -> None:
     code = textwrap.dedent(
         """
         import sys
-        import screens.app
-        lazy = ("screens.drift", "workbench.drift.evaluate", "workbench.monitoring.checks",
+        import workbench_tui.app
+        lazy = ("workbench_tui.drift", "workbench.drift.evaluate", "workbench.monitoring.checks",
                 "workbench.monitoring.monitor", "numpy")
         print("RESULT", [m for m in lazy if m in sys.modules])
         """

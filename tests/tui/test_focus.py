@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from workbench_tui.app import WorkbenchApp
+from workbench_tui.drift import DriftScreen
+from workbench_tui.experiments import ExperimentsScreen
+from workbench_tui.jobs import JobsScreen
+from workbench_tui.models import ModelsScreen
+from workbench_tui.overview import OverviewScreen
+from workbench_tui.sql import EDITOR_HINT, SqlScreen
 
-from screens.app import WorkbenchApp
-from screens.drift import DriftScreen
-from screens.experiments import ExperimentsScreen
-from screens.jobs import JobsScreen
-from screens.models import ModelsScreen
-from screens.overview import OverviewScreen
-from screens.sql import EDITOR_HINT, SqlScreen
 from tests.tui.helpers import settle, wait_until
 from workbench.project import Project
 

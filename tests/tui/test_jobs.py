@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
+from workbench_tui.app import WorkbenchApp
+from workbench_tui.dialogs import ConfirmDialog
+from workbench_tui.jobs import JobsScreen
+from workbench_tui.jobs_format import describe_event, fmt_duration, fmt_progress, short_job_id
 
-from screens.app import WorkbenchApp
-from screens.dialogs import ConfirmDialog
-from screens.jobs import JobsScreen
-from screens.jobs_format import describe_event, fmt_duration, fmt_progress, short_job_id
 from tests.tui.helpers import CONFIG, make_project, palette_hits, record_notes, run_id, settle
 from workbench import plugins
 from workbench.jobs import control as jobs

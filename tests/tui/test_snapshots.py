@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
+from workbench_tui.app import WorkbenchApp
 
-from screens.app import WorkbenchApp
 from tests.tui.helpers import settle
 from workbench.project import Project
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import TextArea
+from workbench_tui.app import WorkbenchApp, binding_ids, help_sections
+from workbench_tui.sql import INITIAL_QUERY, TABLE_LIMIT, SqlScreen
 
-from screens.app import WorkbenchApp, binding_ids, help_sections
-from screens.sql import INITIAL_QUERY, TABLE_LIMIT, SqlScreen
 from tests.tui.helpers import palette_hits, run_name, settle, wait_until
 from workbench.project import Project
 from workbench.store import sql_console
@@ -237,8 +237,8 @@ def test_the_start_path_does_not_load_the_screen() -> None:
     code = textwrap.dedent(
         """
         import sys
-        import screens.app
-        lazy = ("screens.sql", "workbench.store.sql_console", "duckdb")
+        import workbench_tui.app
+        lazy = ("workbench_tui.sql", "workbench.store.sql_console", "duckdb")
         print("RESULT", [m for m in lazy if m in sys.modules])
         """
     )

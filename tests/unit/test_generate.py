@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-
-from sample_projects.fraud_detection.generate import CATEGORIES, generate, main
+from workbench_samples.fraud_detection.generate import CATEGORIES, generate, main
 
 EXPECTED_SCHEMA = {
     "transaction_id": pl.String,

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from workbench_plugins.local_runner import LocalRunner
 
-from plugins.local_runner import LocalRunner
 from workbench.jobs.gpu import compute_apps, job_gpu_mib, parse_compute_apps
 
 
@@ -111,7 +111,7 @@ class _Container:
 
 
 def test_docker_runner_pids(monkeypatch: pytest.MonkeyPatch) -> None:
-    from plugins.docker_runner import DockerRunner
+    from workbench_plugins.docker_runner import DockerRunner
 
     runner = DockerRunner()
     monkeypatch.setattr(DockerRunner, "_container", lambda self, handle: _Container())

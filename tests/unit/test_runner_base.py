@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from workbench_plugins.docker_runner import DockerRunner
+from workbench_plugins.local_runner import LocalRunner
 
-from plugins.docker_runner import DockerRunner
-from plugins.local_runner import LocalRunner
 from workbench.errors import UsageError
 from workbench.jobs.events import Progress
 from workbench.jobs.observer import QUIET, JobObserver

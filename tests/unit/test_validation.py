@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from rich.console import Console
 from rich.table import Table
+from workbench_samples.fraud_detection.generate import generate
 
-from sample_projects.fraud_detection.generate import generate
 from workbench.config import Config, load_config, parse_config
 from workbench.data.validation import Check, ValidationReport, render_report, validate_frame
 from workbench.errors import ConfigError

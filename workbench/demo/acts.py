@@ -135,7 +135,7 @@ def second_act(
     clean = pl.read_parquet(project.data_path).sort(cfg.data.timestamp or pl.first()).tail(1_500)
     sent = _traffic(url, clean, cfg.features, cfg.data.target, "demo-clean")
     echo(f"  sent {sent:,} ordinary requests, then their labels")
-    generator = importlib.import_module("sample_projects.fraud_detection.generate")
+    generator = importlib.import_module("workbench_samples.fraud_detection.generate")
     drifted = generator.generate(3_000, seed=11, drift=True)
     sent = _traffic(url, drifted, cfg.features, cfg.data.target, "demo-drift")
     echo(f"  sent {sent:,} requests from a world that moved on (bigger amounts, crypto exchanges)")

@@ -11,7 +11,7 @@ from workbench.config import CONFIG_FILE
 from workbench.errors import UsageError
 from workbench.names import check_name
 
-PACKAGE = "sample_projects"
+PACKAGE = "workbench_samples"
 
 
 def available() -> list[str]:

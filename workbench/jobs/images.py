@@ -67,11 +67,11 @@ def _pins() -> list[str]:
 
 
 def _workbench_sources() -> dict[str, Path]:
-    """The installed `workbench` and `plugins` packages (editable or not)."""
+    """The installed `workbench` and `workbench_plugins` packages (editable or not)."""
     import importlib.util
 
     out = {}
-    for pkg in ("workbench", "plugins"):
+    for pkg in ("workbench", "workbench_plugins"):
         spec = importlib.util.find_spec(pkg)
         if spec is None or not spec.submodule_search_locations:
             raise WorkbenchError(f"cannot find the installed {pkg!r} package to put in the image")
@@ -82,7 +82,7 @@ def _workbench_sources() -> dict[str, Path]:
 def _entry_points() -> str:
     lines = ['[project.entry-points."workbench.plugins"]']
     for ep in metadata.entry_points(group="workbench.plugins"):
-        if ep.value.startswith("plugins."):
+        if ep.value.startswith("workbench_plugins."):
             lines.append(f'{ep.name} = "{ep.value}"')
     return "\n".join(lines)
 
@@ -190,9 +190,7 @@ def _context(project: Project) -> tuple[dict[str, bytes], bool]:
     files["wbsrc/pyproject.toml"] = (
         '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
         f'[project]\nname = "workbench-mlops"\nversion = "{version}"\n'
-        '[tool.setuptools.packages.find]\ninclude = ["workbench*", "plugins*"]\n'
-        + _entry_points()
-        + "\n"
+        '[tool.setuptools.packages.find]\ninclude = ["workbench*"]\n' + _entry_points() + "\n"
     ).encode()
     for file, rel in _project_files(project):
         files[f"project/{rel}"] = file.read_bytes()
