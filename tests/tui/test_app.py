@@ -200,7 +200,7 @@ def test_first_paint_imports_no_mlflow(trained_project: Project) -> None:
         at_import = [m for m in HEAVY + ("pandas",) if m in sys.modules]
 
         async def main():
-            app = screens.app.WorkbenchApp(project)
+            app = workbench_tui.app.WorkbenchApp(project)
             async with app.run_test(size=(80, 24)) as pilot:
                 await pilot.pause()
                 first = [m for m in HEAVY if m in sys.modules]
