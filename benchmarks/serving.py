@@ -278,7 +278,7 @@ def _ensure_demo(root: Path) -> None:
         return
     _note(f"making the demo project in {root} (trains two models, about a minute)")
     out = subprocess.run(
-        [sys.executable, "-m", "workbench", "demo", str(root), "--headless"],
+        [sys.executable, "-m", "workbench", "demo", str(root), "--headless", "--first-act-only"],
         capture_output=True,
         text=True,
     )
