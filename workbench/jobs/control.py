@@ -122,7 +122,7 @@ def run_job(
     job_id: str | None = None,
     ports: dict[int, tuple[str, int]] | None = None,
     env: dict[str, str] | None = None,
-    ends_well: EndsWell | None = None,
+    ends_well: EndsWell = "result",
 ) -> JobOutcome:
     """Run `python -m module args` through `runner` as a recorded job, told to `observer`.
     It succeeds when it reports a result (`ends_well="result"`, a training job), or ends
@@ -131,7 +131,7 @@ def run_job(
     project.ensure_store()
     job_id = check_name(job_id, "job id") if job_id else new_job_id(kind)
     log_path = inside(project.jobs_dir, f"{job_id}.log", where="job log")
-    how = ends_well_of(kind, ends_well)
+    how = ends_well
     spec = JobSpec(job_id, kind, module, args, project.root, log_path, env or {}, ports or {}, how)
     base: dict[str, Any] = {
         "job_id": job_id,

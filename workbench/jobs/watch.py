@@ -12,11 +12,11 @@ from workbench.plugins import EndsWell, JobSpec, RunObserver
 
 
 def ends_well_of(kind: str, declared: str | None) -> EndsWell:
-    """How a job ends well: as its caller declared (recorded with the job), else, for a
-    caller or a record that predates the declaration, as its kind used to mean."""
+    """How a recorded job ends well: as its caller declared (recorded with the job), else,
+    for a record written before jobs recorded it, as its kind meant then."""
     if declared in ("result", "stopped"):
         return "stopped" if declared == "stopped" else "result"
-    return "stopped" if kind == "serve" else "result"  # legacy: records and callers before
+    return "stopped" if kind == "serve" else "result"  # records from before `ends_well`
 
 
 class Watch(RunObserver):
