@@ -92,7 +92,12 @@ class JobsTable(DataTable[Any]):
                 self.update_cell(job.job_id, key, value)
 
     def cells(self, job: JobInfo, state: RowState) -> dict[str, Any]:
-        style = self.get_component_rich_style
+        def style(name: str) -> Any:
+            # Partial: the component's own colour only. The full style bakes in the table's
+            # background as it is now (focused or not), and the cell keeps it: a snapshot then
+            # depended on whether the load finished before or after focus moved.
+            return self.get_component_rich_style(name, partial=True)
+
         status = "stopping…" if job.job_id in state.stopping else job.status
         status_style = style(f"jobs-table--{job.status}") if job.status in STATUSES else ""
         stats = state.stats.get(job.job_id, {})
