@@ -194,6 +194,7 @@ def setup(project: Project) -> str:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    _quiet()  # importing mlflow sets its loggers back to INFO (its store-creation lines)
     ensure_mlflow_store(project)
     mlflow.set_tracking_uri(project.tracking_uri)
     mlflow.set_registry_uri(project.tracking_uri)
