@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -157,3 +158,33 @@ def test_ctrl_c_is_130_and_a_closed_pipe_0(capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().err == "workbench: error: interrupted\n"
     assert run(group, ["piped"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_an_unexpected_error_is_one_line_with_the_traceback_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug in a command is still one line (exit 1), never a traceback on the terminal; the
+    traceback goes to a file the line names."""
+    from workbench.jobs import control
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "workbench.toml").write_text(
+        '[project]\nname = "p"\n[data]\npath = "d.csv"\ntarget = "y"\nsplit = "random"\n'
+    )
+
+    def boom(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(control, "list_jobs", boom)
+    monkeypatch.delenv("WORKBENCH_DEBUG", raising=False)
+    capsys.readouterr()
+    assert main(["jobs", "--project", str(root)]) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "workbench: error: unexpected RuntimeError: boom"
+    )
+    kept = Path(lines[0].split("the traceback is in ")[1].split(",")[0])
+    assert "Traceback" in kept.read_text() and "boom" in kept.read_text()
+    kept.unlink()

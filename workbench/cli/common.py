@@ -18,6 +18,7 @@ Heavy imports (mlflow, lightgbm, polars, rich) stay inside the functions.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -270,3 +271,26 @@ def run(cli: click.Command, argv: Sequence[str] | None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: one line, and the traceback kept for the report
+        if os.environ.get("WORKBENCH_DEBUG"):
+            raise
+        error(f"unexpected {type(exc).__name__}: {_first_line(exc)} ({_keep_traceback()})")
+        return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or ["(no message)"])[0][:300]
+
+
+def _keep_traceback() -> str:
+    """Write the current exception's traceback to a temp file; say where (or how to see it)."""
+    import tempfile
+    import traceback
+
+    try:
+        fd, path = tempfile.mkstemp(prefix="workbench-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(traceback.format_exc())
+    except OSError:
+        return "run with WORKBENCH_DEBUG=1 to see the traceback"
+    return f"a bug; the traceback is in {path}, please report it"

@@ -45,8 +45,13 @@ def jobs(limit: int, as_json: bool) -> int:
     )
     table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=48)
     table.columns[0].no_wrap = True
+    from workbench.jobs import telemetry
+
     for j in found:
-        progress = f"{j.progress[0]}/{j.progress[1]}" if j.progress else "-"
+        # A running job's progress from its record; a finished one's from its log's last
+        # progress event, as the Jobs screen shows it (the same core function).
+        at = j.progress or telemetry.final_progress(j)
+        progress = f"{at[0]}/{at[1]}" if at else "-"
         table.add_row(
             j.job_id,
             j.kind,
