@@ -262,6 +262,12 @@ def _last(found: list[events.Event], kind: type[Any]) -> Any:
     return next((e for e in reversed(found) if isinstance(e, kind)), None)
 
 
+def last_progress(log_path: str, tail_bytes: int = 8192) -> tuple[int, int] | None:
+    """(iteration, total) of the last progress event in the tail of a job's log."""
+    last: Progress | None = _last(_log_events(log_path, tail_bytes), Progress)
+    return None if last is None else (last.iteration, last.total)
+
+
 def _finish_from_log(
     project: Project, job: JobInfo, exit_code: int | None, why: str | None = None
 ) -> JobInfo:
@@ -353,9 +359,7 @@ def list_jobs(
             if state != "running":
                 _finish_from_log(project, job, code)
                 continue
-        last: Progress | None = _last(_log_events(job.log_path, 8192), Progress)
-        if last is not None:
-            job.progress = (last.iteration, last.total)
+        job.progress = last_progress(job.log_path)
     if reconcile:
         from workbench.errors import WorkbenchError
         from workbench.registry import versions as registry

@@ -26,13 +26,9 @@ Progress = tuple[int, int]
 
 
 def progress_of(event: dict[str, Any] | None) -> Progress | None:
-    """(iteration, total) of a progress event; None for any other event (or none)."""
-    if event is None or event.get("event") != "progress":
-        return None
-    try:
-        return int(event["iteration"]), int(event["total"])
-    except (KeyError, TypeError, ValueError):
-        return None
+    """(iteration, total) of a parsed progress event; None for any other event (or none)."""
+    typed = None if event is None else events.from_fields(event)
+    return (typed.iteration, typed.total) if isinstance(typed, events.Progress) else None
 
 
 @dataclass
@@ -71,18 +67,7 @@ def tail_log(job: control.JobInfo, start: int = 0, tail_bytes: int = TAIL_BYTES)
 
 def final_progress(job: control.JobInfo, tail_bytes: int = FINAL_BYTES) -> Progress | None:
     """Where a training job got to: its log's last progress event (None when it has none)."""
-    try:
-        with open(job.log_path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - tail_bytes))
-            lines = fh.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        progress = progress_of(events.parse(line))
-        if progress is not None:
-            return progress
-    return None
+    return control.last_progress(job.log_path, tail_bytes)
 
 
 class FinalProgress:
