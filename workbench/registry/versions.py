@@ -154,14 +154,17 @@ def rollback_target(project: Project, alias: str) -> tuple[int | None, int]:
     return current, stack[-2]
 
 
-def _check_version(project: Project, version: int) -> None:
+def check_version(
+    project: Project, version: int, error: type[WorkbenchError] = RegistryError
+) -> None:
+    """`error` naming the versions there are when the model has no `version`."""
     have = [
         v.version
         for v in mlflow_store.read_model_versions(project.mlflow_db, project.config.model_name)
     ]
     if version not in have:
         listed = ", ".join(map(str, have)) or "none"
-        raise RegistryError(
+        raise error(
             f"model {project.config.model_name!r} has no version {version} (versions: {listed})"
         )
 
@@ -179,7 +182,7 @@ def move_alias(
     if not reason or not reason.strip():
         raise UsageError("a reason is required (--reason TEXT)")
     names.check_alias(alias, "alias")
-    _check_version(project, version)
+    check_version(project, version)
     client = tracking.client(project)  # the slow part, outside the lock
     with locked(project):
         alias_moves.record_external(project)

@@ -166,17 +166,6 @@ def production_version(
     return registry.aliases(project).get(alias or project.config.serving.alias)
 
 
-def _known_version(project: Project, version: int) -> None:
-    from workbench.registry import versions as registry
-
-    have = [v.version for v in registry.list_versions(project)]
-    if version not in have:
-        listed = ", ".join(map(str, have)) or "none"
-        raise UsageError(
-            f"model {project.config.model_name!r} has no version {version} (versions: {listed})"
-        )
-
-
 def start_canary(
     project: Project,
     version: int,
@@ -185,8 +174,10 @@ def start_canary(
     reason: str = "",
 ) -> DeploymentState:
     """Serve `version` beside production on `traffic` percent of requests."""
+    from workbench.registry import versions as registry
+
     share = _check_traffic(traffic)
-    _known_version(project, version)
+    registry.check_version(project, version, UsageError)
     if sticky_key is not None and sticky_key not in project.config.features:
         raise UsageError(
             f"--sticky-key {sticky_key!r} is not a model input "
