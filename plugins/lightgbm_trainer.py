@@ -1,7 +1,13 @@
-"""The default trainer: LightGBM binary classification with early stopping."""
+"""The default trainer: LightGBM for binary, multiclass and regression, with early stopping.
+
+LightGBM trains on positional feature names (`f0`, `f1`, ...): it rewrites spaces and
+refuses JSON characters in names, and a user's columns may have both. The model folder keeps
+the real names (`feature_columns.json` beside `model.lgb`), which the pyfunc loader and the
+server's fast path use to line records up with the booster."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,8 +19,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULTS: dict[str, Any] = {
-    "objective": "binary",
-    "metric": ["auc", "binary_logloss"],
     "num_iterations": 200,
     "learning_rate": 0.05,
     "num_leaves": 31,
@@ -22,6 +26,26 @@ DEFAULTS: dict[str, Any] = {
     "seed": 42,
     "num_threads": 0,
 }
+#: Per task: the objective and the metrics reported each iteration.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "binary": {"objective": "binary", "metric": ["auc", "binary_logloss"]},
+    "multiclass": {"objective": "multiclass", "metric": ["multi_logloss", "multi_error"]},
+    "regression": {"objective": "regression", "metric": ["rmse", "l1"]},
+}
+#: Objectives (and their aliases) that fit each task.
+OBJECTIVES: dict[str, frozenset[str]] = {
+    "binary": frozenset({"binary", "cross_entropy", "xentropy"}),
+    "multiclass": frozenset({"multiclass", "softmax", "multiclassova", "multiclass_ova", "ova",
+                             "ovr"}),
+    "regression": frozenset({
+        "regression", "regression_l2", "l2", "mean_squared_error", "mse", "l2_root",
+        "root_mean_squared_error", "rmse", "regression_l1", "l1", "mean_absolute_error", "mae",
+        "huber", "fair", "poisson", "quantile", "mape", "mean_absolute_percentage_error",
+        "gamma", "tweedie",
+    }),
+}  # fmt: skip
+_OBJECTIVE_KEYS = ("objective", "objective_type", "app", "application", "loss")
+FEATURES_FILE = "feature_columns.json"
 LOADER = Path(__file__).with_name("workbench_lightgbm_pyfunc.py")
 
 # What LightGBM itself would reject (or overflow on) once the job runs, checked up front:
@@ -126,6 +150,19 @@ def check_params(params: dict[str, Any]) -> list[str]:
     return problems
 
 
+def objective_problem(task: str, params: dict[str, Any]) -> str | None:
+    """Why `params`' objective does not fit `task` (None when it does, or none is set)."""
+    for key in _OBJECTIVE_KEYS:
+        value = params.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or value not in OBJECTIVES[task]:
+            fits = next((t for t, names in OBJECTIVES.items() if value in names), None)
+            hint = f"; it is a {fits} objective: set [task].type = {fits!r}" if fits else ""
+            return f"[trainer.params].{key}: {value!r} does not fit the {task} task{hint}"
+    return None
+
+
 class LightGBMTrainer:
     kind = "trainer"
     name = "lightgbm"
@@ -133,27 +170,39 @@ class LightGBMTrainer:
     def check_params(self, params: dict[str, Any]) -> list[str]:
         return check_params(params)
 
+    def check_config(self, config: Any) -> list[str]:
+        problem = objective_problem(config.task.type, dict(config.trainer.params))
+        return [problem] if problem else []
+
     def train(self, ctx: TrainContext) -> TrainedModel:
         import lightgbm as lgb
 
         problems = check_params(ctx.params)  # overrides (--params) too, before any work
         if problems:
             raise UsageError(f"[trainer.params].{problems[0]}")
-        params = {**DEFAULTS, **ctx.params}
+        problem = objective_problem(ctx.task, ctx.params)
+        if problem:
+            raise UsageError(problem)
+        params = {**DEFAULTS, **TASK_DEFAULTS[ctx.task], **ctx.params}
+        if ctx.task == "multiclass":
+            params["num_class"] = len(ctx.classes)
         early = params.pop("early_stopping_rounds", None)
         total = int(params.pop("num_iterations", params.pop("n_estimators", 200)))
 
-        x_train = _prepare(ctx.train[ctx.features], ctx.categorical, None)
-        cats = {c: list(x_train[c].cat.categories) for c in ctx.categorical}
-        x_valid = _prepare(ctx.valid[ctx.features], ctx.categorical, cats)
+        names = [f"f{i}" for i in range(len(ctx.features))]  # see the module docstring
+        by_name = dict(zip(ctx.features, names, strict=True))
+        categorical = [by_name[c] for c in ctx.categorical]
+        x_train = _prepare(ctx.train[ctx.features], names, categorical, None)
+        cats = {c: list(x_train[c].cat.categories) for c in categorical}
+        x_valid = _prepare(ctx.valid[ctx.features], names, categorical, cats)
         dtrain = lgb.Dataset(
-            x_train, ctx.train[ctx.target], categorical_feature=ctx.categorical or "auto"
+            x_train, ctx.train[ctx.target], categorical_feature=categorical or "auto"
         )
         dvalid = lgb.Dataset(x_valid, ctx.valid[ctx.target], reference=dtrain)
 
         def report(env: Any) -> None:
             scores = {
-                f"{name}_{metric}".replace("binary_", ""): float(value)
+                f"{name}_{_metric_name(metric)}": float(value)
                 for name, metric, value, _ in env.evaluation_result_list
             }
             ctx.on_iteration(env.iteration + 1, total, scores)
@@ -171,13 +220,13 @@ class LightGBMTrainer:
         )
 
         def predict(frame: pd.DataFrame) -> Any:
-            return booster.predict(_prepare(frame[ctx.features], ctx.categorical, cats))
+            return booster.predict(_prepare(frame[ctx.features], names, categorical, cats))
 
         def save(path: Path, signature: Any, input_example: pd.DataFrame) -> None:
-            _save_model(booster, path, signature, input_example)
+            _save_model(booster, path, signature, input_example, ctx.features)
 
         importance = dict(
-            zip(booster.feature_name(), map(float, booster.feature_importance("gain")), strict=True)
+            zip(ctx.features, map(float, booster.feature_importance("gain")), strict=True)
         )
         return TrainedModel(
             predict=predict,
@@ -188,14 +237,27 @@ class LightGBMTrainer:
         )
 
 
+_METRIC_NAMES = {"binary_logloss": "logloss", "multi_logloss": "logloss", "multi_error": "error",
+                 "l1": "mae", "l2": "mse"}  # fmt: skip
+
+
+def _metric_name(metric: str) -> str:
+    """LightGBM's metric names as the runs table shows them (valid_logloss, valid_mae)."""
+    return _METRIC_NAMES.get(metric, metric)
+
+
 def _prepare(
-    frame: pd.DataFrame, categorical: list[str], categories: dict[str, list[str]] | None
+    frame: pd.DataFrame,
+    names: list[str],
+    categorical: list[str],
+    categories: dict[str, list[str]] | None,
 ) -> pd.DataFrame:
-    """The model's input frame: categorical columns as pandas categoricals (with the training
-    categories when given, so codes match the booster's)."""
+    """The model's input frame under the booster's names: categorical columns as pandas
+    categoricals (with the training categories when given, so codes match the booster's)."""
     import pandas as pd
 
     frame = frame.copy()
+    frame.columns = names
     for col in categorical:
         values = frame[col].astype("object")
         frame[col] = (
@@ -206,7 +268,9 @@ def _prepare(
     return frame
 
 
-def _save_model(booster: Any, path: Path, signature: Any, input_example: pd.DataFrame) -> None:
+def _save_model(
+    booster: Any, path: Path, signature: Any, input_example: pd.DataFrame, columns: list[str]
+) -> None:
     """The MLflow model: the LightGBM flavor, with the pyfunc flavor pointed at our loader."""
     import lightgbm as lgb
     import mlflow
@@ -232,6 +296,7 @@ def _save_model(booster: Any, path: Path, signature: Any, input_example: pd.Data
     )
     # The stock pyfunc of the LightGBM flavor cannot score string categoricals; point the
     # pyfunc flavor at our loader (shipped in code/) and keep the lightgbm flavor.
+    (path / FEATURES_FILE).write_text(json.dumps(columns))
     mlmodel = path / "MLmodel"
     spec = yaml.safe_load(mlmodel.read_text())
     pyfunc = spec["flavors"]["python_function"]

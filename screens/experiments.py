@@ -165,7 +165,7 @@ class ExperimentsScreen(WorkbenchScreen):
         from workbench_tui.loaders import key_metrics
 
         self.frame = message.frame
-        metric_cols = key_metrics(self.frame.columns, self.project.config.evaluation.metric)
+        metric_cols = key_metrics(self.frame.columns, self.project.config.metric)
         current = self.sort_key
         self.sort_keys = [*BASE_SORTS, *metric_cols]
         self.sort_index = self.sort_keys.index(current) if current in self.sort_keys else 0
@@ -270,7 +270,7 @@ class ExperimentsScreen(WorkbenchScreen):
         from workbench_tui import loaders
 
         with self.wb.database() as db:
-            curve = loaders.load_curve(db, run_id, self.project.config.evaluation.metric)
+            curve = loaders.load_curve(db, run_id, self.project.config.metric)
         if not get_current_worker().is_cancelled:
             self.post_message(self.CurveLoaded(curve))
 

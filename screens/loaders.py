@@ -68,7 +68,7 @@ class OverviewData:
 
 def load_overview(project: Project, db: Db, limit: int = 10) -> OverviewData:
     cfg = project.config
-    metric = f"holdout_{cfg.evaluation.metric}"
+    metric = f"holdout_{cfg.metric}"
     versions = registry.list_versions(project)
     by_alias = {alias: v for v in versions for alias in v.aliases}
     cards = []
@@ -84,7 +84,7 @@ def load_overview(project: Project, db: Db, limit: int = 10) -> OverviewData:
         )
     # A light query (plain rows, no polars): this feeds the first paint.
     names = [f"m.{k}" for k in runs_index.metric_keys(db)]
-    shown = key_metrics(names, cfg.evaluation.metric)[:2]
+    shown = key_metrics(names, cfg.metric)[:2]
     runs, total = runs_index.latest_runs(db, limit, [c.removeprefix("m.") for c in shown])
     audit = audit_log.recent(db, 5)
     return OverviewData(
@@ -153,7 +153,7 @@ def load_models(project: Project, db: Db) -> ModelsData:
     history = registry.alias_history(project, db=db)
     return ModelsData(
         model=cfg.model_name,
-        metric=f"holdout_{cfg.evaluation.metric}",
+        metric=f"holdout_{cfg.metric}",
         versions=versions,
         aliases=registry.aliases(project),
         history=list(reversed(history)),

@@ -95,7 +95,7 @@ class ModelsScreen(WorkbenchScreen):
     def on_mount(self) -> None:
         self.no_versions.display = False
         self.no_history.display = False
-        metric = f"holdout_{self.project.config.evaluation.metric}"
+        metric = f"holdout_{self.project.config.metric}"
         self.versions.add_column("version", width=7, key="version")
         self.versions.add_column("aliases", width=19, key="aliases")
         self.versions.add_column("run", width=8, key="run")

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench.errors import ConfigError
 from workbench.names import alias_problem
+from workbench.tasks import ALL_METRICS, METRICS, TaskType, bare_metric, default_metric
 
 CONFIG_FILE = "workbench.toml"
 
 ColumnType = Literal["int", "float", "str", "category", "bool", "datetime"]
-MetricName = Literal["auc", "logloss", "accuracy", "f1", "precision", "recall", "average_precision"]
-#: Metrics where a smaller value is better; every other metric is maximised.
-LOWER_IS_BETTER = frozenset({"logloss"})
 #: Seeds go to polars, numpy and the trainer: an unsigned 32-bit range fits every one of them.
 MAX_SEED = 2**32 - 1
 
@@ -97,13 +95,41 @@ class ValidationSection(_Section):
     fail_on_warning: bool = False
 
 
+class TaskSection(_Section):
+    """`[task]`: what the model predicts. `classes` fixes the class order (the last is the
+    positive class of a binary task); by default the target's sorted distinct values."""
+
+    type: TaskType = "binary"
+    classes: list[str | int | float | bool] | None = None
+    positive_class: str | int | float | bool | None = None
+
+    @model_validator(mode="after")
+    def _classes_fit(self) -> TaskSection:
+        if self.type == "regression" and (self.classes or self.positive_class is not None):
+            raise ValueError("a regression task has no classes (remove classes/positive_class)")
+        if self.classes is not None:
+            if len(set(map(str, self.classes))) != len(self.classes):
+                raise ValueError("classes must be distinct")
+            if len(self.classes) < 2:
+                raise ValueError("classes needs two or more values")
+            if self.type == "binary" and len(self.classes) != 2:
+                raise ValueError(f"a binary task has two classes (got {len(self.classes)})")
+        if self.type != "binary" and self.positive_class is not None:
+            raise ValueError("positive_class is for a binary task")
+        return self
+
+
 class TrainerSection(_Section):
     plugin: str = "lightgbm"
     params: dict[str, Any] = Field(default_factory=dict)
+    # the sklearn trainer: the estimator's import path
+    estimator: str | None = Field(default=None, min_length=1)
+    # the script trainer: your own training command, run as the job
+    command: list[str] | None = Field(default=None, min_length=1)
 
 
 class EvaluationSection(_Section):
-    metric: MetricName = "auc"
+    metric: str | None = None  # default: the task's first metric (auc, macro_f1, rmse)
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
 
 
@@ -115,13 +141,9 @@ class GateSection(_Section):
     @field_validator("max_regression")
     @classmethod
     def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        metrics = get_args(MetricName)
         for name in value:
-            bare = name
-            for prefix in ("holdout_", "valid_", "train_"):  # the names runs log metrics under
-                bare = bare.removeprefix(prefix)
-            if bare not in metrics:  # a typo the gate would skip silently
-                known = ", ".join(f"holdout_{m}" for m in metrics)
+            if bare_metric(name) not in ALL_METRICS:  # a typo the gate would skip silently
+                known = ", ".join(f"holdout_{m}" for m in ALL_METRICS)
                 raise ValueError(f"unknown metric {name!r} (use one of {known})")
         return value
 
@@ -246,6 +268,7 @@ class Config(_Section):
     project: ProjectSection
     data: DataSection
     schema_: dict[str, ColumnSpec] = Field(default_factory=dict, alias="schema")
+    task: TaskSection = TaskSection()
     validation: ValidationSection = ValidationSection()
     trainer: TrainerSection = TrainerSection()
     evaluation: EvaluationSection = EvaluationSection()
@@ -267,6 +290,28 @@ class Config(_Section):
             if not name.strip():
                 raise ValueError("column names must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> Config:
+        kind, metrics = self.task.type, METRICS[self.task.type]
+        named = self.evaluation.metric
+        if named is not None and named not in metrics:
+            raise ValueError(
+                f"[evaluation].metric {named!r} is not a {kind} metric (use one of "
+                f"{', '.join(metrics)}; set [task].type for another task)"
+            )
+        for name in self.gate.max_regression:
+            if bare_metric(name) not in metrics:
+                raise ValueError(
+                    f"[gate.max_regression].{name} is not a {kind} metric "
+                    f"(use one of {', '.join(metrics)})"
+                )
+        return self
+
+    @property
+    def metric(self) -> str:
+        """The metric the gate compares (bare name: `auc`, `macro_f1`, `rmse`)."""
+        return self.evaluation.metric or default_metric(self.task.type)
 
     @property
     def model_name(self) -> str:
@@ -324,9 +369,8 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
         first = exc.errors()[0]
         more = exc.error_count() - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(
-            f"{source}: {_format_loc(tuple(first['loc']))}: {_describe(dict(first))}{suffix}"
-        ) from None
+        where = f"{_format_loc(tuple(first['loc']))}: " if first["loc"] else ""
+        raise ConfigError(f"{source}: {where}{_describe(dict(first))}{suffix}") from None
 
 
 def load_config(path: Path) -> Config:

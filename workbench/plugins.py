@@ -34,6 +34,10 @@ IterationCallback = Callable[[int, int, dict[str, float]], None]
 
 @dataclass
 class TrainContext:
+    """What a trainer gets. `train` and `valid` hold the features and the target; the target
+    is encoded for the task: class indices 0..K-1 (in `classes` order) for binary and
+    multiclass, floats for regression. `task` is "binary", "multiclass" or "regression"."""
+
     config: Config
     params: dict[str, Any]
     features: list[str]
@@ -42,11 +46,26 @@ class TrainContext:
     train: pd.DataFrame
     valid: pd.DataFrame
     on_iteration: IterationCallback
+    task: str = "binary"
+    classes: list[Any] = field(default_factory=lambda: [0, 1])
+    #: the MLflow run the job started (the script trainer hands it to the user's code)
+    run_id: str = ""
+    #: the holdout rows (features and encoded target); trainers need not look at them
+    holdout: pd.DataFrame | None = None
+    #: GPUs the job may use ([docker] gpus; 0: none)
+    gpus: int = 0
+    #: a log line to the job's output (the script trainer streams its command's output)
+    on_line: Callable[[str], None] = print
 
 
 @dataclass
 class TrainedModel:
-    """What a trainer hands back: a scorer and a way to save itself as an MLflow model dir."""
+    """What a trainer hands back: a scorer and a way to save itself as an MLflow model dir.
+
+    `predict(frame)` returns, per task (see `workbench.tasks`): the positive-class
+    probability per row (binary), an (n, K) matrix of class probabilities in `classes` order
+    (multiclass), the value per row (regression). The saved model's pyfunc should score raw
+    records the same way, so plain `mlflow.pyfunc.load_model` gives the same numbers."""
 
     predict: Callable[[pd.DataFrame], np.ndarray]
     save_mlflow_model: Callable[[Path, Any, pd.DataFrame], None]  # (dir, signature, input example)
@@ -74,6 +93,16 @@ def param_problems(trainer: Any, params: dict[str, Any]) -> list[str]:
     if check is None:
         return []
     return [str(p) for p in check(dict(params))]
+
+
+def setting_problems(trainer: Any, config: Config) -> list[str]:
+    """The trainer's `check_config(config)` verdict: "[section].key: problem" each (what it
+    needs of the task and its own settings: an objective that fits the task, an estimator
+    that imports, a command that exists). None when it has no such check."""
+    check = getattr(trainer, "check_config", None)
+    if check is None:
+        return []
+    return [str(p) for p in check(config)]
 
 
 #: How a job ends well: "result" (it reported a result event, as a training job does) or

@@ -17,7 +17,7 @@ def models(as_json: bool) -> int:
 
     project = load_project()
     versions = registry.list_versions(project)
-    metric = f"holdout_{project.config.evaluation.metric}"
+    metric = f"holdout_{project.config.metric}"
     if as_json:
         print_json(
             {"model": project.config.model_name, "versions": [v.to_dict() for v in versions]}

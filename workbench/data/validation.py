@@ -296,7 +296,8 @@ def config_problems(config: Config, overrides: dict[str, Any] | None = None) -> 
     except UsageError as exc:
         return [f"[trainer].plugin: {exc}"]
     params = {**config.trainer.params, **(overrides or {})}
-    return [f"[trainer.params].{p}" for p in plugins.param_problems(trainer, params)]
+    found = [f"[trainer.params].{p}" for p in plugins.param_problems(trainer, params)]
+    return found + plugins.setting_problems(trainer, config)
 
 
 def check_config(

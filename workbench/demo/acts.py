@@ -62,7 +62,7 @@ def summary(root: Path, as_json: bool = False) -> int:
     if as_json:
         print(json.dumps(data, indent=2, default=str))
         return 0
-    metric = f"holdout_{project.config.evaluation.metric}"
+    metric = f"holdout_{project.config.metric}"
     print(f"demo project: {root}")
     for v in versions:
         print(

@@ -50,18 +50,30 @@ def validate(project: Project) -> ValidationReport:
 
 
 def score_champion(project: Project, version: int) -> dict[str, float]:
-    """Load the production version with mlflow.pyfunc and score it on the current holdout."""
-    from workbench.store import tracking
-    from workbench.training.evaluation import binary_metrics
-
-    tracking.setup(project)
-    import mlflow.pyfunc
+    """Score the production version on the current holdout, as the task needs (classifier
+    probabilities, never hard labels)."""
+    from workbench.data import target as target_mod
+    from workbench.serving.predictors import model_dir_for
+    from workbench.tasks import ModelTask
+    from workbench.training.evaluation import evaluate
+    from workbench.training.scoring import ScoringError, load_scorer
 
     cfg = project.config
-    holdout = data_mod.split(data_mod.load_frame(project.data_path), cfg).holdout
-    model = mlflow.pyfunc.load_model(f"models:/{cfg.model_name}/{version}")
-    proba = model.predict(data_mod.to_model_frame(holdout, cfg))
-    scores = binary_metrics(holdout[cfg.data.target].to_numpy(), proba, cfg.evaluation.threshold)
+    frame = data_mod.load_frame(project.data_path)
+    classes = target_mod.classes_of(frame, cfg)
+    holdout = data_mod.split(target_mod.encode(frame, cfg, classes), cfg).holdout
+    model_dir = model_dir_for(project, version)
+    task = ModelTask.load(model_dir)
+    if task.type != cfg.task.type:
+        raise ScoringError(
+            f"production (v{version}) is a {task.type} model; the project's task is {cfg.task.type}"
+        )
+    if task.type != "regression" and [str(c) for c in task.classes] != [str(c) for c in classes]:
+        raise ScoringError(
+            f"production (v{version}) knows classes {task.classes[:6]}; the data has {classes[:6]}"
+        )
+    output = load_scorer(model_dir, task)(data_mod.to_model_frame(holdout, cfg))
+    scores = evaluate(task.type, holdout[cfg.data.target].to_numpy(), output, task.threshold)
     return {f"holdout_{k}": v for k, v in scores.items()}
 
 
@@ -119,7 +131,7 @@ def run(
     outcome, result = _train_step(project, runner, observer, run_name, params)
     metrics = result.metrics
 
-    metric = f"holdout_{cfg.evaluation.metric}"
+    metric = f"holdout_{cfg.metric}"
     champion_version = registry.aliases(project).get(cfg.registry.production_alias)
     step(
         "evaluate", "running", "scoring production on the same holdout" if champion_version else ""

@@ -150,6 +150,11 @@ class LightGBMPredictor:
             return None
         types = {f.name: f.type for f in signature.inputs}
         features: list[str] = booster.feature_name()
+        columns = _feature_columns(model_file.parent)
+        if columns is not None:  # trained on positional names; the real ones are kept here
+            if len(columns) != len(features):
+                return None
+            features = columns
         categories: list[list[Any]] = list(booster.pandas_categorical or [])
         plan: list[tuple[str, dict[Any, float] | None]] = []
         cats = iter(categories)
@@ -191,6 +196,19 @@ class LightGBMPredictor:
         else:
             out = self._booster.predict(matrix)
         return out.tolist()  # type: ignore[no-any-return]
+
+
+def _feature_columns(folder: Path) -> list[str] | None:
+    import json
+
+    path = folder / "feature_columns.json"
+    if not path.is_file():
+        return None
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return [str(n) for n in names] if isinstance(names, list) else None
 
 
 class PyfuncPredictor:

@@ -16,10 +16,13 @@ from typing import Any
 
 from workbench import plugins
 from workbench.data import snapshot as data_mod
+from workbench.data import target as target_mod
 from workbench.jobs import events
 from workbench.project import Project
 from workbench.store import tracking
-from workbench.training.evaluation import binary_metrics
+from workbench.tasks import ModelTask
+from workbench.training.evaluation import evaluate
+from workbench.training.scoring import as_task_output, scalar_output
 
 METRIC_FLUSH_EVERY = 25
 
@@ -34,7 +37,9 @@ def train(
     trainer = plugins.load("trainer", cfg.trainer.plugin)
     frame = data_mod.load_frame(project.data_path)
     snapshot = data_mod.digest(project.data_path)
-    parts = data_mod.split(frame, cfg)
+    classes = target_mod.classes_of(frame, cfg)
+    task = ModelTask(cfg.task.type, classes, cfg.evaluation.threshold, cfg.data.target)
+    parts = data_mod.split(target_mod.encode(frame, cfg, classes), cfg)
     params = {**cfg.trainer.params, **(overrides or {})}
 
     tracking.setup(project)
@@ -43,10 +48,12 @@ def train(
     started = time.time()
     # The job id is a tag from the run's first write: a job killed before it announces the run
     # still leaves a run its settling can find (orphans.py).
-    with mlflow.start_run(run_name=run_name, tags={"workbench.job_id": job_id}) as run:
+    with mlflow.start_run(
+        run_name=run_name, tags={"workbench.job_id": job_id}, log_system_metrics=True
+    ) as run:
         run_id = run.info.run_id
         events.emit_event(events.Run(run_id))
-        train_pd = _log_inputs(project, trainer.name, params, parts, snapshot)
+        train_pd = _log_inputs(project, trainer.name, params, parts, snapshot, task)
         metrics = _MetricStream(mlflow.MlflowClient(), run_id)
         ctx = plugins.TrainContext(
             config=cfg,
@@ -57,20 +64,27 @@ def train(
             train=train_pd,
             valid=parts.valid.to_pandas(),
             on_iteration=metrics.on_iteration,
+            task=task.type,
+            classes=classes,
+            run_id=run_id,
+            holdout=parts.holdout.to_pandas(),
+            gpus=cfg.docker.gpus if isinstance(cfg.docker.gpus, int) else 1,
         )
         model = trainer.train(ctx)
         metrics.flush()
         holdout_x = data_mod.to_model_frame(parts.holdout, cfg)
-        proba = model.predict(holdout_x)
-        holdout = binary_metrics(
-            parts.holdout[cfg.data.target].to_numpy(), proba, cfg.evaluation.threshold
+        output = as_task_output(
+            task, model.predict(holdout_x), len(holdout_x), f"the {trainer.name} trainer's model"
+        )
+        holdout = evaluate(
+            task.type, parts.holdout[cfg.data.target].to_numpy(), output, task.threshold
         )
         final = {f"holdout_{k}": v for k, v in holdout.items()}
         if model.best_iteration:
             final["best_iteration"] = float(model.best_iteration)
         final["train_seconds"] = time.time() - started
         mlflow.log_metrics(final)
-        model_uri = _log_model(project, model, parts, holdout_x, proba, snapshot, run)
+        model_uri = _log_model(project, model, parts, holdout_x, output, snapshot, run, task)
 
     result = events.TrainResult(run_id, model_uri, final, snapshot, model.flavor)
     events.emit_event(result)
@@ -78,7 +92,12 @@ def train(
 
 
 def _log_inputs(
-    project: Project, trainer: str, params: dict[str, Any], parts: Any, snapshot: str
+    project: Project,
+    trainer: str,
+    params: dict[str, Any],
+    parts: Any,
+    snapshot: str,
+    task: ModelTask,
 ) -> Any:
     """Tags, params and the dataset input of the active run; the training rows as pandas."""
     import mlflow
@@ -91,6 +110,7 @@ def _log_inputs(
             "workbench.trainer": trainer,
             "workbench.data_digest": snapshot,
             "workbench.project": cfg.project.name,
+            "workbench.task": task.type,
             **({"mlflow.source.git.commit": commit} if commit else {}),
         }
     )
@@ -103,6 +123,8 @@ def _log_inputs(
             "rows_valid": parts.valid.height,
             "rows_holdout": parts.holdout.height,
             "features": len(cfg.features),
+            "task": task.type,
+            **({"classes": json.dumps(task.classes, default=str)[:500]} if task.classes else {}),
         }
     )
     train_pd = parts.train.to_pandas()
@@ -149,9 +171,10 @@ def _log_model(
     model: Any,
     parts: Any,
     holdout_x: Any,
-    proba: Any,
+    output: Any,
     snapshot: str,
     run: Any,
+    task: ModelTask,
 ) -> str:
     """The model (with its signature and input example), the drift reference profile beside
     it, and feature importance, logged to the active run; returns the model's URI."""
@@ -170,13 +193,14 @@ def _log_model(
         parts.train.select(cfg.features),
         cfg.features,
         set(data_mod.categorical_features(cfg)),
-        predictions=proba,
+        predictions=scalar_output(task, output),
         source=f"training rows of snapshot {snapshot}",
     )
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         model.save_mlflow_model(model_dir, signature, example)
         profile.save(model_dir / "drift_profile.json")
+        task.save(model_dir)
         mlflow.log_artifacts(str(model_dir), artifact_path="model")
     if model.feature_importance:
         mlflow.log_dict(model.feature_importance, "feature_importance.json")
