@@ -52,6 +52,7 @@ class AliasCard:
     version: int | None
     run_id: str | None
     metric: float | None
+    champion: tuple[int, float] | None = None  # production's metric on the same holdout
 
 
 @dataclass
@@ -80,6 +81,7 @@ def load_overview(project: Project, db: Db, limit: int = 10) -> OverviewData:
                 version=v.version if v else None,
                 run_id=v.run_id if v else None,
                 metric=v.metrics.get(metric) if v else None,
+                champion=v.champion(metric) if v else None,
             )
         )
     # A light query (plain rows, no polars): this feeds the first paint.

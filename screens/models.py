@@ -101,7 +101,7 @@ class ModelsScreen(WorkbenchScreen):
         self.versions.add_column("run", width=8, key="run")
         self.versions.add_column("created", width=16, key="created")
         self.versions.add_column(metric, width=max(8, len(metric)), key="metric")
-        self.versions.add_column("logloss", width=7, key="logloss")
+        self.versions.add_column("prod then", width=11, key="champion")
         for label, width in (
             ("when (UTC)", 16),
             ("alias", 10),
@@ -139,7 +139,7 @@ class ModelsScreen(WorkbenchScreen):
                 short_id(v.run_id),
                 fmt_ms(v.created_ms),
                 fmt_value(v.metrics.get(data.metric)),
-                fmt_value(v.metrics.get("holdout_logloss")),
+                _champion_cell(v.champion(data.metric)),
                 key=str(v.version),
             )
         self.versions.display = bool(data.versions)
@@ -271,3 +271,8 @@ class ModelsScreen(WorkbenchScreen):
             self.post_message(DataChanged("registry"))
         else:
             self.notify(message.text, severity="error", title="Registry", markup=False)
+
+
+def _champion_cell(champion: tuple[int, float] | None) -> str:
+    """Production's metric on this version's own holdout (what the gate compared), or -."""
+    return f"{fmt_value(champion[1])} v{champion[0]}" if champion else "-"

@@ -98,10 +98,14 @@ class OverviewScreen(WorkbenchScreen):
         name = f"[b {colour}]{escape(card.alias):<10}[/]"
         if card.version is None:
             return f"{name} [dim]not set[/]"
-        return (
+        line = (
             f"{name} [b]{fmt_version(card.version)}[/]  run {short_id(card.run_id)}  "
             f"{escape(data.metric)} [b]{fmt_value(card.metric)}[/]"
         )
+        if card.champion and card.champion[0] != card.version:
+            # what the gate saw: production then, scored on this version's own holdout
+            line += f" [dim]vs v{card.champion[0]} {fmt_value(card.champion[1])}[/]"
+        return line
 
     def _show_runs(self, data: OverviewData) -> None:
         table = self.runs_table

@@ -45,8 +45,12 @@ TASK_FILE = "workbench_task.json"
 
 def bare_metric(name: str) -> str:
     """`holdout_rmse` -> `rmse`."""
-    for prefix in PREFIXES:
-        name = name.removeprefix(prefix)
+    stripped = True
+    while stripped:  # champion_holdout_auc -> auc
+        stripped = False
+        for prefix in PREFIXES:
+            if name.startswith(prefix):
+                name, stripped = name[len(prefix) :], True
     return name
 
 

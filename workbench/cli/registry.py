@@ -25,21 +25,27 @@ def models(as_json: bool) -> int:
         return 0
     from rich.table import Table
 
+    from workbench.tasks import METRICS
+
+    second = f"holdout_{next(m for m in METRICS[project.config.task.type] if m != metric[8:])}"
     table = Table(
         "version",
         "aliases",
         "run id",
         metric,
-        "holdout_logloss",
+        "production then (same holdout)",
+        second,
         title=f"model {project.config.model_name}",
     )
     for v in versions:
+        champ = v.champion(metric)
         table.add_row(
             str(v.version),
             ", ".join(v.aliases) or "-",
             (v.run_id or "-")[:12],
             fmt(v.metrics.get(metric)),
-            fmt(v.metrics.get("holdout_logloss")),
+            f"{fmt(champ[1])} (v{champ[0]})" if champ else "-",
+            fmt(v.metrics.get(second)),
         )
     console().print(
         table if versions else "no registered versions yet (run `workbench pipeline run`)"

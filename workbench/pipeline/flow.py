@@ -10,6 +10,7 @@ leaves a version the next reader settles.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +25,9 @@ from workbench.pipeline.gate import decide
 from workbench.plugins import Runner
 from workbench.project import Project
 from workbench.registry import versions as registry
+
+#: The candidate run's tag naming the production version the gate compared it with.
+CHAMPION_TAG = "workbench.champion_version"
 
 
 @dataclass
@@ -75,6 +79,29 @@ def score_champion(project: Project, version: int) -> dict[str, float]:
     output = load_scorer(model_dir, task)(data_mod.to_model_frame(holdout, cfg))
     scores = evaluate(task.type, holdout[cfg.data.target].to_numpy(), output, task.threshold)
     return {f"holdout_{k}": v for k, v in scores.items()}
+
+
+def _record_champion(
+    project: Project, run_id: str, version: int, scores: dict[str, float]
+) -> None:
+    """What the gate saw, kept on the candidate's run: production's metrics on the same holdout
+    (`champion_holdout_auc`, ...) and which version that was, so tables can show both."""
+    import math
+
+    from workbench.store import tracking
+
+    client = tracking.client(project)
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[
+            Metric(f"champion_{k}", v, now, 0) for k, v in scores.items() if not math.isnan(v)
+        ]
+        + [Metric("champion_version", float(version), now, 0)],
+        tags=[RunTag(CHAMPION_TAG, str(version))],
+    )
 
 
 def _validate_step(project: Project, step: Callable[[str, str, str], object]) -> ValidationReport:
@@ -137,6 +164,8 @@ def run(
         "evaluate", "running", "scoring production on the same holdout" if champion_version else ""
     )
     champion = score_champion(project, champion_version) if champion_version else None
+    if champion is not None and champion_version is not None:
+        _record_champion(project, result.run_id, champion_version, champion)
     step("evaluate", "done", f"{metric} = {metrics.get(metric, float('nan')):.4f}")
 
     gate = decide(metric, metrics, champion, cfg.gate)

@@ -52,6 +52,15 @@ class VersionInfo:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def champion(self, metric: str) -> tuple[int, float] | None:
+        """What the gate compared this version with: (production's version, its `metric`
+        on this version's holdout), when a production version existed then."""
+        version = self.metrics.get("champion_version")
+        value = self.metrics.get(f"champion_{metric}")
+        if version is None or value is None:
+            return None
+        return int(version), value
+
 
 def list_versions(project: Project) -> list[VersionInfo]:
     versions = mlflow_store.read_model_versions(project.mlflow_db, project.config.model_name)
