@@ -81,9 +81,7 @@ def score_champion(project: Project, version: int) -> dict[str, float]:
     return {f"holdout_{k}": v for k, v in scores.items()}
 
 
-def _record_champion(
-    project: Project, run_id: str, version: int, scores: dict[str, float]
-) -> None:
+def _record_champion(project: Project, run_id: str, version: int, scores: dict[str, float]) -> None:
     """What the gate saw, kept on the candidate's run: production's metrics on the same holdout
     (`champion_holdout_auc`, ...) and which version that was, so tables can show both."""
     import math
@@ -96,9 +94,7 @@ def _record_champion(
     now = int(time.time() * 1000)
     client.log_batch(
         run_id,
-        metrics=[
-            Metric(f"champion_{k}", v, now, 0) for k, v in scores.items() if not math.isnan(v)
-        ]
+        metrics=[Metric(f"champion_{k}", v, now, 0) for k, v in scores.items() if not math.isnan(v)]
         + [Metric("champion_version", float(version), now, 0)],
         tags=[RunTag(CHAMPION_TAG, str(version))],
     )
