@@ -97,11 +97,11 @@ class ModelsScreen(WorkbenchScreen):
         self.no_history.display = False
         metric = f"holdout_{self.project.config.metric}"
         self.versions.add_column("version", width=7, key="version")
-        self.versions.add_column("aliases", width=19, key="aliases")
+        self.versions.add_column("aliases", width=16, key="aliases")
         self.versions.add_column("run", width=8, key="run")
         self.versions.add_column("created", width=16, key="created")
         self.versions.add_column(metric, width=max(8, len(metric)), key="metric")
-        self.versions.add_column("prod then", width=11, key="champion")
+        self.versions.add_column("prod then", width=9, key="champion")
         for label, width in (
             ("when (UTC)", 16),
             ("alias", 10),
