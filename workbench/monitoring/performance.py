@@ -60,7 +60,7 @@ def usable_rows(task: ModelTask, labels: np.ndarray, outputs: np.ndarray) -> np.
     label (and a multiclass output) that is a class index of the model."""
     y = np.asarray(labels, dtype=float)
     out = np.asarray(outputs, dtype=float)
-    keep = np.isfinite(y) & np.isfinite(out)
+    keep: np.ndarray = np.isfinite(y) & np.isfinite(out)
     if task.type in ("binary", "multiclass"):
         k = max(len(task.classes), 2)
         keep &= (y == np.round(y)) & (y >= 0) & (y < k)
