@@ -396,7 +396,8 @@ class DriftScreen(WorkbenchScreen):
 
     def _show_prediction(self, result: CheckResult) -> None:
         panel = self.prediction_panel
-        panel.update(prediction_text(result.report.prediction, panel.style_of))
+        task = result.task.type
+        panel.update(prediction_text(result.report.prediction, panel.style_of, task))
 
     def _show_performance(self, result: CheckResult) -> None:
         panel = self.performance_panel
@@ -462,7 +463,8 @@ class DriftScreen(WorkbenchScreen):
         version = fmt_version(self.result.version) if self.result else "production"
         change = (
             f"check {version} over {self.project.config.drift.window}; when {cfg.alert_features} "
-            f"feature(s) alert or the metric drops {cfg.metric_drop:g}, retrain and register "
+            f"feature(s) alert or the {self.project.config.metric} gets worse than its holdout "
+            "value by more than the allowed worsening, retrain and register "
             "a candidate"
             + (
                 f" (a canary on {cfg.canary_traffic:g}% if a server runs)"

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from workbench.drift.evaluate import FeatureDrift
 
 STATUS_LABEL = {"alert": "alert", "warn": "warn", "ok": "ok", "no_data": "n/a"}
+#: Names of the pooled bins of categories the reference did not list.
+UNSEEN_NAMES = {"__unseen__": "unseen", "__other__": "other", "__rest__": "rest"}
 TEST_LABEL = {"wasserstein": "wass"}
 
 Style = Callable[[str], Any]
@@ -80,8 +82,23 @@ def detail_text(fd: FeatureDrift, style: Style) -> Text:
     return detail
 
 
-def prediction_text(pred: FeatureDrift | None, style: Style) -> Text:
-    """The prediction drift panel: status, test and score, the mean before and now."""
+def class_shares(pred: FeatureDrift, limit: int = 6) -> str:
+    """Predicted class frequencies, reference → now, the most frequent first (at most
+    `limit`; the rest counted)."""
+    items = list(zip(pred.hist_labels, pred.ref_hist, pred.cur_hist, strict=False))
+    items.sort(key=lambda item: -max(item[1], item[2]))
+    shown = [
+        f"{UNSEEN_NAMES.get(label, label)} {fmt_pct_share(r)}→{fmt_pct_share(c)}"
+        for label, r, c in items[:limit]
+    ]
+    more = f" · +{len(items) - limit} more" if len(items) > limit else ""
+    return " · ".join(shown) + more
+
+
+def prediction_text(pred: FeatureDrift | None, style: Style, task: str = "binary") -> Text:
+    """The prediction drift panel: status, test and score; then the mean probability
+    (binary) or value (regression) before and now, or the predicted class frequencies
+    (multiclass, by class name)."""
     if pred is None:
         return Text("no predictions in the window", style=style("muted"))
     level = status_level(pred.status)
@@ -90,37 +107,55 @@ def prediction_text(pred: FeatureDrift | None, style: Style) -> Text:
     text.append(f" · {pred.test} ", style=style("key"))
     text.append(fmt_num(pred.score), style=style(level))
     text.append(f" · n {pred.n_cur:,}", style=style("key"))
-    text.append("\nmean ", style=style("key"))
+    if pred.kind == "categorical":
+        text.append("\nclasses ", style=style("key"))
+        text.append(class_shares(pred))
+        return text
+    what = "probability" if task == "binary" else "value"
+    text.append(f"\nmean {what} ", style=style("key"))
     text.append(f"{fmt_num(pred.ref_mean, 4)} ref → {fmt_num(pred.cur_mean, 4)} now")
     return text
 
 
 def performance_text(metric: dict[str, Any], metric_drop: float, style: Style) -> Text:
-    """The performance panel: the metric on labeled rows now against the holdout's, its drop
-    coloured against the monitor's `metric_drop`."""
+    """The performance panel: the task's metric on labeled rows now against the holdout's,
+    how much worse it is (a fall of AUC, a rise of RMSE) coloured against the allowed
+    worsening (the check's `limit`, else the monitor's `metric_drop`), and a note when the
+    configured metric cannot be computed live."""
     name = str(metric.get("name") or "metric")
     labeled = int(metric.get("labeled") or 0)
     reference = metric.get("reference")
+    higher = bool(metric.get("higher_is_better", True))
     text = Text(no_wrap=True, overflow="ellipsis")
     if not metric or labeled == 0:
         text.append("no labels yet", style=style("muted"))
         text.append(f"\n{name} holdout ", style=style("key"))
         text.append(fmt_num(reference, 4))
+        _append_note(text, metric, style)
         return text
     current = metric.get("current")
     if current is None:
-        text.append(f"{labeled:,} labeled, one class only: no {name} yet", style=style("muted"))
+        text.append(f"{labeled:,} labeled: no {name} yet", style=style("muted"))
     else:
         drop = metric.get("drop")
-        limit = metric_drop
+        limit = float(metric.get("limit") or metric_drop)
         level = "ok" if drop is None or drop < limit / 2 else "warn" if drop < limit else "alert"
         text.append(f"{name} ", style=style("key"))
-        text.append(f"{current:.4f}", style=style(level))
+        text.append(f"{fmt_num(current, 4)}", style=style(level))
         text.append(" now · ", style=style("key"))
         text.append(f"{labeled:,} labeled")
         if drop is not None:
-            text.append(" · drop ", style=style("key"))
-            text.append(f"{drop:+.4f}", style=style(level))
+            text.append(" · worse by " if drop >= 0 else " · better by ", style=style("key"))
+            text.append(fmt_num(abs(drop), 3), style=style(level))
+            text.append(f" (max {fmt_num(limit, 3)})", style=style("muted"))
     text.append("\nholdout ", style=style("key"))
     text.append(fmt_num(reference, 4))
+    text.append(" · higher is better" if higher else " · lower is better", style=style("muted"))
+    _append_note(text, metric, style)
     return text
+
+
+def _append_note(text: Text, metric: dict[str, Any], style: Style) -> None:
+    configured = metric.get("configured")
+    if configured and configured != metric.get("name"):
+        text.append(f" · {configured} not computable live", style=style("warn"))

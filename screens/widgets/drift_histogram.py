@@ -10,10 +10,10 @@ from typing import ClassVar
 from rich.text import Text
 from textual.geometry import Size
 from textual.widget import Widget
-from workbench_tui.drift_format import fmt_pct_share
+from workbench_tui.drift_format import UNSEEN_NAMES, fmt_pct_share
 
 #: Bin labels of the categories the reference did not list, pooled tails, and the rest.
-UNSEEN_LABELS = {"__unseen__": "unseen", "__other__": "other", "__rest__": "rest"}
+UNSEEN_LABELS = UNSEEN_NAMES
 
 
 def histogram_rows(

@@ -135,7 +135,7 @@ def test_monitor_retrains_on_decay_once_then_cools_down(trained_project: Project
     assert dry.fired and not dry.acted and "auc down" in dry.reason
     series = dry.check["metric"]["series"]
     assert sum(p["labeled"] for p in series) == 2000  # decay over the window's time slices
-    assert all(p["auc"] is None or p["auc"] < 0.5 for p in series)
+    assert all(p["value"] is None or p["value"] < 0.5 for p in series)
     before = {v.version for v in registry.list_versions(project)}
     fired = monitor.check_once(project)
     assert fired.fired and fired.acted and fired.error is None, fired

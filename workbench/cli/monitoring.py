@@ -90,7 +90,7 @@ def _print_drift(project: Any, result: Any) -> None:
         stats = fd.stats
         other = (
             f"ks {_num(stats.get('ks'), 3)} w {_num(stats.get('wasserstein'), 3)}"
-            if fd.kind == "numeric" or fd is report.prediction
+            if fd.kind == "numeric"
             else f"chi2 p {_num(stats.get('chi2_p'), 3)}"
         )
         unseen = f" +{len(fd.unseen)} unseen" if fd.unseen else ""
@@ -106,22 +106,49 @@ def _print_drift(project: Any, result: Any) -> None:
             f"{fd.missing + fd.nonfinite:,}",
         )
     console.print(table)
+    if report.prediction is not None:
+        console.print(prediction_line(result.task.type, report.prediction), markup=False)
     _print_metric(console, result.metric)
 
 
-def _print_metric(console: Any, metric: dict[str, Any]) -> None:
-    if "current" in metric:
-        console.print(
-            f"{metric['name']}: {metric['current']:.4f} on {metric['labeled']:,} labelled "
-            f"predictions (holdout {_num(metric.get('reference'))}, "
-            f"drop {_num(metric.get('drop'), 3)})"
+def prediction_line(task: str, pred: Any) -> str:
+    """Prediction drift in words: class frequencies (multiclass), or the mean prediction."""
+    if pred.kind == "categorical":
+        shares = " · ".join(
+            f"{label} {r:.0%} -> {c:.0%}"
+            for label, r, c in zip(pred.hist_labels, pred.ref_hist, pred.cur_hist, strict=False)
         )
-        points = [p["auc"] for p in metric.get("series", []) if p["auc"] is not None]
-        if len(points) > 1:
-            line = " ".join(f"{v:.3f}" for v in points)
-            console.print(f"{metric['name']} over the window, oldest first: {line}")
-    elif metric:
-        console.print(f"{metric.get('labeled', 0):,} labelled predictions: no model metric yet")
+        return f"predicted classes (reference -> now): {shares}"
+    what = "probability" if task == "binary" else "value"
+    return f"mean predicted {what}: {_num(pred.ref_mean)} (reference) -> {_num(pred.cur_mean)}"
+
+
+def _print_metric(console: Any, metric: dict[str, Any]) -> None:
+    if not metric:
+        return
+    name = metric.get("name", "metric")
+    if metric.get("note"):
+        console.print(f"note: {metric['note']}", markup=False)
+    if "current" not in metric:
+        console.print(f"{metric.get('labeled', 0):,} labelled predictions: no {name} yet")
+        return
+    better = "higher" if metric.get("higher_is_better", True) else "lower"
+    line = (
+        f"{name} ({better} is better): {metric['current']:.4f} on {metric['labeled']:,} "
+        f"labelled predictions (holdout {_num(metric.get('reference'))}"
+    )
+    if metric.get("drop") is not None:
+        state = "DECAYED" if metric.get("decayed") else "within"
+        line += (
+            f", worse by {_num(metric['drop'], 3)}; {state} the allowed worsening "
+            f"{_num(metric.get('limit'), 3)}, {metric.get('limit_basis', 'metric_drop')}"
+        )
+    console.print(line + ")", markup=False)
+    points = [p["value"] for p in metric.get("series", []) if p.get("value") is not None]
+    if len(points) > 1:
+        console.print(
+            f"{name} over the window, oldest first: " + " ".join(f"{v:.4g}" for v in points)
+        )
 
 
 @commands.command(

@@ -24,6 +24,7 @@ from workbench.drift.profile import (
     ReferenceProfile,
     _Batch,
     _prediction_array,
+    class_values,
 )
 from workbench.errors import DataError
 
@@ -198,8 +199,13 @@ class Counter:
         for name in names:
             fp = profile.features[name]
             self.states[name] = NumericCounts(fp) if fp.kind == NUMERIC else CategoricalCounts(fp)
-        self.prediction: NumericCounts | None = (
-            NumericCounts(profile.prediction) if profile.prediction is not None else None
+        pp = profile.prediction
+        self.prediction: NumericCounts | CategoricalCounts | None = (
+            None
+            if pp is None
+            else NumericCounts(pp)
+            if pp.kind == NUMERIC
+            else CategoricalCounts(pp)
         )
         self.rows = 0
 
@@ -228,9 +234,7 @@ class Counter:
 
         jobs: list[Callable[[], None]] = [partial(one, n) for n in self.features]
         if predictions is not None and self.prediction is not None:
-            arr = _prediction_array(predictions)
-            pstate = self.prediction
-            jobs.append(lambda: pstate.update(arr, 0))
+            jobs.append(partial(_count_predictions, self.prediction, predictions))
         if frame.height >= PARALLEL_MIN_ROWS and len(jobs) > 1:
             for fut in [_executor().submit(j) for j in jobs]:
                 fut.result()
@@ -243,3 +247,12 @@ class Counter:
         """Bytes held in count arrays (constant in the number of rows)."""
         total = sum(s.nbytes() for s in self.states.values())
         return total + (self.prediction.nbytes() if self.prediction else 0)
+
+
+def _count_predictions(state: NumericCounts | CategoricalCounts, predictions: np.ndarray) -> None:
+    """Predictions on the profile's prediction bins: values, or class indices counted per
+    class (a row without a class, NaN, counts as missing)."""
+    if isinstance(state, NumericCounts):
+        state.update(_prediction_array(predictions), 0)
+    else:
+        state.update(*class_values(predictions))

@@ -15,7 +15,9 @@ Tests (statistics in `drift_stats`, bins in `drift_profile`):
 
 Every test is computed for every feature (`FeatureDrift.stats`); one decides the status: by
 default `psi` (numeric and categorical), or the test a `FeatureRule` names for the feature
-(rules are keyed by feature name; the key `"prediction"` applies to prediction drift).
+(rules are keyed by feature name; the key `"prediction"` applies to prediction drift, which
+is numeric for probabilities and values and categorical for a multiclass model's predicted
+classes: its test is then `psi` or `chi2` over class frequencies).
 
 Thresholds `(warn, alert)` default to `DEFAULT_THRESHOLDS`. For distances the status is
 "warn" when score >= warn and "alert" when score >= alert. For `ks` and `chi2` the score is
@@ -334,13 +336,11 @@ def evaluate(
         and counter.prediction is not None
         and counter.prediction.n > 0
     ):
-        pred = _numeric_drift(
-            PREDICTION,
-            profile.prediction,
-            counter.prediction,
-            rules.get(PREDICTION),
-            default_numeric,
-        )
+        pp, ps, rule = profile.prediction, counter.prediction, rules.get(PREDICTION)
+        if isinstance(ps, NumericCounts):
+            pred = _numeric_drift(PREDICTION, pp, ps, rule, default_numeric)
+        else:
+            pred = _categorical_drift(PREDICTION, pp, ps, rule, default_categorical)
     every = [*out, pred] if pred else out
     if counter.rows < min_rows:
         for fd in every:

@@ -18,6 +18,11 @@ data. Per numeric feature it holds:
 
 A bin `i` holds the values `x` with `edges[i-1] <= x < edges[i]` (`searchsorted(..., "right")`).
 
+The model's predictions on the holdout are profiled as a numeric feature (a probability, a
+value), or for a multiclass model (`prediction_kind="categorical"`) as class frequencies: the
+categories are the predicted class indices as text ("0", "1"...), in index order; the
+check names them with the model's classes.
+
 Per categorical feature: the 200 most frequent categories (ties by name) and their counts,
 the rest pooled as `"__other__"`. Columns of string, categorical or boolean type are
 categorical even when not named in `categorical`; values are compared as strings.
@@ -395,14 +400,47 @@ def _prediction_array(predictions: Any) -> np.ndarray:
     return arr
 
 
+def class_values(predictions: Any) -> tuple[list[str], np.ndarray, int]:
+    """Class predictions (class indices as numbers, the prediction log's `output` of a
+    multiclass model) as categories: (distinct indices as strings "0", "1"..., their counts,
+    the count of rows without a class: NaN or inf)."""
+    arr = _prediction_array(predictions)
+    finite = np.isfinite(arr)
+    idx = arr[finite].astype(np.int64)
+    values, counts = np.unique(idx, return_counts=True)
+    return [str(int(v)) for v in values], counts.astype(np.int64), int(arr.size - idx.size)
+
+
+def prediction_profile(predictions: Any, kind: str = NUMERIC) -> FeatureProfile:
+    """The profile of a model's predictions: binned values (`numeric`: probabilities, values),
+    or class frequencies (`categorical`: class indices; categories "0", "1"...)."""
+    if kind == NUMERIC:
+        return _numeric_profile(PREDICTION, _prediction_array(predictions), 0)
+    if kind != CATEGORICAL:
+        raise ValueError(f"prediction_kind must be {NUMERIC!r} or {CATEGORICAL!r}, not {kind!r}")
+    values, counts, missing = class_values(predictions)
+    order = sorted(range(len(values)), key=lambda i: int(values[i]))
+    return FeatureProfile(
+        name=PREDICTION,
+        kind=CATEGORICAL,
+        n=int(counts.sum()) + missing,
+        missing=missing,
+        categories=[values[i] for i in order],
+        category_counts=[int(counts[i]) for i in order],
+    )
+
+
 def build_profile(
     frame: pl.DataFrame,
     features: list[str],
     categorical: set[str],
     predictions: np.ndarray | None = None,
     source: str = "",
+    prediction_kind: str = NUMERIC,
 ) -> ReferenceProfile:
-    """Profile `features` of the reference `frame` (and the model's `predictions` on it)."""
+    """Profile `features` of the reference `frame` (and the model's `predictions` on it:
+    `prediction_kind` "numeric" bins them, "categorical" counts classes: a multiclass model's
+    predicted class indices)."""
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise DataError(f"reference data lacks feature column(s): {', '.join(missing)}")
@@ -416,10 +454,7 @@ def build_profile(
 
     parallel = frame.height >= PARALLEL_MIN_ROWS and len(features) > 1
     profiles = list(_executor().map(one, features)) if parallel else [one(f) for f in features]
-    pred = None
-    if predictions is not None:
-        arr = _prediction_array(predictions)
-        pred = _numeric_profile(PREDICTION, arr, 0)
+    pred = None if predictions is None else prediction_profile(predictions, prediction_kind)
     return ReferenceProfile(
         features={p.name: p for p in profiles},
         prediction=pred,

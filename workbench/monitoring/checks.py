@@ -1,6 +1,12 @@
 """Drift checks of a project: the served version's reference profile against recent
 predictions (a time window or the last N) or any data file, plus performance decay once
-labels arrive; every check is appended to the drift log (view `drift`).
+labels arrive (the task's metric, monitoring.performance); every check is appended to the
+drift log (view `drift`).
+
+What is compared follows the model's task (`workbench_task.json` beside it): prediction drift
+is the probability's (binary) or the value's (regression) histogram, or the predicted class
+frequencies (multiclass, named with the model's classes); performance is `config.metric` with
+its direction.
 
 The engine (workbench.drift.evaluate) does the statistics on binned counts; this module finds the
 profile (saved beside the model at training: `drift_profile.json` in the model's folder),
@@ -21,13 +27,16 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import UsageError
 from workbench.project import Project
 from workbench.store.parquet_log import ParquetLog, utcnow
+from workbench.tasks import ModelTask
 
 if TYPE_CHECKING:
-    from workbench.drift.evaluate import DriftReport, FeatureRule
+    from workbench.drift.evaluate import DriftReport, FeatureDrift, FeatureRule
     from workbench.drift.profile import ReferenceProfile
     from workbench.store.db import Db
 
 PROFILE_FILE = "drift_profile.json"
+PREDICTION_FEATURE = "__prediction__"
+METRIC_FEATURE = "__metric__"
 Progress = Callable[[int, int], None]
 
 
@@ -51,6 +60,26 @@ def load_profile(project: Project, version: int) -> ReferenceProfile:
             "was trained before drift profiles existed; retrain it (workbench pipeline run)"
         )
     return ReferenceProfile.load(path)
+
+
+def load_task(project: Project, version: int) -> ModelTask:
+    """What `version` predicts (`workbench_task.json` beside the model; none: binary)."""
+    from workbench.serving.predictors import model_dir_for
+
+    try:
+        return ModelTask.load(model_dir_for(project, version))
+    except ValueError as exc:
+        raise UsageError(f"version {version}: {exc}") from None
+
+
+def name_classes(fd: FeatureDrift, task: ModelTask) -> None:
+    """Prediction drift over class indices ("0", "1"...) named with the model's classes."""
+
+    def name(key: str) -> str:
+        return str(task.label_of(int(key))) if key.isdigit() else key
+
+    fd.hist_labels = [name(k) for k in fd.hist_labels]
+    fd.unseen = {name(k): v for k, v in fd.unseen.items()}
 
 
 def rules(project: Project) -> dict[str, FeatureRule]:
@@ -90,20 +119,30 @@ class CheckResult:
     window: str
     report: DriftReport
     metric: dict[str, Any] = field(default_factory=dict)  # performance decay, when labels exist
+    task: ModelTask = field(default_factory=ModelTask)
 
     @property
     def alerts(self) -> list[str]:
         return [f.feature for f in self.report.features if f.status == "alert"]
 
     def to_dict(self) -> dict[str, Any]:
+        report = self.report.to_dict()
+        pred = self.report.prediction
+        if report["prediction"] is not None and pred is not None and pred.kind == "categorical":
+            # class frequencies, by class name (the bins are the predicted classes)
+            report["prediction"]["classes"] = [
+                {"class": label, "reference": r, "current": c}
+                for label, r, c in zip(pred.hist_labels, pred.ref_hist, pred.cur_hist, strict=False)
+            ]
         return {
             "check_id": self.check_id,
             "model": self.model,
             "version": self.version,
             "source": self.source,
             "window": self.window,
+            "task": self.task.type,
             "metric": self.metric,
-            **self.report.to_dict(),
+            **report,
         }
 
 
@@ -197,6 +236,7 @@ def check(
         if version is None:
             raise UsageError(f"model {cfg.model_name!r} has no production version to check")
     profile = load_profile(project, version)
+    task = load_task(project, version)
     feature_rules = rules(project)
     started = time.monotonic()
     metric: dict[str, Any] = {}
@@ -209,7 +249,7 @@ def check(
         since = None if last_n else utcnow() - parse_window(window)
         with DbClass.borrow(db, project.logs) as use:
             frame, outputs = _predictions(use, cfg.model_name, version, profile, since, last_n)
-            metric = _metric(use, project, cfg.model_name, version, since, last_n)
+            metric = _metric(use, project, task, version, since, last_n)
         counter = Counter(profile)
         if frame.height:
             counter.update(frame, predictions=outputs)
@@ -218,8 +258,10 @@ def check(
         report = evaluate(profile, counter, feature_rules, min_rows=cfg.drift.min_rows)
         source, window_text = "predictions", f"last {last_n}" if last_n else window
     report.seconds = time.monotonic() - started
+    if report.prediction is not None and report.prediction.kind == "categorical":
+        name_classes(report.prediction, task)
     result = CheckResult(
-        uuid.uuid4().hex[:12], cfg.model_name, version, source, window_text, report, metric
+        uuid.uuid4().hex[:12], cfg.model_name, version, source, window_text, report, metric, task
     )
     if record:
         append(project, result)
@@ -227,73 +269,68 @@ def check(
 
 
 def _metric(
-    db: Db, project: Project, model: str, version: int, since: Any, last_n: int | None
+    db: Db,
+    project: Project,
+    task: ModelTask,
+    version: int,
+    since: Any,
+    last_n: int | None,
 ) -> dict[str, Any]:
-    """AUC of the window's labelled predictions against the version's holdout AUC."""
+    """The task's metric (`config.metric`) on the window's labelled predictions against the
+    version's holdout value (monitoring.performance)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from workbench.monitoring import performance
     from workbench.registry import versions as registry
 
     sql = (
         "SELECT p.ts AS ts, p.output AS output, l.label AS label FROM predictions p "
         "JOIN labels l USING (request_id) WHERE p.model = ? AND p.version = ? "
-        "AND p.status = 200 AND p.output IS NOT NULL"
+        "AND p.status = 200 AND p.output IS NOT NULL AND l.label IS NOT NULL"
     )
-    params: list[Any] = [model, version]
+    params: list[Any] = [project.config.model_name, version]
     if since is not None:
         sql += " AND p.ts >= ?"
         params.append(since)
     if last_n:
         sql += f" ORDER BY p.ts DESC LIMIT {int(last_n)}"
     rows = db.arrow(sql, params)
-    reference = next(
-        (
-            v.metrics.get("holdout_auc")
-            for v in registry.list_versions(project)
-            if v.version == version
-        ),
-        None,
+    found = next((v for v in registry.list_versions(project) if v.version == version), None)
+    reference = dict(found.metrics) if found is not None else {}
+
+    def column(name: str) -> Any:
+        return np.asarray(rows.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+    ts = rows.column("ts").cast(pa.timestamp("us")).cast(pa.int64())
+    return performance.assess(
+        task,
+        project.config.metric,
+        reference,
+        column("label"),
+        column("output"),
+        np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64),
+        project.config.monitor,
     )
-    out: dict[str, Any] = {"name": "auc", "labeled": rows.num_rows, "reference": reference}
-    if rows.num_rows == 0:
-        return out
-    labels = rows.column("label").to_numpy(zero_copy_only=False)
-    scores = rows.column("output").to_numpy(zero_copy_only=False)
-    positives = int((labels == 1).sum())
-    if positives == 0 or positives == len(labels):
-        return out
-    from workbench.training.evaluation import binary_metrics
-
-    current = float(binary_metrics(labels, scores, 0.5)["auc"])
-    out["current"] = current
-    if reference is not None:
-        out["drop"] = float(reference) - current
-    out["series"] = _metric_series(rows.column("ts"), labels, scores)
-    return out
 
 
-def _metric_series(ts: Any, labels: Any, scores: Any, buckets: int = 12) -> list[dict[str, Any]]:
-    """The AUC over `buckets` equal time slices of the window (decay over time); a slice
-    with one class only has no AUC."""
-    import numpy as np
-
-    from workbench.training.evaluation import binary_metrics
-
-    micros = np.asarray(ts.cast("int64").to_numpy(zero_copy_only=False), dtype=np.int64)
-    lo, hi = int(micros.min()), int(micros.max()) + 1
-    edges = np.linspace(lo, hi, buckets + 1)
-    which = np.clip(np.searchsorted(edges, micros, side="right") - 1, 0, buckets - 1)
-    from datetime import UTC, datetime
-
-    series = []
-    for b in range(buckets):
-        mask = which == b
-        n = int(mask.sum())
-        y = labels[mask]
-        auc = None
-        if n and 0 < int((y == 1).sum()) < n:
-            auc = float(binary_metrics(y, scores[mask], 0.5)["auc"])
-        start = datetime.fromtimestamp(edges[b] / 1e6, UTC).isoformat(timespec="seconds")
-        series.append({"start": start, "labeled": n, "auc": auc})
-    return series
+def _metric_row(result: CheckResult) -> dict[str, Any]:
+    """The drift log's row of the metric: test `<metric>_drop` (a metric maximised) or
+    `<metric>_rise` (minimised), score = how much worse than the holdout (its units)."""
+    metric = result.metric
+    drop = metric.get("drop")
+    limit = float(metric.get("limit") or 0.0)
+    way = "drop" if metric.get("higher_is_better", True) else "rise"
+    return {
+        "feature": METRIC_FEATURE,
+        "kind": "metric",
+        "test": f"{metric.get('name', 'metric')}_{way}",
+        "score": drop,
+        "warn": limit / 2,
+        "alert": limit,
+        "status": "alert" if metric.get("decayed") else "ok" if drop is not None else "no_data",
+        "n_cur": metric.get("labeled"),
+    }
 
 
 def append(project: Project, result: CheckResult) -> None:
@@ -317,7 +354,7 @@ def append(project: Project, result: CheckResult) -> None:
         rows.append(
             {
                 **base,
-                "feature": "__prediction__" if kind == "prediction" else fd.feature,
+                "feature": PREDICTION_FEATURE if kind == "prediction" else fd.feature,
                 "kind": kind,
                 "test": fd.test,
                 "score": fd.score,
@@ -335,20 +372,6 @@ def append(project: Project, result: CheckResult) -> None:
             }
         )
     if "current" in result.metric:
-        drop = result.metric.get("drop")
-        limit = project.config.monitor.metric_drop
-        rows.append(
-            {
-                **base,
-                "feature": "__metric__",
-                "kind": "metric",
-                "test": "auc_drop",
-                "score": drop,
-                "warn": limit / 2,
-                "alert": limit,
-                "status": "alert" if drop is not None and drop >= limit else "ok",
-                "n_cur": result.metric["labeled"],
-            }
-        )
+        rows.append({**base, **_metric_row(result)})
     if rows:
         ParquetLog(project.logs, "drift").append(rows)

@@ -51,18 +51,20 @@ def last_trigger(project: Project) -> datetime | None:
 
 
 def policy(project: Project, result: Any) -> str | None:
-    """The reason to retrain now, or None (result: a drift_checks.CheckResult)."""
+    """The reason to retrain now, or None (result: a drift_checks.CheckResult): enough
+    features alert, or the task's metric got worse than the holdout's by more than the
+    allowed worsening (`[monitor] metric_drop` in the metric's units, or
+    `metric_drop_relative` of the holdout value; a rise for rmse, a fall for auc)."""
     cfg = project.config.monitor
     reasons = []
     alerts = result.alerts
     if len(alerts) >= cfg.alert_features:
         reasons.append(f"drift alert on {len(alerts)} feature(s): {', '.join(alerts[:5])}")
-    drop = result.metric.get("drop")
-    if drop is not None and drop >= cfg.metric_drop:
-        reasons.append(
-            f"{result.metric.get('name', 'metric')} down {drop:.3f} "
-            f"({result.metric.get('reference'):.3f} -> {result.metric.get('current'):.3f})"
-        )
+    from workbench.monitoring.performance import decay_reason
+
+    decayed = decay_reason(result.metric)
+    if decayed:
+        reasons.append(decayed)
     return "; ".join(reasons) or None
 
 

@@ -194,6 +194,7 @@ def _log_model(
         cfg.features,
         set(data_mod.categorical_features(cfg)),
         predictions=scalar_output(task, output),
+        prediction_kind="categorical" if task.type == "multiclass" else "numeric",
         source=f"training rows of snapshot {snapshot}",
     )
     with tempfile.TemporaryDirectory() as tmp:
