@@ -9,6 +9,7 @@ one `select` decides every column's type, one `with_columns` converts them.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,21 @@ def read_text(files: Sequence[Path], separator: str) -> pl.DataFrame:
         )
         for f in files
     ]
+    frames = [_header_names(f, frame, separator) for f, frame in zip(files, frames, strict=True)]
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+
+
+def _header_names(path: Path, frame: pl.DataFrame, separator: str) -> pl.DataFrame:
+    """The header as the csv module reads it: polars keeps the doubled quotes of a quoted
+    name, which would then not match the name as the user writes it."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            names = next(csv.reader(fh, delimiter=separator), [])
+    except OSError:
+        return frame
+    if names == frame.columns or len(names) != frame.width or len(set(names)) != len(names):
+        return frame
+    return frame.rename(dict(zip(frame.columns, names, strict=True)))
 
 
 def parse_columns(
