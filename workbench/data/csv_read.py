@@ -195,8 +195,11 @@ def _decide(
             ok = int(frame.select(as_datetime(col, formats).count()).item())
             if ok == present:
                 return as_datetime(col, formats)
-            _mostly(frame, name, "datetime", ok, present, notes, formats)
-        return None
+            if ok >= _MOSTLY * present:
+                _mostly(frame, name, "datetime", ok, present, notes, formats)
+                return None
+        if kind:
+            return None
     if kind:
         return _parse(col, kind) if stats[f"{kind}{i}"] == present else None
     if stats[f"lead{i}"]:
