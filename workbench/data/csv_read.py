@@ -87,6 +87,18 @@ def unparsed(name: str, kind: str) -> pl.Expr:
     return col.is_not_null() & _parse(col, kind).is_null()
 
 
+def _fits(e: pl.Expr, kind: str) -> pl.Expr:
+    """How many values of text column `e` read as `kind`: the counts of `_parse`, cheaper
+    (integers from the one float cast; bool words by membership)."""
+    if kind == "int":
+        num = as_float(e)
+        return (num.is_finite() & (num == num.round(0)) & (num.abs() < 2**53)).sum()
+    if kind == "bool":
+        words = [*TRUE_WORDS, *FALSE_WORDS, "0", "1"]
+        return e.str.strip_chars().str.to_lowercase().is_in(words).sum()
+    return _parse(e, kind).count()
+
+
 def _parse(e: pl.Expr, kind: str) -> pl.Expr:
     if kind == "int":
         return as_int(e)
@@ -163,7 +175,7 @@ def parse_columns(
             exprs.append(col.str.contains(r"^\s*[+-]?0\d").any().alias(f"lead{i}"))
             kinds.append("bool")
         for k in kinds:
-            exprs.append(_parse(col, k).count().alias(f"{k}{i}"))
+            exprs.append(_fits(col, k).alias(f"{k}{i}"))
     stats = frame.select(exprs).row(0, named=True)
     converted: list[pl.Expr] = []
     notes: list[str] = []

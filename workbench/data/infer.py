@@ -24,6 +24,8 @@ from workbench.tasks import TaskType
 MAX_ALLOWED = 50
 #: More distinct strings than this (or than half the rows): free text or codes, left out.
 MAX_CATEGORIES = 200
+#: Up to this many rows every distinct count is exact; above, HyperLogLog's estimate.
+_EXACT_ROWS = 200_000
 
 _ID_NAME = re.compile(r"(^|[_\s.-])(id|uuid|guid|key)$|^id[_\s.-]|[a-z]Id$|ID$", re.IGNORECASE)
 _TIME_NAME = re.compile(r"(^|_)(ts|time|timestamp|date|datetime|created|created_at|event_time)$")
@@ -68,14 +70,16 @@ class Inference:
 
 
 def _stats_exprs(frame: pl.DataFrame, exact: str | None) -> list[pl.Expr]:
-    """Per column: nulls, distinct values (HyperLogLog's estimate but for `exact`, the
-    target: an exact count of a million floats costs ten times more), and by dtype its range,
-    NaN and inf counts, whether every value is whole, or its mean text length."""
+    """Per column: nulls, distinct values (over _EXACT_ROWS rows, HyperLogLog's estimate but
+    for `exact`, the target: an exact count of a million floats costs ten times more), and
+    by dtype its range, NaN and inf counts, whether every value is whole, or its mean text
+    length."""
     exprs: list[pl.Expr] = []
     for i, (name, dtype) in enumerate(frame.schema.items()):
         col = pl.col(name)
         exprs.append(col.null_count().alias(f"null{i}"))
-        distinct = col.n_unique() if name == exact else col.approx_n_unique()
+        exactly = name == exact or frame.height <= _EXACT_ROWS
+        distinct = col.n_unique() if exactly else col.approx_n_unique()
         exprs.append(distinct.alias(f"uniq{i}"))
         if dtype.is_float():
             finite = col.filter(col.is_finite())
@@ -103,7 +107,7 @@ def _column_stats(frame: pl.DataFrame, target: str | None) -> list[dict[str, Any
         nulls = int(row[f"null{i}"])
         distinct = max(0, int(row[f"uniq{i}"]) - (1 if nulls else 0))
         s: dict[str, Any] = {"name": name, "dtype": dtype, "nulls": nulls, "distinct": distinct}
-        s["approx"] = name != target
+        s["approx"] = name != target and rows > _EXACT_ROWS
         for key in ("nan", "inf", "min", "max", "whole", "len"):
             if f"{key}{i}" in row:
                 s[key] = row[f"{key}{i}"]
