@@ -381,6 +381,8 @@ def _guess_timestamp(
 def _task(s: dict[str, Any], given: TaskType | None) -> tuple[TaskType, str]:
     name, dtype, distinct = s["name"], s["dtype"], s["distinct"]
     whole = bool(s.get("whole"))
+    if distinct == 0:
+        raise UsageError(f"--target {name!r}: every value is missing; nothing to predict")
     kind = kind_word(dtype)
     if dtype.is_float() and whole:
         kind += " (whole numbers)"
