@@ -551,3 +551,108 @@ def test_unknown_trainer_plugin_lists_the_installed_ones(clean: pl.DataFrame) ->
 def test_a_runner_is_not_a_trainer(clean: pl.DataFrame) -> None:
     with pytest.raises(ConfigError, match="no trainer plugin named 'local'"):
         validate_frame(clean, _trainer(plugin="local"))
+
+
+# ---------------------------------------------------------------- per-task targets
+
+
+def _task_config(task: str, extra: str = "", y_type: str = "float") -> Config:
+    return parse_config(
+        '[project]\nname = "p"\n[data]\npath = "x.csv"\ntarget = "y"\nsplit = "random"\n'
+        f'[task]\ntype = "{task}"\n{extra}\n[validation]\nmin_rows = 10\n'
+        f'[schema.x]\ntype = "float"\n[schema.y]\ntype = "{y_type}"\n'
+    )
+
+
+def _xy(y: list[object]) -> pl.DataFrame:
+    return pl.DataFrame({"x": [float(i) for i in range(len(y))], "y": y})
+
+
+def test_continuous_target_under_binary_fails_suggesting_regression() -> None:
+    report = validate_frame(_xy([i * 0.37 for i in range(214)]), _task_config("binary"))
+    assert _failed(report) == {("target", "y")}
+    assert _only(report, "target", "y").detail == (
+        "target 'y' has 214 distinct values; a binary task needs 2 — "
+        'set [task].type = "regression"'
+    )
+
+
+def test_multiclass_has_a_cap_on_classes() -> None:
+    report = validate_frame(_xy([float(i % 150) for i in range(300)]), _task_config("multiclass"))
+    detail = _only(report, "target", "y").detail
+    assert "150 distinct values" in detail and "at most 100" in detail
+    assert 'set [task].type = "regression"' in detail
+    ok = validate_frame(_xy([float(i % 3) for i in range(300)]), _task_config("multiclass"))
+    assert ok.passed and "3 classes" in _only(ok, "target", "y").detail
+
+
+def test_regression_needs_a_numeric_target() -> None:
+    cfg = _task_config("regression", y_type="category")
+    report = validate_frame(_xy(["a", "b", "c"] * 10), cfg)
+    detail = _only(report, "target", "y").detail
+    assert "a regression task needs numbers" in detail and '"multiclass"' in detail
+
+
+def test_configured_classes_name_the_values_outside_them() -> None:
+    cfg = _task_config("multiclass", 'classes = ["a", "b", "c"]', y_type="category")
+    report = validate_frame(_xy(["a", "b", "c", "zz"] * 10), cfg)
+    assert "'zz'" in _only(report, "target", "y").detail
+
+
+def test_bool_target_passes_binary() -> None:
+    report = validate_frame(_xy([True, False] * 20), _task_config("binary", y_type="bool"))
+    assert report.passed, report.failures
+
+
+def test_no_schema_suggests_schema_infer(clean: pl.DataFrame) -> None:
+    cfg = parse_config(
+        '[project]\nname = "p"\n[data]\npath = "d.csv"\ntarget = "is_fraud"\nsplit = "random"\n'
+    )
+    detail = _only(validate_frame(clean, cfg), "config", None).detail
+    assert "workbench schema infer d.csv --target is_fraud" in detail
+
+
+def test_a_datetime_feature_is_refused_naming_the_fixes() -> None:
+    from datetime import datetime, timedelta
+
+    cfg = _task_config("binary", '[schema.signup]\ntype = "datetime"', y_type="int")
+    frame = _xy([0, 1] * 20).with_columns(
+        pl.Series("signup", [datetime(2024, 1, 1) + timedelta(days=i) for i in range(40)])
+    )
+    report = validate_frame(frame, cfg)
+    detail = _only(report, "config", "signup").detail
+    assert "datetime feature" in detail and "[data].timestamp = 'signup'" in detail
+    assert "[data].drop" in detail
+
+
+def test_text_in_a_declared_float_column_names_the_bad_values() -> None:
+    frame = _xy([0, 1] * 20).with_columns(
+        pl.Series("x", ["1.5", "abc", "2", "??x"] * 10), pl.col("y").cast(pl.Float64)
+    )
+    report = validate_frame(frame, _task_config("binary"))
+    check = _only(report, "type", "x")
+    assert check.status == "fail"
+    assert check.detail == (
+        "declared float but 20 of 40 values (50.00%) are not numbers: '??x', 'abc'"
+    )
+
+
+def test_missing_values_in_an_int_column_are_reported_as_missing(tmp_path: Path) -> None:
+    from workbench.data.snapshot import load_frame
+
+    cfg = parse_config(
+        '[project]\nname = "p"\n[data]\npath = "x.csv"\ntarget = "is_fraud"\n'
+        'split = "random"\n[schema.n]\ntype = "int"\n[schema.is_fraud]\ntype = "int"\n'
+    )
+    path = tmp_path / "x.csv"
+    path.write_text(
+        "n,is_fraud,ts,transaction_id\n"
+        + "".join(
+            f"{'NA' if i % 4 == 0 else i},{i % 2},2024-01-{i % 28 + 1:02d},t{i}\n"
+            for i in range(200)
+        )
+    )
+    frame = load_frame(path, cfg.schema_)
+    assert frame.schema["n"] == pl.Int64
+    check = _only(validate_frame(frame, cfg), "missing", "n")
+    assert check.status == "fail" and "50 of 200 values (25.00%) are missing" in check.detail

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import glob
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
 
-from workbench.config import Config
+from workbench.config import ColumnSpec, Config
+from workbench.data.csv_read import TextFrame, parse_columns, read_text
 from workbench.errors import DataError
 
 if TYPE_CHECKING:
@@ -38,17 +40,24 @@ def digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def load_frame(path: Path) -> pl.DataFrame:
+def load_frame(path: Path, schema: Mapping[str, ColumnSpec] | None = None) -> pl.DataFrame:
+    """The snapshot as a frame. A CSV's columns are parsed to the types `schema` declares
+    (inferred for the rest); a column whose values do not fit stays text, for validation to
+    report. Parquet text columns declared numeric, bool or datetime are parsed the same way."""
+    return read_data(path, schema).frame
+
+
+def read_data(path: Path, schema: Mapping[str, ColumnSpec] | None = None) -> TextFrame:
+    """`load_frame`, with a note per column that reads oddly (mostly numbers, but not all)."""
     files = snapshot_files(path)
     suffix = files[0].suffix.lower()
+    declared = {name: spec.type for name, spec in (schema or {}).items()}
     try:
         if suffix == ".parquet":
-            return pl.read_parquet([str(f) for f in files])
-        if suffix in (".csv", ".tsv"):
+            return parse_columns(pl.read_parquet([str(f) for f in files]), declared, infer=False)
+        if suffix in (".csv", ".tsv", ".txt"):
             sep = "\t" if suffix == ".tsv" else ","
-            return pl.concat(
-                [pl.read_csv(f, separator=sep, try_parse_dates=True) for f in files], how="vertical"
-            )
+            return parse_columns(read_text(files, sep), declared)
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{files[0]}: cannot read: {first}") from None

@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from workbench.config import Config
+from workbench.data.target_checks import class_text
 from workbench.errors import DataError
 
 
@@ -52,7 +53,7 @@ def encode(frame: pl.DataFrame, config: Config, classes: list[Any]) -> pl.DataFr
         return frame.with_columns(col.cast(pl.Float64))
     texts = col.cast(pl.String)
     codes = texts.replace_strict(
-        {str(c): i for i, c in enumerate(classes)}, default=None, return_dtype=pl.Int64
+        {class_text(c): i for i, c in enumerate(classes)}, default=None, return_dtype=pl.Int64
     )
     bad = codes.is_null()
     if bad.any():

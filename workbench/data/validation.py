@@ -9,10 +9,7 @@ installed, are its params valid) are checked first and raise one ConfigError lin
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 from rich.table import Table
@@ -20,116 +17,27 @@ from rich.text import Text
 
 from workbench import plugins
 from workbench.config import CONFIG_FILE, ColumnSpec, Config
-from workbench.data.dtypes import EXPECTED, dtype_name, type_ok
+from workbench.data.checks import (
+    MAX_EXAMPLES,
+    SEVERITY,
+    STYLES,
+    Check,
+    Plan,
+    ValidationReport,
+    finite,
+    num,
+    of,
+    pct,
+)
+from workbench.data.csv_read import KIND_WORDS, unparsed
+from workbench.data.dtypes import EXPECTED, dtype_name, is_text, type_ok
+from workbench.data.target_checks import datetime_feature_checks, target_check
 from workbench.errors import ConfigError, UsageError
 
-Status = Literal["pass", "warn", "fail"]
-
-_SEVERITY: dict[str, int] = {"fail": 0, "warn": 1, "pass": 2}
-_STYLES: dict[str, str] = {"pass": "green", "warn": "yellow", "fail": "bold red"}
-_MAX_EXAMPLES = 3
+__all__ = ["Check", "ValidationReport", "check_config", "render_report", "validate_frame"]
 
 
-@dataclass(frozen=True)
-class Check:
-    """One finding. `check` is the rule: config, schema, type, missing, nonfinite, range,
-    allowed, outliers, rows or target."""
-
-    check: str
-    column: str | None
-    status: Status
-    detail: str
-    value: float | None = None
-
-
-@dataclass(frozen=True)
-class ValidationReport:
-    rows: int
-    columns: int
-    checks: tuple[Check, ...]
-    fail_on_warning: bool = False
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if c.status == "fail"]
-
-    @property
-    def warnings(self) -> list[Check]:
-        return [c for c in self.checks if c.status == "warn"]
-
-    @property
-    def passed(self) -> bool:
-        """No failures, and no warnings either when `fail_on_warning` is set."""
-        if self.failures:
-            return False
-        return not (self.fail_on_warning and self.warnings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "columns": self.columns,
-            "passed": self.passed,
-            "fail_on_warning": self.fail_on_warning,
-            "failures": len(self.failures),
-            "warnings": len(self.warnings),
-            "checks": [asdict(c) for c in self.checks],
-        }
-
-
-# ---------------------------------------------------------------- formatting helpers
-
-
-def _num(x: float) -> str:
-    """A bound or statistic for a sentence: 0, 23, 0.5, 1,234."""
-    x = float(x)
-    if x.is_integer() and abs(x) < 1e15:
-        return f"{int(x):,}"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.4g}"
-
-
-def _pct(fraction: float) -> str:
-    if 0 < fraction < 0.00005:
-        return "<0.01%"
-    return f"{fraction:.2%}"
-
-
-def _of(count: int, total: int) -> str:
-    """'3 of 50,000 values (0.01%)'."""
-    fraction = count / total if total else 0.0
-    return f"{count:,} of {total:,} values ({_pct(fraction)})"
-
-
-def _finite(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-# ---------------------------------------------------------------- validation
-
-# A finisher turns the row of statistics (name -> value) into checks, after the one select.
-_Finisher = Callable[[dict[str, Any]], list[Check]]
-
-
-class _Plan:
-    """Collects named expressions and the finishers that read their results."""
-
-    def __init__(self) -> None:
-        self.exprs: list[pl.Expr] = []
-        self.finishers: list[_Finisher] = []
-        self._n = 0
-
-    def add(self, expr: pl.Expr) -> str:
-        name = f"__stat_{self._n}"
-        self._n += 1
-        self.exprs.append(expr.alias(name))
-        return name
-
-
-def _missing_check(plan: _Plan, name: str, dtype: pl.DataType, rows: int, limit: float) -> None:
+def _missing_check(plan: Plan, name: str, dtype: pl.DataType, rows: int, limit: float) -> None:
     col = pl.col(name)
     nulls = plan.add(col.null_count())
     nans = plan.add(col.is_nan().sum()) if dtype.is_float() else None
@@ -138,17 +46,17 @@ def _missing_check(plan: _Plan, name: str, dtype: pl.DataType, rows: int, limit:
         count = int(stats[nulls] or 0) + (int(stats[nans] or 0) if nans else 0)
         fraction = count / rows if rows else 0.0
         if fraction > limit:
-            detail = f"{_of(count, rows)} are missing; at most {_pct(limit)} allowed"
+            detail = f"{of(count, rows)} are missing; at most {pct(limit)} allowed"
             return [Check("missing", name, "fail", detail, fraction)]
         if count == 0:
             return [Check("missing", name, "pass", "no missing values", 0.0)]
-        detail = f"{_of(count, rows)} are missing, within {_pct(limit)}"
+        detail = f"{of(count, rows)} are missing, within {pct(limit)}"
         return [Check("missing", name, "pass", detail, fraction)]
 
     plan.finishers.append(finish)
 
 
-def _nonfinite_check(plan: _Plan, name: str, rows: int, limit: float) -> None:
+def _nonfinite_check(plan: Plan, name: str, rows: int, limit: float) -> None:
     """+inf/-inf in a float column, judged like missing values: a share per column."""
     col = pl.col(name)
     pos = plan.add((col == float("inf")).sum())
@@ -162,15 +70,15 @@ def _nonfinite_check(plan: _Plan, name: str, rows: int, limit: float) -> None:
             return [Check("nonfinite", name, "pass", "no infinite values", 0.0)]
         signs = ", ".join(f"{n:,} {s}" for n, s in ((n_pos, "+inf"), (n_neg, "-inf")) if n)
         if fraction > limit:
-            detail = f"{_of(count, rows)} are infinite ({signs}); at most {_pct(limit)} allowed"
+            detail = f"{of(count, rows)} are infinite ({signs}); at most {pct(limit)} allowed"
             return [Check("nonfinite", name, "fail", detail, fraction)]
-        detail = f"{_of(count, rows)} are infinite ({signs}), within {_pct(limit)}"
+        detail = f"{of(count, rows)} are infinite ({signs}), within {pct(limit)}"
         return [Check("nonfinite", name, "pass", detail, fraction)]
 
     plan.finishers.append(finish)
 
 
-def _range_check(plan: _Plan, name: str, values: pl.Expr, spec: ColumnSpec, rows: int) -> None:
+def _range_check(plan: Plan, name: str, values: pl.Expr, spec: ColumnSpec, rows: int) -> None:
     below = plan.add((values < spec.min).sum()) if spec.min is not None else None
     above = plan.add((values > spec.max).sum()) if spec.max is not None else None
 
@@ -180,28 +88,28 @@ def _range_check(plan: _Plan, name: str, values: pl.Expr, spec: ColumnSpec, rows
         lo, hi = spec.min, spec.max
         problems = []
         if n_below and lo is not None:
-            problems.append(f"{_of(n_below, rows)} are below min {_num(lo)}")
+            problems.append(f"{of(n_below, rows)} are below min {num(lo)}")
         if n_above and hi is not None:
-            problems.append(f"{_of(n_above, rows)} are above max {_num(hi)}")
+            problems.append(f"{of(n_above, rows)} are above max {num(hi)}")
         if problems:
             return [Check("range", name, "fail", "; ".join(problems), float(n_below + n_above))]
         if lo is not None and hi is not None:
-            detail = f"all values within [{_num(lo)}, {_num(hi)}]"
+            detail = f"all values within [{num(lo)}, {num(hi)}]"
         elif lo is not None:
-            detail = f"all values ≥ {_num(lo)}"
+            detail = f"all values ≥ {num(lo)}"
         else:
-            detail = f"all values ≤ {_num(hi or 0)}"
+            detail = f"all values ≤ {num(hi or 0)}"
         return [Check("range", name, "pass", detail, 0.0)]
 
     plan.finishers.append(finish)
 
 
-def _allowed_check(plan: _Plan, name: str, allowed: list[str], rows: int) -> None:
+def _allowed_check(plan: Plan, name: str, allowed: list[str], rows: int) -> None:
     text = pl.col(name).cast(pl.String)
     unseen = text.is_not_null() & ~text.is_in(allowed)
     count = plan.add(unseen.sum())
     distinct = plan.add(text.filter(unseen).n_unique())
-    examples = plan.add(text.filter(unseen).unique().sort().head(_MAX_EXAMPLES).implode())
+    examples = plan.add(text.filter(unseen).unique().sort().head(MAX_EXAMPLES).implode())
 
     def finish(stats: dict[str, Any]) -> list[Check]:
         n = int(stats[count] or 0)
@@ -209,16 +117,16 @@ def _allowed_check(plan: _Plan, name: str, allowed: list[str], rows: int) -> Non
             detail = f"all values in the {len(allowed)} allowed"
             return [Check("allowed", name, "pass", detail, 0.0)]
         shown = ", ".join(repr(v) for v in (stats[examples] or []))
-        more = int(stats[distinct] or 0) - _MAX_EXAMPLES
+        more = int(stats[distinct] or 0) - MAX_EXAMPLES
         if more > 0:
             shown += f" and {more:,} more"
-        detail = f"{_of(n, rows)} are not in the allowed list: {shown}"
+        detail = f"{of(n, rows)} are not in the allowed list: {shown}"
         return [Check("allowed", name, "fail", detail, float(n))]
 
     plan.finishers.append(finish)
 
 
-def _outlier_check(plan: _Plan, name: str, values: pl.Expr, config: Config) -> None:
+def _outlier_check(plan: Plan, name: str, values: pl.Expr, config: Config) -> None:
     v = config.validation
     k = v.outlier_threshold
     present = plan.add(values.count())
@@ -226,17 +134,17 @@ def _outlier_check(plan: _Plan, name: str, values: pl.Expr, config: Config) -> N
         q1, q3 = values.quantile(0.25, "linear"), values.quantile(0.75, "linear")
         iqr = q3 - q1
         lo_e, hi_e = q1 - k * iqr, q3 + k * iqr
-        method = f"{_num(k)} × IQR"
+        method = f"{num(k)} × IQR"
     else:
         mean, std = values.mean(), values.std()
         lo_e, hi_e = mean - k * std, mean + k * std
-        method = f"|z| > {_num(k)}"
+        method = f"|z| > {num(k)}"
     lo, hi = plan.add(lo_e), plan.add(hi_e)
     outside = plan.add(((values < lo_e) | (values > hi_e)).sum())
 
     def finish(stats: dict[str, Any]) -> list[Check]:
         n = int(stats[present] or 0)
-        low, high = _finite(stats[lo]), _finite(stats[hi])
+        low, high = finite(stats[lo]), finite(stats[hi])
         if n == 0 or low is None or high is None:
             return [Check("outliers", name, "pass", "no values to check", 0.0)]
         if low == high:
@@ -244,45 +152,25 @@ def _outlier_check(plan: _Plan, name: str, values: pl.Expr, config: Config) -> N
             return [Check("outliers", name, "pass", detail, 0.0)]
         count = int(stats[outside] or 0)
         fraction = count / n
-        detail = f"{_of(count, n)} lie outside [{_num(low)}, {_num(high)}] ({method})"
+        detail = f"{of(count, n)} lie outside [{num(low)}, {num(high)}] ({method})"
         if fraction > v.max_outlier_fraction:
-            detail += f"; more than {_pct(v.max_outlier_fraction)} expected"
+            detail += f"; more than {pct(v.max_outlier_fraction)} expected"
             return [Check("outliers", name, "warn", detail, fraction)]
         return [Check("outliers", name, "pass", detail, fraction)]
 
     plan.finishers.append(finish)
 
 
-def _bool_values_check(plan: _Plan, name: str, rows: int) -> None:
+def _bool_values_check(plan: Plan, name: str, rows: int) -> None:
     col = pl.col(name)
     bad = plan.add((col.is_not_null() & (col != 0) & (col != 1)).sum())
 
     def finish(stats: dict[str, Any]) -> list[Check]:
         n = int(stats[bad] or 0)
         if n:
-            detail = f"declared bool but {_of(n, rows)} are not 0 or 1"
+            detail = f"declared bool but {of(n, rows)} are not 0 or 1"
             return [Check("type", name, "fail", detail, float(n))]
         return [Check("type", name, "pass", "0/1 integers match bool")]
-
-    plan.finishers.append(finish)
-
-
-def _target_check(plan: _Plan, target: str) -> None:
-    col = pl.col(target)
-    nulls = plan.add(col.null_count())
-    classes = plan.add(col.drop_nulls().n_unique())
-
-    def finish(stats: dict[str, Any]) -> list[Check]:
-        n_null, n_classes = int(stats[nulls] or 0), int(stats[classes] or 0)
-        problems = []
-        if n_null:
-            problems.append(f"{n_null:,} missing labels")
-        if n_classes < 2:
-            problems.append(f"only {n_classes} class{'es' if n_classes != 1 else ''}; need 2+")
-        if problems:
-            return [Check("target", target, "fail", "; ".join(problems), float(n_classes))]
-        detail = f"{n_classes:,} classes, no missing labels"
-        return [Check("target", target, "pass", detail, float(n_classes))]
 
     plan.finishers.append(finish)
 
@@ -329,13 +217,19 @@ def _role_checks(config: Config, schema: pl.Schema) -> list[Check]:
         if column is not None and column not in schema:
             detail = f"[data].{key}: {column!r} is not a column of the data (columns: "
             checks.append(Check("config", column, "fail", detail + _columns_shown(schema) + ")"))
-    if not config.features:
+    if not config.schema_:
+        detail = (
+            f"no features: there is no [schema] in the config; `workbench schema infer "
+            f"{d.path} --target {d.target}` prints one from the data (paste it in)"
+        )
+        checks.append(Check("config", None, "fail", detail))
+    elif not config.features:
         detail = (
             "no features: [schema] declares no column besides the target, timestamp, id and "
             "dropped ones (declare the model's inputs as [schema.<column>] tables)"
         )
         checks.append(Check("config", None, "fail", detail))
-    return checks
+    return checks + datetime_feature_checks(config)
 
 
 def _structure_checks(config: Config, schema: pl.Schema) -> list[Check]:
@@ -360,14 +254,44 @@ def _structure_checks(config: Config, schema: pl.Schema) -> list[Check]:
     return checks
 
 
+def _limit(spec: ColumnSpec, config: Config) -> float:
+    return spec.max_missing if spec.max_missing is not None else config.validation.max_missing
+
+
+def _unparsed_check(plan: Plan, name: str, kind: str, rows: int) -> None:
+    """A text column declared int, float, bool or datetime: the values that are not."""
+    bad = unparsed(name, kind)
+    text = pl.col(name).cast(pl.String)
+    count = plan.add(bad.sum())
+    distinct = plan.add(text.filter(bad).n_unique())
+    examples = plan.add(text.filter(bad).unique().sort().head(MAX_EXAMPLES).implode())
+
+    def finish(stats: dict[str, Any]) -> list[Check]:
+        n = int(stats[count] or 0)
+        shown = ", ".join(repr(v) for v in (stats[examples] or []))
+        more = int(stats[distinct] or 0) - MAX_EXAMPLES
+        if more > 0:
+            shown += f" and {more:,} more"
+        detail = f"declared {kind} but {of(n, rows)} are not {KIND_WORDS[kind]}: {shown}"
+        if not n:  # every value parses, but the column came as text (e.g. Parquet strings)
+            detail = f"declared {kind} but stored as text (every value reads as {kind})"
+        return [Check("type", name, "fail", detail, float(n))]
+
+    plan.finishers.append(finish)
+
+
 def _column_checks(
-    plan: _Plan, name: str, spec: ColumnSpec, dtype: pl.DataType, rows: int, config: Config
+    plan: Plan, name: str, spec: ColumnSpec, dtype: pl.DataType, rows: int, config: Config
 ) -> list[Check]:
     """The type check now; missing, non-finite, range, allowed and outlier checks as
     expressions added to `plan` (their checks come from its finishers)."""
     v = config.validation
     shown = dtype_name(dtype)
     if not type_ok(spec.type, dtype):
+        if is_text(dtype) and spec.type in KIND_WORDS:  # text that did not parse: which values
+            _unparsed_check(plan, name, spec.type, rows)
+            _missing_check(plan, name, dtype, rows, _limit(spec, config))
+            return []
         detail = f"dtype {shown} is not {EXPECTED[spec.type]} (declared {spec.type})"
         return [Check("type", name, "fail", detail)]
     checks = []
@@ -375,8 +299,7 @@ def _column_checks(
         _bool_values_check(plan, name, rows)
     else:
         checks.append(Check("type", name, "pass", f"dtype {shown} matches {spec.type}"))
-    limit = spec.max_missing if spec.max_missing is not None else v.max_missing
-    _missing_check(plan, name, dtype, rows, limit)
+    _missing_check(plan, name, dtype, rows, _limit(spec, config))
     if dtype == pl.Null:
         return checks
     if dtype.is_float():
@@ -403,7 +326,7 @@ def validate_frame(df: pl.DataFrame, config: Config) -> ValidationReport:
     v = config.validation
     rows = df.height
     schema = df.schema
-    plan = _Plan()
+    plan = Plan()
     checks = _structure_checks(config, schema)
     checks.extend(_role_checks(config, schema))
     if rows < v.min_rows:
@@ -419,7 +342,7 @@ def validate_frame(df: pl.DataFrame, config: Config) -> ValidationReport:
     # Target.
     target = config.data.target
     if target in schema:
-        _target_check(plan, target)
+        target_check(plan, config, schema[target])
     else:
         detail = f"[data].target: {target!r} is not a column of the data (columns: "
         checks.append(Check("target", target, "fail", detail + _columns_shown(schema) + ")"))
@@ -453,12 +376,12 @@ def render_report(report: ValidationReport, *, show_passed: bool = True) -> Tabl
     table.add_column("Column", no_wrap=True)
     table.add_column("Check", no_wrap=True)
     table.add_column("Detail")
-    ordered = sorted(report.checks, key=lambda c: _SEVERITY[c.status])
+    ordered = sorted(report.checks, key=lambda c: SEVERITY[c.status])
     for check in ordered:
         if check.status == "pass" and not show_passed:
             continue
         table.add_row(
-            Text(check.status.upper(), style=_STYLES[check.status]),
+            Text(check.status.upper(), style=STYLES[check.status]),
             Text(check.column or "—"),  # Text: a "[data].timestamp" is not rich markup
             check.check,
             Text(check.detail),

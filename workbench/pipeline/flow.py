@@ -49,7 +49,7 @@ class PipelineResult:
 
 
 def validate(project: Project) -> ValidationReport:
-    frame = data_mod.load_frame(project.data_path)
+    frame = data_mod.load_frame(project.data_path, project.config.schema_)
     return validate_frame(frame, project.config)
 
 
@@ -63,7 +63,7 @@ def score_champion(project: Project, version: int) -> dict[str, float]:
     from workbench.training.scoring import ScoringError, load_scorer
 
     cfg = project.config
-    frame = data_mod.load_frame(project.data_path)
+    frame = data_mod.load_frame(project.data_path, cfg.schema_)
     classes = target_mod.classes_of(frame, cfg)
     holdout = data_mod.split(target_mod.encode(frame, cfg, classes), cfg).holdout
     model_dir = model_dir_for(project, version)

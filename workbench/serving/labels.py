@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workbench.config import ColumnSpec
 from workbench.data.snapshot import load_frame
 from workbench.errors import DataError
 from workbench.project import Project
@@ -11,6 +12,8 @@ from workbench.serving.client_strings import REQUEST_ID_MAX, REQUEST_ID_MIN
 from workbench.store.parquet_log import ParquetLog, utcnow
 
 REQUIRED = ("request_id", "label")
+#: How a labels CSV is read: ids as text (leading zeros kept), labels as numbers.
+_LABEL_TYPES = {"request_id": ColumnSpec(type="str"), "label": ColumnSpec(type="float")}
 #: The request id rule of workbench.serving.client_strings, as a polars (Rust) regex.
 _BAD_ID_CHARS = r"[\x00-\x1f\x7f-\x9f\x{2028}\x{2029}]"
 
@@ -20,7 +23,7 @@ def ingest(project: Project, path: Path) -> int:
     for the same request wins). Returns how many were ingested."""
     import polars as pl
 
-    frame = load_frame(path)
+    frame = load_frame(path, _LABEL_TYPES)  # a CSV's 'yes' stays text: not a label
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)} (need request_id, label)")

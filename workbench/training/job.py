@@ -35,7 +35,7 @@ def train(
 ) -> events.TrainResult:
     cfg = project.config
     trainer = plugins.load("trainer", cfg.trainer.plugin)
-    frame = data_mod.load_frame(project.data_path)
+    frame = data_mod.load_frame(project.data_path, cfg.schema_)
     snapshot = data_mod.digest(project.data_path)
     classes = target_mod.classes_of(frame, cfg)
     task = ModelTask(cfg.task.type, classes, cfg.evaluation.threshold, cfg.data.target)
