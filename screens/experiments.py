@@ -1,5 +1,6 @@
 """Experiments: every run in a virtual table; filter, sort, mark, compare; the selected run's
-metric curve and key params below."""
+metric curve, its latest system metrics (CPU, memory, GPU, GPU-seconds: from the runs frame
+already loaded) and key params below."""
 
 from __future__ import annotations
 
@@ -263,7 +264,12 @@ class ExperimentsScreen(WorkbenchScreen):
             if value is None:
                 continue
             lines.append(f"[dim]{escape(key[2:]):<16}[/] {escape(fmt_value(value))}")
-        return "\n".join(lines) or "[dim]no params[/]"
+        text = "\n".join(lines) or "[dim]no params[/]"
+        from workbench_tui.loaders import system_usage
+
+        metrics = {k[2:]: v for k, v in row.items() if k.startswith("m.") and v is not None}
+        usage = system_usage(row["run_id"], metrics)
+        return f"[dim]system[/] {escape(usage.describe())}\n{text}" if usage else text
 
     @work(thread=True, exclusive=True, group="experiments-curve", exit_on_error=False)
     def _load_curve(self, run_id: str) -> None:

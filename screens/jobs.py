@@ -237,6 +237,7 @@ class JobsScreen(WorkbenchScreen):
         elif self.selected_id not in ids:
             self._select(ids[min(self.table.cursor_row, len(ids) - 1)], move_cursor=True)
         self._show_selected()
+        self.detail.follow_usage(self.project, self.selected_job)  # its system metrics
 
     def _row_state(self) -> RowState:
         live = (self.selected_id, self.progress) if self.selected_id and self.progress else None
@@ -271,6 +272,7 @@ class JobsScreen(WorkbenchScreen):
         self.log_view.reset()
         self._show_selected()
         self._tail_tick(force=True)
+        self.detail.follow_usage(self.project, job, force=True)
 
     def _show_selected(self) -> None:
         job = self.selected_job
@@ -486,7 +488,7 @@ class JobsScreen(WorkbenchScreen):
     # --- errors --------------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         group = event.worker.group
-        if group in ("jobs-load", "jobs-tail") and event.state == WorkerState.ERROR:
+        if group in ("jobs-load", "jobs-tail", "jobs-usage") and event.state == WorkerState.ERROR:
             # Polled every few seconds: say so once, not on every poll.
             text = describe_error(event.worker.error)
             if self._last_error.get(group) != text:

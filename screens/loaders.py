@@ -6,6 +6,8 @@ polars, DuckDB or the registry reader to import. It never imports mlflow.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +28,9 @@ BASE_COLUMNS = ("run_id", "run_name", "status", "start_time")
 
 def key_metrics(columns: list[str], metric: str) -> list[str]:
     """Metric columns (`m.*`), most telling first: the gate's holdout metric, its validation
-    twin, then the other holdout metrics, then everything else."""
-    present = [c for c in columns if c.startswith("m.")]
+    twin, then the other holdout metrics, then everything else; MLflow's system metrics
+    (`system/...`) are the run detail's, not columns."""
+    present = [c for c in columns if c.startswith("m.") and not c.startswith("m.system/")]
     preferred = [
         f"m.holdout_{metric}",
         f"m.valid_{metric}",
@@ -160,3 +163,90 @@ def load_models(project: Project, db: Db) -> ModelsData:
         aliases=registry.aliases(project),
         history=list(reversed(history)),
     )
+
+
+@dataclass
+class GpuUse:
+    index: int
+    utilisation: float | None = None  # percent
+    memory_mb: float | None = None
+    memory_percent: float | None = None
+
+
+@dataclass
+class SystemUsage:
+    """A run's latest system metrics (MLflow's `system/...` samples) and its GPU-seconds."""
+
+    run_id: str
+    cpu_percent: float | None = None
+    memory_mb: float | None = None
+    memory_percent: float | None = None
+    gpus: list[GpuUse] = field(default_factory=list)
+    gpu_seconds: float | None = None
+
+    def describe(self) -> str:
+        """One line: "cpu 45% · mem 1.6 GB (6%) · gpu0 80% 12.3 GB · 12.5 GPU-s"."""
+        parts = []
+        if self.cpu_percent is not None:
+            parts.append(f"cpu {self.cpu_percent:.0f}%")
+        if self.memory_mb is not None:
+            pct = f" ({self.memory_percent:.0f}%)" if self.memory_percent is not None else ""
+            parts.append(f"mem {_size(self.memory_mb)}{pct}")
+        for gpu in self.gpus:
+            util = f" {gpu.utilisation:.0f}%" if gpu.utilisation is not None else ""
+            mem = f" {_size(gpu.memory_mb)}" if gpu.memory_mb is not None else ""
+            parts.append(f"gpu{gpu.index}{util}{mem}")
+        if self.gpu_seconds is not None:
+            parts.append(f"{self.gpu_seconds:,.1f} GPU-s")
+        return " · ".join(parts)
+
+
+def _size(mb: float) -> str:
+    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB"
+
+
+_GPU_KEY = re.compile(r"^gpu_(\d+)_(utilization_percentage|memory_usage_megabytes|"
+                      r"memory_usage_percentage)$")  # fmt: skip
+_GPU_FIELDS = {
+    "utilization_percentage": "utilisation",
+    "memory_usage_megabytes": "memory_mb",
+    "memory_usage_percentage": "memory_percent",
+}
+
+
+def system_usage(run_id: str, metrics: dict[str, Any]) -> SystemUsage | None:
+    """The usage in a run's latest metrics (`system/<name>` or `system/<node>/<name>`, and
+    `gpu_seconds`); None when the run logged none. Pure: cheap enough for the UI thread."""
+    usage = SystemUsage(run_id)
+    gpus: dict[int, GpuUse] = {}
+    found = False
+    for key, value in metrics.items():
+        if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+            continue
+        if key == "gpu_seconds":
+            usage.gpu_seconds, found = float(value), True
+            continue
+        if not key.startswith("system/"):
+            continue
+        name = key.rsplit("/", 1)[-1]
+        found = True
+        if name == "cpu_utilization_percentage":
+            usage.cpu_percent = float(value)
+        elif name == "system_memory_usage_megabytes":
+            usage.memory_mb = float(value)
+        elif name == "system_memory_usage_percentage":
+            usage.memory_percent = float(value)
+        elif match := _GPU_KEY.match(name):
+            gpu = gpus.setdefault(int(match[1]), GpuUse(int(match[1])))
+            setattr(gpu, _GPU_FIELDS[match[2]], float(value))
+    usage.gpus = [gpus[i] for i in sorted(gpus)]
+    return usage if found else None
+
+
+def load_system_usage(project: Project, run_id: str) -> SystemUsage | None:
+    """A run's latest system metrics, live from MLflow's store (read-only, no mlflow import:
+    a running job's samples show before any sync)."""
+    from workbench.store.mlflow_tables import read_latest_metrics
+
+    latest = read_latest_metrics(project.mlflow_db, [run_id]).get(run_id, {})
+    return system_usage(run_id, latest)

@@ -116,7 +116,11 @@ class JobsTable(DataTable[Any]):
             gpu = stats.get("gpu_mib") if job.active else None
             cells["gpu"] = Text(fmt_gpu_mib(gpu), justify="right")
         progress = job.progress
-        if state.live is not None and state.live[0] == job.job_id and job.kind == "train":
+        if (
+            state.live is not None
+            and state.live[0] == job.job_id
+            and job.kind in ("train", "sweep")
+        ):
             progress = state.live[1]
         cells["progress"] = Text(fmt_progress(progress))
         cells["reason"] = Text(job.reason or "", style=style("jobs-table--muted"))

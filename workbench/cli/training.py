@@ -21,9 +21,10 @@ commands = Commands()
 class _Progress:
     """A rich progress bar for training on a terminal; plain lines otherwise."""
 
-    def __init__(self, enabled: bool, quiet: bool = False) -> None:
+    def __init__(self, enabled: bool, quiet: bool = False, label: str = "training") -> None:
         self.enabled = enabled
         self.quiet = quiet
+        self.label = label
         self.bar: Any = None
         self.task: Any = None
 
@@ -38,7 +39,7 @@ class _Progress:
             )
 
             self.bar = Progress(
-                TextColumn("[bold]training[/]"),
+                TextColumn(f"[bold]{self.label}[/]"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[scores]}"),
@@ -68,7 +69,9 @@ class _Progress:
     def progress(self, p: Progress) -> None:
         if self.bar is None:
             return
-        shown = "  ".join(f"{k}={v:.4f}" for k, v in p.metrics.items() if k.startswith("valid"))
+        shown = "  ".join(
+            f"{k}={v:.4f}" for k, v in p.metrics.items() if k.startswith(("valid", "best"))
+        )
         self.bar.update(self.task, completed=p.iteration, total=p.total, scores=shown)
 
     def step(self, name: str, status: str, detail: str) -> None:
@@ -153,6 +156,141 @@ def train(
     return 0
 
 
+@commands.command(
+    "sweep", "search trainer params with Optuna: one job, a run per trial", json=True, runner=True
+)
+@click.option("--trials", type=int, required=True, help="how many trials")
+@click.option(
+    "--param",
+    multiple=True,
+    metavar="KEY=SPEC",
+    help="KEY=low..high (ints: int range; ..log: log scale), KEY=a,b,c, or KEY=VALUE (fixed)",
+)
+@click.option("--run-name", help="the parent run's name (default: sweep <time>)")
+@click.option("--seed", type=int, help="the sampler's seed (same seed, same trials)")
+def sweep(
+    trials: int,
+    param: tuple[str, ...],
+    run_name: str | None,
+    seed: int | None,
+    as_json: bool,
+    runner: str | None,
+    quiet: bool,
+) -> int:
+    from workbench.jobs.control import run_sweep
+    from workbench.jobs.observer import JobObserver
+    from workbench.training import search_space
+
+    spec = _sweep_spec(trials, param, run_name, seed)
+    project = load_project()
+    _check_space(project, spec)
+    resolved = _runner(project, runner, as_json)
+    stop = _CtrlC()
+    with (
+        stop,
+        _Progress(
+            enabled=not as_json and sys.stdout.isatty(), quiet=quiet or as_json, label="sweep"
+        ) as bar,
+    ):
+        observer = JobObserver(on_progress=bar.progress, on_log=bar.log, should_stop=stop.is_set)
+        outcome = run_sweep(project, resolved, spec.to_json(), observer)
+    result = outcome.train_result
+    best = dict(result.extra.get("best_params") or {}) if result else {}
+    again = f"workbench pipeline run {search_space.command_line(best)}" if best else None
+    if as_json:
+        print_json(
+            {
+                "job_id": outcome.job_id,
+                "status": outcome.status,
+                "runner": outcome.runner,
+                "reason": outcome.reason,
+                **({"run_id": outcome.run_id} if outcome.run_id else {}),
+                **(result.to_dict() if result else {}),
+                **({"command": again} if again else {}),
+            }
+        )
+    elif outcome.ok and result is not None:
+        key = f"valid_{project.config.metric}"
+        value = result.metrics.get(key)
+        shown = f"{key}={value:.4f}" if value is not None else ""
+        print(
+            f"sweep run {result.run_id}: best trial {result.extra.get('best_trial')} "
+            f"(run {result.extra.get('best_run_id')}) {shown}"
+        )
+        print(f"train and gate the best params with: {again}")
+    if stop.is_set() and outcome.status == "stopped":
+        raise KeyboardInterrupt
+    if not outcome.ok:
+        raise WorkbenchError(
+            f"sweep job {outcome.job_id} {outcome.status}: {outcome.reason} "
+            f"(log: {outcome.log_path})"
+        )
+    return 0
+
+
+def _sweep_spec(trials: int, pairs: tuple[str, ...], run_name: str | None, seed: int | None) -> Any:
+    from workbench.store.parquet_log import utcnow
+    from workbench.training import search_space
+
+    search_space.check_trials(trials)
+    space, fixed = search_space.parse_params(pairs)
+    if not space:
+        raise UsageError(
+            "--param: nothing to search; give a range (KEY=low..high) or choices (KEY=a,b)"
+        )
+    name = check_label(run_name, "--run-name") if run_name else None
+    name = name or f"sweep {utcnow():%Y%m%d-%H%M%S}"
+    return search_space.SweepSpec(trials, space, fixed, name, seed)
+
+
+def _check_space(project: Any, spec: Any) -> None:
+    """Every end and choice of the space, and the fixed params, through the trainer's checks
+    (one ConfigError line, exit 2), before any job starts."""
+    from workbench.data.validation import check_config
+    from workbench.training import search_space
+
+    for params in search_space.corner_params(spec.space, spec.fixed):
+        check_config(project.config, "--param", params)
+
+
+class _CtrlC:
+    """Ctrl-C while a sweep runs asks its job to stop (the job is in its own session and
+    never sees the terminal's SIGINT); a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._event = threading.Event()
+        self._previous: Any = None
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def __enter__(self) -> _CtrlC:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._event.is_set():
+            raise KeyboardInterrupt
+        self._event.set()
+        print(
+            "stopping the sweep: the trial under way ends it (Ctrl-C again: at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 pipeline = commands.group("pipeline", "validate -> train -> evaluate -> gate -> register")
 
 
@@ -162,11 +300,20 @@ pipeline = commands.group("pipeline", "validate -> train -> evaluate -> gate -> 
     is_flag=True,
     help="move production when the gate passes (overrides [gate].auto_promote)",
 )
-def pipeline_run(auto_promote: bool, as_json: bool, runner: str | None, quiet: bool) -> int:
+@click.option(
+    "--param", multiple=True, metavar="KEY=VALUE", help="override a trainer param (repeatable)"
+)
+def pipeline_run(
+    auto_promote: bool, param: tuple[str, ...], as_json: bool, runner: str | None, quiet: bool
+) -> int:
+    from workbench.data.validation import check_config
     from workbench.jobs.observer import JobObserver
     from workbench.pipeline import flow
 
     project = load_project()
+    params = _parse_params(param)
+    if params:
+        check_config(project.config, "--param", params)
     resolved = _runner(project, runner, as_json)
     with _Progress(enabled=not as_json and sys.stdout.isatty(), quiet=quiet or as_json) as bar:
         plain = not as_json and not sys.stdout.isatty()
@@ -177,7 +324,13 @@ def pipeline_run(auto_promote: bool, as_json: bool, runner: str | None, quiet: b
             bar.step(name, status, detail)
 
         observer = JobObserver(on_progress=bar.progress, on_log=bar.log, on_step=on_step)
-        result = flow.run(project, resolved, observer, auto_promote=True if auto_promote else None)
+        result = flow.run(
+            project,
+            resolved,
+            observer,
+            auto_promote=True if auto_promote else None,
+            params=params or None,
+        )
     if as_json:
         print_json(result.to_dict())
     else:
@@ -214,9 +367,7 @@ def runs(
         return 0
     from rich.table import Table
 
-    metric_cols = [c for c in df.columns if c.startswith("m.holdout_")][:4] or [
-        c for c in df.columns if c.startswith("m.")
-    ][:4]
+    metric_cols = _shown_metrics(df.columns, project.config.metric)
     table = Table(
         "run id",
         "name",
@@ -236,6 +387,17 @@ def runs(
         )
     console().print(table)
     return 0
+
+
+def _shown_metrics(columns: list[str], metric: str) -> list[str]:
+    """Four metric columns: the gate's metric on the holdout and validation split first (a
+    sweep's trials have only the latter), then other holdout, validation, other metrics;
+    never MLflow's system metrics."""
+    present = [c for c in columns if c.startswith("m.") and not c.startswith("m.system/")]
+    order = [f"m.holdout_{metric}", f"m.valid_{metric}"]
+    order += [c for c in present if c.startswith("m.holdout_")]
+    order += [c for c in present if c.startswith("m.valid_")] + present
+    return [c for c in dict.fromkeys(order) if c in present][:4]
 
 
 def _sort_column(df: Any, key: str | None) -> str | None:

@@ -202,6 +202,16 @@ def run_training(
     )
 
 
+def run_sweep(
+    project: Project, runner: Runner, spec_json: str, observer: JobObserver | None = None
+) -> JobOutcome:
+    """A sweep job (`workbench.training.sweep`, its spec as JSON): it ends well when it
+    reports its result (the best trial)."""
+    job_id = new_job_id("sweep")
+    args = ["--project", str(project.root), "--job-id", job_id, "--sweep", spec_json]
+    return run_job(project, "sweep", "workbench.training.sweep", args, runner, observer, job_id)
+
+
 # --- jobs after the fact: list, reconcile, logs, stats, stop, restart ---------------------
 
 ACTIVE = ("starting", "running")

@@ -136,7 +136,7 @@ def snapshot(
             stats.setdefault(job_id, {})["gpu_mib"] = mib
     progress_of_finished = finished or FinalProgress()
     for job in found:
-        if job.kind == "train" and not job.active and job.progress is None:
+        if job.kind in ("train", "sweep") and not job.active and job.progress is None:
             job.progress = progress_of_finished(job)
     device = gpu.device_use(gpu_tool) if gpu_tool else None
     return JobsSnapshot(found, stats, device)

@@ -11,6 +11,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,32 @@ from workbench.jobs import events
 from workbench.project import Project
 from workbench.store import tracking
 from workbench.tasks import ModelTask
+from workbench.training import usage
 from workbench.training.evaluation import evaluate
 from workbench.training.scoring import as_task_output, scalar_output
 
 METRIC_FLUSH_EVERY = 25
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every run of a job trains on: the trainer, the split data and its snapshot."""
+
+    trainer: Any
+    parts: Any
+    snapshot: str
+    task: ModelTask
+
+
+def prepare(project: Project) -> Prepared:
+    cfg = project.config
+    trainer = plugins.load("trainer", cfg.trainer.plugin)
+    frame = data_mod.load_frame(project.data_path, cfg.schema_)
+    snapshot = data_mod.digest(project.data_path)
+    classes = target_mod.classes_of(frame, cfg)
+    task = ModelTask(cfg.task.type, classes, cfg.evaluation.threshold, cfg.data.target)
+    parts = data_mod.split(target_mod.encode(frame, cfg, classes), cfg)
+    return Prepared(trainer, parts, snapshot, task)
 
 
 def train(
@@ -34,17 +58,14 @@ def train(
     overrides: dict[str, Any] | None = None,
 ) -> events.TrainResult:
     cfg = project.config
-    trainer = plugins.load("trainer", cfg.trainer.plugin)
-    frame = data_mod.load_frame(project.data_path, cfg.schema_)
-    snapshot = data_mod.digest(project.data_path)
-    classes = target_mod.classes_of(frame, cfg)
-    task = ModelTask(cfg.task.type, classes, cfg.evaluation.threshold, cfg.data.target)
-    parts = data_mod.split(target_mod.encode(frame, cfg, classes), cfg)
+    data = prepare(project)
+    trainer, parts, snapshot, task = data.trainer, data.parts, data.snapshot, data.task
     params = {**cfg.trainer.params, **(overrides or {})}
 
     tracking.setup(project)
     import mlflow
 
+    usage.configure_sampling()
     started = time.time()
     # The job id is a tag from the run's first write: a job killed before it announces the run
     # still leaves a run its settling can find (orphans.py).
@@ -53,25 +74,7 @@ def train(
     ) as run:
         run_id = run.info.run_id
         events.emit_event(events.Run(run_id))
-        train_pd = _log_inputs(project, trainer.name, params, parts, snapshot, task)
-        metrics = _MetricStream(mlflow.MlflowClient(), run_id)
-        ctx = plugins.TrainContext(
-            config=cfg,
-            params=params,
-            features=cfg.features,
-            categorical=data_mod.categorical_features(cfg),
-            target=cfg.data.target,
-            train=train_pd,
-            valid=parts.valid.to_pandas(),
-            on_iteration=metrics.on_iteration,
-            task=task.type,
-            classes=classes,
-            run_id=run_id,
-            holdout=parts.holdout.to_pandas(),
-            gpus=cfg.docker.gpus if isinstance(cfg.docker.gpus, int) else 1,
-        )
-        model = trainer.train(ctx)
-        metrics.flush()
+        model, _ = fit(project, data, params, run_id)
         holdout_x = data_mod.to_model_frame(parts.holdout, cfg)
         output = as_task_output(
             task, model.predict(holdout_x), len(holdout_x), f"the {trainer.name} trainer's model"
@@ -85,10 +88,49 @@ def train(
         final["train_seconds"] = time.time() - started
         mlflow.log_metrics(final)
         model_uri = _log_model(project, model, parts, holdout_x, output, snapshot, run, task)
+    used = usage.log_gpu_seconds(mlflow.MlflowClient(), run_id, time.time() - started)
+    if used is not None:
+        final["gpu_seconds"] = used
 
     result = events.TrainResult(run_id, model_uri, final, snapshot, model.flavor)
     events.emit_event(result)
     return result
+
+
+def fit(
+    project: Project,
+    data: Prepared,
+    params: dict[str, Any],
+    run_id: str,
+    progress: bool = True,
+    check: Callable[[], None] | None = None,
+) -> tuple[Any, int]:
+    """Log the inputs of the active run `run_id` and train on them: the model and the last
+    iteration reported. `progress`: a progress event per iteration (a training job's);
+    `check` is called at each iteration (it may raise to stop the training)."""
+    cfg = project.config
+    import mlflow
+
+    train_pd = _log_inputs(project, data.trainer.name, params, data.parts, data.snapshot, data.task)
+    metrics = _MetricStream(mlflow.MlflowClient(), run_id, progress, check)
+    ctx = plugins.TrainContext(
+        config=cfg,
+        params=params,
+        features=cfg.features,
+        categorical=data_mod.categorical_features(cfg),
+        target=cfg.data.target,
+        train=train_pd,
+        valid=data.parts.valid.to_pandas(),
+        on_iteration=metrics.on_iteration,
+        task=data.task.type,
+        classes=data.task.classes,
+        run_id=run_id,
+        holdout=data.parts.holdout.to_pandas(),
+        gpus=cfg.docker.gpus if isinstance(cfg.docker.gpus, int) else 1,
+    )
+    model = data.trainer.train(ctx)
+    metrics.flush()
+    return model, metrics.last_step
 
 
 def _log_inputs(
@@ -143,20 +185,30 @@ class _MetricStream:
     """Per-iteration metrics to MLflow in batches, and a progress event at most every 0.1 s
     (and at the last iteration)."""
 
-    def __init__(self, client: Any, run_id: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        run_id: str,
+        progress: bool = True,
+        check: Callable[[], None] | None = None,
+    ) -> None:
         self.client, self.run_id = client, run_id
         self.pending: list[Any] = []
         self.last_emit = 0.0
+        self.progress, self.check, self.last_step = progress, check, 0
 
     def on_iteration(self, i: int, total: int, scores: dict[str, float]) -> None:
         from mlflow.entities import Metric
 
+        if self.check is not None:
+            self.check()
+        self.last_step = max(self.last_step, i)
         now_ms = int(time.time() * 1000)
         self.pending.extend(Metric(k, v, now_ms, i) for k, v in scores.items())
         if len(self.pending) >= METRIC_FLUSH_EVERY * max(1, len(scores)):
             self.flush()
         now = time.monotonic()
-        if i == total or now - self.last_emit > 0.1:
+        if self.progress and (i == total or now - self.last_emit > 0.1):
             self.last_emit = now
             events.emit_event(events.Progress(i, total, scores))
 
