@@ -73,7 +73,11 @@ def test_a_continuous_target_under_the_binary_task_fails_in_one_line(tmp_path, c
     toml = (root / "workbench.toml").read_text().replace('type = "regression"', 'type = "binary"')
     (root / "workbench.toml").write_text(toml)
     capsys.readouterr()
-    code = main(["--project", str(root), "pipeline", "run", "--runner", "local"])
-    err = capsys.readouterr().err
-    assert code != 0
-    assert "a binary task needs 2" in err and "Traceback" not in err
+    assert main(["--project", str(root), "pipeline", "run", "--runner", "local"]) == 1
+    assert "data validation failed" in capsys.readouterr().err  # before any job
+    assert main(["--project", str(root), "validate", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    target = [c for c in report["checks"] if c["check"] == "target"]
+    assert target and target[0]["status"] == "fail"
+    assert "a binary task needs 2" in target[0]["detail"]
+    assert "regression" in target[0]["detail"]
