@@ -53,7 +53,7 @@ def train(
     ) as run:
         run_id = run.info.run_id
         events.emit_event(events.Run(run_id))
-        train_pd = _log_inputs(project, trainer.name, params, parts, snapshot, task)
+        train_pd = log_inputs(project, trainer.name, params, parts, snapshot, task)
         metrics = _MetricStream(mlflow.MlflowClient(), run_id)
         ctx = plugins.TrainContext(
             config=cfg,
@@ -69,6 +69,7 @@ def train(
             run_id=run_id,
             holdout=parts.holdout.to_pandas(),
             gpus=cfg.docker.gpus if isinstance(cfg.docker.gpus, int) else 1,
+            project_root=project.root,
         )
         model = trainer.train(ctx)
         metrics.flush()
@@ -84,14 +85,14 @@ def train(
             final["best_iteration"] = float(model.best_iteration)
         final["train_seconds"] = time.time() - started
         mlflow.log_metrics(final)
-        model_uri = _log_model(project, model, parts, holdout_x, output, snapshot, run, task)
+        model_uri = log_model(project, model, parts, holdout_x, output, snapshot, run, task)
 
     result = events.TrainResult(run_id, model_uri, final, snapshot, model.flavor)
     events.emit_event(result)
     return result
 
 
-def _log_inputs(
+def log_inputs(
     project: Project,
     trainer: str,
     params: dict[str, Any],
@@ -166,7 +167,7 @@ class _MetricStream:
             self.pending.clear()
 
 
-def _log_model(
+def log_model(
     project: Project,
     model: Any,
     parts: Any,
