@@ -39,10 +39,8 @@ def write_project(root: Path, dataset: str, trainer: str = "") -> Project:
         task = '[task]\ntype = "regression"\n'
     (root / "data").mkdir(parents=True, exist_ok=True)
     pl.from_pandas(frame).write_parquet(root / "data" / "data.parquet")
-    schema = "".join(
-        f'[schema."{c}"]\ntype = "{"float" if pd.api.types.is_numeric_dtype(frame[c]) else "str"}"\n'
-        for c in frame.columns
-    )
+    kinds = {c: "float" if pd.api.types.is_numeric_dtype(frame[c]) else "str" for c in frame}
+    schema = "".join(f'[schema."{c}"]\ntype = "{kind}"\n' for c, kind in kinds.items())
     (root / "workbench.toml").write_text(
         f'[project]\nname = "{dataset}"\n[data]\npath = "data/data.parquet"\ntarget = "target"\n'
         f'split = "random"\n{task}[validation]\nmin_rows = 10\n{trainer}{schema}'

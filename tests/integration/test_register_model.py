@@ -31,7 +31,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 mlflow.set_tracking_uri(sys.argv[1])
-mlflow.set_experiment("notebook")
+mlflow.set_experiment(sys.argv[3])
 df = pd.read_parquet(sys.argv[2]).head(400)
 X, y = df.drop(columns=["target"]), df["target"]
 with mlflow.start_run() as run:
@@ -62,17 +62,17 @@ def test_a_model_a_plain_mlflow_script_logged_becomes_a_served_version(
     from sklearn.metrics import log_loss, roc_auc_score
 
     from workbench.monitoring.checks import load_profile
+    from workbench.store import tracking
 
     project = write_project(tmp_path / "cancer", "cancer")
-    project.ensure_store()
+    tracking.setup(project)  # the store and experiment a first `workbench` command made
     script = tmp_path / "notebook.py"
     script.write_text(textwrap.dedent(PLAIN_SCRIPT))
+    args = [project.tracking_uri, str(project.data_path), project.experiment_name]
     done = subprocess.run(
-        [sys.executable, str(script), project.tracking_uri, str(project.data_path)],
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, str(script), *args], cwd=tmp_path, capture_output=True, text=True
     )
+    assert done.returncode == 0, done.stderr
     run_id = done.stdout.split("RUN ")[-1].strip()
 
     uri = f"runs:/{run_id}/model"
@@ -92,6 +92,7 @@ def test_a_model_a_plain_mlflow_script_logged_becomes_a_served_version(
     client = mlflow_client(project)
     run = client.get_run(v1.run_id)
     assert run.info.experiment_id == client.get_experiment_by_name("cancer").experiment_id
+    assert not (tmp_path / "mlruns").exists()
     assert run.data.tags["workbench.imported_from"] == uri
     assert run.data.params["C"] == "0.5" and run.data.params["trainer"] == "imported"
     assert run.inputs.dataset_inputs
@@ -150,6 +151,16 @@ def test_a_local_model_folder_without_a_signature(
     assert saved.signature.inputs.input_names() == list(x.columns)
     served = mlflow.pyfunc.load_model(str(model_dir_for(project, result["version"])))
     assert np.allclose(served.predict(x.head(20)), p[:20], atol=1e-12)
+
+    # the same folder logged as plain run artifacts (no logged model): `runs:/<id>` finds it
+    client = mlflow_client(project)
+    run = client.create_run(client.get_experiment_by_name("cancer").experiment_id)
+    client.log_artifacts(run.info.run_id, str(folder), "exported")
+    code, out, err = _cli(capsys, project, "register", f"runs:/{run.info.run_id}", "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["version"] == result["version"] + 1
+    assert again["metrics"]["holdout_auc"] == pytest.approx(result["metrics"]["holdout_auc"])
 
 
 def test_missing_and_extra_columns_are_one_line_and_exit_1(
