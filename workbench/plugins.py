@@ -56,6 +56,8 @@ class TrainContext:
     gpus: int = 0
     #: a log line to the job's output (the script trainer streams its command's output)
     on_line: Callable[[str], None] = print
+    #: the project's folder (where the script trainer runs its command)
+    project_root: Path | None = None
 
 
 @dataclass

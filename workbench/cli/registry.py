@@ -1,4 +1,4 @@
-"""The model registry: `models`, `promote`, `rollback`, `history`, `audit`."""
+"""The model registry: `models`, `register`, `promote`, `rollback`, `history`, `audit`."""
 
 from __future__ import annotations
 
@@ -49,6 +49,33 @@ def models(as_json: bool) -> int:
         )
     console().print(
         table if versions else "no registered versions yet (run `workbench pipeline run`)"
+    )
+    return 0
+
+
+@commands.command(
+    "register",
+    "adopt a model trained elsewhere as a new version (runs:/..., models:/..., a model folder)",
+    json=True,
+    epilog="MODEL_URI: runs:/<run id>/<path>, runs:/<run id> (the model that run logged), "
+    "models:/<name>/<version>, models:/m-<id>, or a local MLflow model folder. The model is "
+    "checked against the project's features, scored on its holdout and logged as a new run "
+    "with its drift profile; no alias moves (promote it when you want it served).",
+)
+@click.argument("model_uri", metavar="MODEL_URI")
+@click.option("--reason", default="", help="why (kept in the audit log and the version)")
+def register(model_uri: str, reason: str, as_json: bool) -> int:
+    from workbench.pipeline.adopt import adopt
+
+    project = load_project()
+    result = adopt(project, model_uri, reason)
+    if as_json:
+        print_json(result.to_dict())
+        return 0
+    metric = f"holdout_{project.config.metric}"
+    print(
+        f"{result.model} v{result.version} registered from {result.imported_from} "
+        f"({result.flavor}, run {result.run_id[:8]}): {metric} = {fmt(result.metrics.get(metric))}"
     )
     return 0
 

@@ -87,7 +87,7 @@ def train(
             final["best_iteration"] = float(model.best_iteration)
         final["train_seconds"] = time.time() - started
         mlflow.log_metrics(final)
-        model_uri = _log_model(project, model, parts, holdout_x, output, snapshot, run, task)
+        model_uri = log_model(project, model, parts, holdout_x, output, snapshot, run, task)
     used = usage.log_gpu_seconds(mlflow.MlflowClient(), run_id, time.time() - started)
     if used is not None:
         final["gpu_seconds"] = used
@@ -111,7 +111,7 @@ def fit(
     cfg = project.config
     import mlflow
 
-    train_pd = _log_inputs(project, data.trainer.name, params, data.parts, data.snapshot, data.task)
+    train_pd = log_inputs(project, data.trainer.name, params, data.parts, data.snapshot, data.task)
     metrics = _MetricStream(mlflow.MlflowClient(), run_id, progress, check)
     ctx = plugins.TrainContext(
         config=cfg,
@@ -127,13 +127,14 @@ def fit(
         run_id=run_id,
         holdout=data.parts.holdout.to_pandas(),
         gpus=cfg.docker.gpus if isinstance(cfg.docker.gpus, int) else 1,
+        project_root=project.root,
     )
     model = data.trainer.train(ctx)
     metrics.flush()
     return model, metrics.last_step
 
 
-def _log_inputs(
+def log_inputs(
     project: Project,
     trainer: str,
     params: dict[str, Any],
@@ -218,7 +219,7 @@ class _MetricStream:
             self.pending.clear()
 
 
-def _log_model(
+def log_model(
     project: Project,
     model: Any,
     parts: Any,

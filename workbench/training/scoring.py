@@ -36,7 +36,7 @@ def as_task_output(task: ModelTask, raw: Any, n: int, what: str = "the model") -
     """The model's raw output as the task's output (binary: (n,) probabilities; multiclass:
     (n, K); regression: (n,)), or a ScoringError naming what is wrong."""
     values = raw.to_numpy() if hasattr(raw, "to_numpy") else np.asarray(raw)
-    if values.dtype == object:
+    if values.dtype.kind in "OUS":  # objects, numpy strings and bytes
         try:
             values = values.astype(float)
         except (TypeError, ValueError):

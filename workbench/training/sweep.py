@@ -243,7 +243,7 @@ def _trial(
         model_uri = None
         if state.beats(value):
             snap = data.snapshot
-            model_uri = job._log_model(
+            model_uri = job.log_model(
                 project, model, data.parts, valid_x, output, snap, run, data.task
             )
     except Stopped:
