@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.data.snapshot import load_frame
-from workbench.errors import DataError
+from workbench.errors import DataError, WorkbenchError
 from workbench.project import Project
 from workbench.serving.client_strings import REQUEST_ID_MAX, REQUEST_ID_MIN
 from workbench.store.parquet_log import ParquetLog, utcnow
@@ -26,7 +26,8 @@ _BAD_ID_CHARS = r"[\x00-\x1f\x7f-\x9f\x{2028}\x{2029}]"
 
 def labels_task(project: Project) -> ModelTask:
     """The task labels are read for: production's model, else the newest version's, else
-    the project's `[task]` (classes as configured, or the training data's)."""
+    the project's `[task]` (classes as configured, or the training data's) when no model
+    folder can be read."""
     from workbench.serving import deployments
     from workbench.serving.predictors import task_of
     from workbench.store import mlflow_tables as mlflow_store
@@ -36,7 +37,10 @@ def labels_task(project: Project) -> ModelTask:
         versions = mlflow_store.read_model_versions(project.mlflow_db, project.config.model_name)
         version = max((v.version for v in versions), default=None)
     if version is not None:
-        return task_of(project, version)
+        try:
+            return task_of(project, version)
+        except WorkbenchError:  # its folder is gone or unreadable: the project's [task]
+            pass
     cfg = project.config
     if cfg.task.type == "regression":
         return ModelTask("regression", [])
