@@ -309,6 +309,61 @@ def test_a_failing_canary_is_rolled_back_whatever_the_task(served: Server, tmp_p
     assert load.failures and all(status == 500 for status, _ in load.failures)
 
 
+def _register_sklearn_model(project: Project, task: ModelTask) -> tuple[int, Any, list[str]]:
+    """A scikit-learn model fitted on the project's data, logged as MLflow's sklearn flavour
+    (a classifier's pyfunc gives hard labels: serving must use predict_proba), its task
+    file beside it; registered. Returns (version, the model, its feature columns)."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from workbench.store import tracking
+
+    frame = pl.read_parquet(project.data_path).to_pandas()
+    features = [c for c in frame.columns if c != "target"]
+    model: Any = LinearRegression() if task.type == "regression" else LogisticRegression()
+    if task.type != "regression":
+        model.set_params(max_iter=5000)
+    model.fit(frame[features], frame["target"])
+    tracking.setup(project)
+    with mlflow.start_run() as run:
+        signature = infer_signature(frame[features].head(5))
+        info = mlflow.sklearn.log_model(model, name="model", signature=signature)
+    version = registry.register(project, run.info.run_id, info.model_uri)
+    task.save(model_dir_for(project, version))
+    return version, model, features
+
+
+def test_an_sklearn_model_serves_through_the_scorer(served: Server) -> None:
+    """Not a LightGBM model: scored through training.scoring (predict_proba for a classifier,
+    its classes lined up with the task's), answered per the task like any other."""
+    task = _task(served)
+    project = served.project
+    version, model, features = _register_sklearn_model(project, task)
+    assert cli(project, "deploy", str(version), "--canary", "--traffic", "100") == 0
+    try:
+        records = served.records[:8]
+        frame = pd.DataFrame(records)[features]
+        status, body = served.call("POST", "/predict", records)
+        assert status == 200, body
+        assert body["version"] == version and body["variant"] == "canary"
+        if task.type == "regression":
+            assert body["predictions"] == pytest.approx(list(model.predict(frame)), abs=1e-9)
+            return
+        proba = model.predict_proba(frame)
+        order = [list(model.classes_).index(c) for c in task.classes]
+        proba = proba[:, order]
+        if task.type == "binary":
+            assert body["predictions"] == pytest.approx(list(proba[:, 1]), abs=1e-9)
+            assert body["labels"] == [task.classes[int(p >= 0.5)] for p in proba[:, 1]]
+        else:
+            got = np.array([list(p.values()) for p in body["probabilities"]])
+            assert np.abs(got - proba).max() < 1e-9
+            assert body["predictions"] == [task.classes[i] for i in proba.argmax(axis=1)]
+    finally:
+        assert cli(project, "canary", "rollback", "--reason", "test done") == 0
+
+
 # --- OpenAPI ----------------------------------------------------------------------------------
 
 
