@@ -1,6 +1,7 @@
-"""Formatting for the Deployments screen: shares, latencies, rates, times, error levels, and
-its two status lines (the server, and the deployment's generation, sticky key and last
-change) as Rich texts."""
+"""Formatting for the Deployments screen: shares, latencies, rates, times, error levels, the
+per-task lines of a variant (its predictions, its live metric, its histogram's name), and its
+two status lines (the server, and the deployment's generation, sticky key and last change)
+as Rich texts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from rich.text import Text
+
+from workbench.tasks import fmt_metric
 
 #: The canary's share in percent stays within [MIN_PCT, MAX_PCT].
 MIN_PCT = 1
@@ -63,6 +66,52 @@ def error_level(rate: float) -> str:
 
 def signed(value: float, digits: int) -> str:
     return f"{value:+.{digits}f}"
+
+
+#: The first live metric of each task (workbench.serving.stats.LIVE_METRICS).
+_METRIC_NAMES = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}
+
+
+def pred_line_name(task: str | None) -> str:
+    """The prediction line's name: the most frequent class for multiclass, else the mean."""
+    return "top class" if task == "multiclass" else "mean pred"
+
+
+def metric_line_name(task: str | None) -> str:
+    """The live metric's name for a task (binary auc, multiclass accuracy, regression rmse)."""
+    return _METRIC_NAMES.get(task or "", "metric")
+
+
+def hist_name(task: str | None) -> str:
+    return {"multiclass": "classes", "regression": "values"}.get(task or "", "predictions")
+
+
+def prediction_summary(stats: dict[str, Any], task: str | None) -> str:
+    """The mean prediction, or (multiclass) the most frequent class and its share."""
+    if task == "multiclass":
+        counts, names = stats.get("prediction_hist") or [], stats.get("hist_labels") or []
+        total = sum(counts)
+        if not total or len(names) != len(counts):
+            return "-"
+        top = max(range(len(counts)), key=counts.__getitem__)
+        return f"{names[top]} · {counts[top] / total:.0%}"
+    mean = stats.get("prediction_mean")
+    return "-" if mean is None else f"{mean:.4f}"
+
+
+def metric_line(stats: dict[str, Any], task: str | None, muted: Any) -> tuple[str, Text]:
+    """(name, value) of the live metric line: `rmse  52.1 · mae 40.3 (80 labeled)`, or the
+    task's metric name with 'no labels yet'."""
+    metrics = dict(stats.get("metrics") or {})
+    if not metrics and stats.get("metric_name"):
+        metrics = {str(stats["metric_name"]): stats.get("metric")}
+    name = next(iter(metrics), None) or metric_line_name(task)
+    value = metrics.get(name)
+    if value is None:
+        return name, Text("no labels yet", style=muted)
+    labeled = int(stats.get("labeled") or 0)
+    rest = "".join(f" · {k} {fmt_metric(v)}" for k, v in metrics.items() if k != name)
+    return name, Text(f"{fmt_metric(value)}{rest} ({labeled:,} labeled)")
 
 
 def server_text(server: dict[str, Any] | None, style: Callable[[str], Any]) -> Text:

@@ -95,11 +95,20 @@ class ModelTask:
         return self.classes[index] if 0 <= index < len(self.classes) else index
 
     def index_of(self, label: Any) -> int | None:
-        """The class index of a label as a client sends it (the class itself, or its text;
-        for a model whose classes are 0..K-1 the number is the index)."""
+        """The class index of a label as a client sends it: the class itself, its text
+        ("1" for 1, "true" for True), or the same number (1 for 1.0). None: not a class."""
         for i, c in enumerate(self.classes):
-            if label == c or (not isinstance(label, bool) and str(label) == str(c)):
+            if label == c or str(label) == str(c):
                 return i
+        text = str(label).strip().lower()
+        for i, c in enumerate(self.classes):
+            if str(c).lower() == text:
+                return i
+        number = _number(label)
+        if number is not None:
+            for i, c in enumerate(self.classes):
+                if _number(c) == number:
+                    return i
         return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +141,16 @@ class ModelTask:
             return cls.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path}: not a task description ({exc})") from None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _plain(value: Any) -> Any:

@@ -21,6 +21,11 @@ from workbench_tui.deploy_format import (
     fmt_pct,
     fmt_rate,
     fmt_since,
+    hist_name,
+    metric_line,
+    metric_line_name,
+    pred_line_name,
+    prediction_summary,
     signed,
 )
 from workbench_tui.widgets.themed_text import StatusText
@@ -135,9 +140,11 @@ class VariantPanel(Vertical):
         window: str,
         rule: Any,
         since: str = "",
+        task: str | None = None,
     ) -> None:
         """This variant's version and live stats (`stats` None: no request in the window);
-        `delta` (canary minus production) is coloured by the automatic-rollback `rule`."""
+        `delta` (canary minus production) is coloured by the automatic-rollback `rule`. The
+        metric, the prediction line and the histogram follow the model's `task`."""
         style = self.stats.style_of
         muted = style("muted")
         title = f"{self.variant} · v{version}"
@@ -147,11 +154,11 @@ class VariantPanel(Vertical):
         lines: list[tuple[str, Text]] = [("version", ver)]
         if stats is None:  # no request in the window: the same lines, empty
             lines.append(("requests", Text(f"0 · none in the last {window}", style=muted)))
-            for name in ("p50/95/99", "errors", "mean pred", "metric"):
+            for name in ("p50/95/99", "errors", pred_line_name(task), metric_line_name(task)):
                 lines.append((name, Text("-", style=muted)))
             caption = f"req/s over the last {window} · no requests"
             empty = [0.0] * SERIES_BUCKETS
-            hist_caption = "predictions · none"
+            hist_caption = f"{hist_name(task)} · none"
             self.show_stats(title, subtitle, lines, empty, caption, [0.0] * 10, hist_caption)
             return
         served = [int(v) for v in stats.get("versions") or []]
@@ -171,14 +178,8 @@ class VariantPanel(Vertical):
         if stats.get("client_errors"):
             errors.append(f" · {int(stats['client_errors']):,} 4xx", style=muted)
         lines.append(("errors", errors))
-        mean = stats.get("prediction_mean")
-        lines.append(("mean pred", Text("-" if mean is None else f"{mean:.4f}")))
-        labeled = int(stats.get("labeled") or 0)
-        if stats.get("metric_name") and stats.get("metric") is not None:
-            name = str(stats["metric_name"])
-            lines.append((name, Text(f"{stats['metric']:.4f} ({labeled:,} labeled)")))
-        else:
-            lines.append(("metric", Text("no labels yet", style=muted)))
+        lines.append((pred_line_name(task), Text(prediction_summary(stats, task))))
+        lines.append(metric_line(stats, task, muted))
         if delta is not None:
             lines.extend(self._delta_lines(delta, stats.get("metric_name"), rule))
         series = [float(x) for x in stats.get("rate_series") or []]
@@ -186,8 +187,11 @@ class VariantPanel(Vertical):
         caption = f"req/s over the last {window} · peak {fmt_rate(peak)}"
         hist = [float(n) for n in stats.get("prediction_hist") or []]
         edges = stats.get("hist_edges") or []
-        hist_caption = "predictions"
-        if len(edges) >= 2:
+        hist_caption = hist_name(task)
+        names = [str(n) for n in stats.get("hist_labels") or []]
+        if names:
+            hist_caption += " " + " · ".join(names)
+        elif len(edges) >= 2:
             hist_caption += f" {fmt_edge(edges[0])} … {fmt_edge(edges[-1])}"
         self.show_stats(title, subtitle, lines, series, caption, hist, hist_caption)
 
@@ -236,6 +240,7 @@ class VariantPanels(Horizontal):
 
     def show(self, data: dict[str, Any], window: str, alias: str, rule: Any) -> None:
         state = data["state"]
+        task = (data.get("task") or {}).get("type")
         canary = state.get("canary")
         variants = data.get("variants") or {}
         prod_version = data.get("production_version")
@@ -250,6 +255,7 @@ class VariantPanels(Horizontal):
                 None,
                 window=window,
                 rule=rule,
+                task=task,
             )
         if canary is None:
             self.canary.show_placeholder("canary", NO_CANARY)
@@ -262,4 +268,5 @@ class VariantPanels(Horizontal):
                 window=window,
                 rule=rule,
                 since=str(canary.get("started_at") or ""),
+                task=task,
             )

@@ -24,6 +24,7 @@ from workbench.serving.predictors import (
 )
 from workbench.serving.signature import Field, ModelError, read_signature
 from workbench.store import mlflow_tables as mlflow_store
+from workbench.tasks import ModelTask
 
 pytestmark = pytest.mark.integration
 
@@ -190,6 +191,7 @@ def test_logged_model_source_and_pyfunc_fallback(trained_project: Project, tmp_p
     model_dir = model_dir_for(trained_project, version)
     assert (model_dir / "MLmodel").is_file()
     assert model_dir.is_relative_to(tmp_path / "art")
+    ModelTask("regression", []).save(model_dir)  # its values are not probabilities
     predictor = load_predictor(model_dir, version)
     assert isinstance(predictor, PyfuncPredictor)
     assert predictor.signature.names == ["x", "tag"]

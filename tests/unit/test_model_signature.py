@@ -638,9 +638,10 @@ def test_openapi_spec() -> None:
     assert {"bearer": []} in predict["security"]
     assert spec["paths"]["/invocations"]["post"]["requestBody"] == predict["requestBody"]
     assert len(schemas["PredictRequest"]["oneOf"]) == 6
-    assert schemas["BatchPrediction"]["required"] == [
+    assert schemas["BatchPrediction"]["required"] == [  # a binary model by default
         "request_ids",
         "predictions",
+        "labels",
         "model",
         "version",
         "variant",

@@ -22,6 +22,7 @@ from workbench.serving.prediction_log import PredictionLogger
 from workbench.serving.stats import HIST_BINS, VariantStats, compare, top_errors, variant_stats
 from workbench.store.db import Db
 from workbench.store.parquet_log import COLUMNS, SCHEMAS, ParquetLog, utcnow
+from workbench.tasks import ModelTask
 
 NOW = datetime(2026, 3, 14, 12, 0, 0, tzinfo=UTC)
 
@@ -256,6 +257,71 @@ def test_binary_labels_of_one_class_fall_back_to_mae(tmp_path: Path) -> None:
     s = _stats(tmp_path)["production"]
     assert (s.metric_name, s.labeled) == ("mae", 4)
     assert s.metric == pytest.approx(0.8)
+
+
+# --- per task: the served model's task picks the metric and the histogram ---------------------
+
+
+def test_multiclass_accuracy_and_class_frequencies(tmp_path: Path) -> None:
+    """Outputs are logged class indices; labels too: accuracy, one named bin per class."""
+    task = ModelTask("multiclass", ["setosa", "versicolor", "virginica"])
+    prod, canary = [0, 1, 2, 2, 1, 0, 2], [2, 2, 2]
+    rows = [
+        {"request_id": f"p{i}", "ts": NOW - timedelta(seconds=i + 1), "output": float(o)}
+        for i, o in enumerate(prod)
+    ] + [
+        {"request_id": f"c{i}", "ts": NOW - timedelta(seconds=1), "output": float(o),
+         "variant": "canary"}
+        for i, o in enumerate(canary)
+    ]  # fmt: skip
+    _write_predictions(tmp_path, rows)
+    truth = {"p0": 0, "p1": 1, "p2": 1, "p3": 2, "p4": 0, "c0": 2, "c1": 0}
+    _write_labels(tmp_path, [(k, float(v)) for k, v in truth.items()], NOW)
+    stats = _stats(tmp_path, task=task)
+    p, c = stats["production"], stats["canary"]
+    assert (p.metric_name, p.labeled, p.task) == ("accuracy", 5, "multiclass")
+    assert p.metric == pytest.approx(3 / 5) and p.metrics == {"accuracy": pytest.approx(0.6)}
+    assert c.metric == pytest.approx(1 / 2)
+    assert p.prediction_hist == [2, 2, 3] and c.prediction_hist == [0, 0, 3]
+    assert p.hist_labels == task.classes and p.hist_edges == [0.0, 1.0, 2.0, 3.0]
+    assert p.prediction_mean is None  # a mean class index means nothing
+    assert compare(p, c)["metric_delta"] == pytest.approx(1 / 2 - 3 / 5)
+
+
+def test_regression_rmse_and_mae_over_the_value_range(tmp_path: Path) -> None:
+    outputs = [0.2, 0.4, 0.9, 0.5]  # all in [0, 1]: still a value histogram over their range
+    rows = [
+        {"request_id": f"r{i}", "ts": NOW - timedelta(seconds=i + 1), "output": o}
+        for i, o in enumerate(outputs)
+    ]
+    _write_predictions(tmp_path, rows)
+    truth = [0.0, 1.0, 1.0]
+    _write_labels(tmp_path, [(f"r{i}", y) for i, y in enumerate(truth)], NOW)
+    s = _stats(tmp_path, task=ModelTask("regression", []))["production"]
+    errors = np.array(outputs[:3]) - np.array(truth)
+    assert s.metric_name == "rmse" and list(s.metrics) == ["rmse", "mae"]
+    assert s.metric == pytest.approx(math.sqrt(float(np.mean(errors**2))))
+    assert s.metrics["mae"] == pytest.approx(float(np.mean(np.abs(errors))))
+    assert s.hist_edges[0] == pytest.approx(0.2) and s.hist_edges[-1] == pytest.approx(0.9)
+    assert s.prediction_mean == pytest.approx(np.mean(outputs)) and s.hist_labels == []
+
+
+def test_a_binary_task_reports_auc_or_nothing(tmp_path: Path) -> None:
+    """Labels of one class give no AUC (not an MAE in its place); no labels: the name only."""
+    _write_predictions(
+        tmp_path,
+        [
+            {"request_id": f"r{i}", "ts": NOW - timedelta(seconds=i), "output": 0.2}
+            for i in range(4)
+        ],
+    )
+    task = ModelTask()
+    s = _stats(tmp_path, task=task)["production"]
+    assert (s.metric_name, s.metric, s.metrics) == ("auc", None, {"auc": None})
+    _write_labels(tmp_path, [(f"r{i}", 1.0) for i in range(4)], NOW)
+    s = _stats(tmp_path, task=task)["production"]
+    assert (s.metric_name, s.metric, s.labeled) == ("auc", None, 4)
+    assert s.hist_edges[0] == 0.0 and s.hist_edges[-1] == 1.0 and sum(s.prediction_hist) == 4
 
 
 def test_compare_deltas(tmp_path: Path) -> None:

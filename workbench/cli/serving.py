@@ -15,6 +15,7 @@ import click
 from workbench.cli.common import RUNNERS, Commands, load_project, print_json
 from workbench.errors import UsageError
 from workbench.names import check_alias, check_name
+from workbench.tasks import fmt_metric
 
 commands = Commands()
 
@@ -232,14 +233,14 @@ def _print_status(report: dict[str, Any], window: float) -> None:
     table = Table(title=f"last {window:g} s, from the prediction log")
     for col in ("variant", "version", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
         table.add_column(col, justify="left" if col == "variant" else "right")
-    table.add_column("mean pred", justify="right")
+    multiclass = (report.get("task") or {}).get("type") == "multiclass"
+    table.add_column("top class" if multiclass else "mean pred", justify="right")
     table.add_column("metric", justify="right")
 
     def num(value: Any, fmt: str = "{:.2f}") -> str:
         return "-" if value is None else fmt.format(value)
 
     for name, s in sorted(report["variants"].items(), key=lambda kv: kv[0] != "production"):
-        metric = f"{s['metric_name']} {s['metric']:.4f}" if s.get("metric") is not None else "-"
         table.add_row(
             name,
             ",".join(map(str, s["versions"])),
@@ -248,13 +249,35 @@ def _print_status(report: dict[str, Any], window: float) -> None:
             num(s["p95_ms"]),
             num(s["p99_ms"]),
             f"{s['error_rate']:.2%}",
-            num(s["prediction_mean"], "{:.4f}"),
-            metric,
+            _top_class(s) if multiclass else num(s["prediction_mean"], "{:.4f}"),
+            _metric_cell(s),
         )
     if not report["variants"]:
         console.print("no predictions in the window")
     else:
         console.print(table)
+
+
+def _metric_cell(stats: dict[str, Any]) -> str:
+    """`auc 0.9123`, `rmse 52.1 · mae 40.3`; `accuracy: no labels` before labels come."""
+    metrics = stats.get("metrics") or {}
+    if not metrics and stats.get("metric_name"):
+        metrics = {stats["metric_name"]: stats.get("metric")}
+    if not metrics:
+        return "-"
+    if all(v is None for v in metrics.values()):
+        return f"{next(iter(metrics))}: no labels"
+    return " · ".join(f"{k} {fmt_metric(v)}" for k, v in metrics.items())
+
+
+def _top_class(stats: dict[str, Any]) -> str:
+    """The most frequent predicted class and its share: `class_1 48%`."""
+    counts, names = stats.get("prediction_hist") or [], stats.get("hist_labels") or []
+    total = sum(counts)
+    if not total or len(names) != len(counts):
+        return "-"
+    top = max(range(len(counts)), key=counts.__getitem__)
+    return f"{names[top]} {counts[top] / total:.0%}"
 
 
 @canary.action("traffic", "set the canary's share")

@@ -23,10 +23,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import UsageError
+from workbench.errors import UsageError, WorkbenchError
 from workbench.project import Project
 from workbench.registry import audit
 from workbench.store.parquet_log import utcnow
+from workbench.tasks import ModelTask
 
 
 @dataclass(frozen=True)
@@ -345,21 +346,36 @@ def status(project: Project, window_s: float, db: Any = None) -> dict[str, Any]:
     since = None
     if state.canary and state.canary.started_at:
         since = datetime.fromisoformat(state.canary.started_at)
+    prod = production_version(project, state)
+    task = _task(project, prod)
     with Db.borrow(db, project.logs) as use:
         stats = serving_stats.variant_stats(
-            use, window_s, model=project.config.model_name, metric_since=since
+            use, window_s, model=project.config.model_name, metric_since=since, task=task
         )
     out: dict[str, Any] = {
         "model": project.config.model_name,
         "state": state.to_dict(),
-        "production_version": production_version(project, state),
+        "production_version": prod,
         "server": server,
         "window_s": window_s,
+        "task": task.to_dict() if task else None,
         "variants": {name: s.to_dict() for name, s in stats.items()},
     }
     if "production" in stats and "canary" in stats:
         out["canary_vs_production"] = serving_stats.compare(stats["production"], stats["canary"])
     return out
+
+
+def _task(project: Project, version: int | None) -> ModelTask | None:
+    """The task of the version production serves (None: no such version, or unreadable)."""
+    from workbench.serving.predictors import task_of
+
+    if version is None:
+        return None
+    try:
+        return task_of(project, version)
+    except WorkbenchError:
+        return None
 
 
 # --- the running server's report ---------------------------------------------------------

@@ -64,7 +64,7 @@ class ReadEndpoints:
     last_error: str | None
     started_at: str
     max_batch: int
-    _spec: dict[str, Any] | None
+    _spec: tuple[int, dict[str, Any]] | None  # (production version, its spec)
 
     async def _health(self, send: Send) -> None:
         await respond(send, 200, b'{"status":"ok"}')
@@ -159,19 +159,23 @@ class ReadEndpoints:
         await respond(send, 200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])
 
     def openapi(self) -> dict[str, Any]:
-        if self._spec is None:
+        """The spec of production's model (made again once production changes version)."""
+        routes = self.routes
+        if routes is None:
+            return {"openapi": "3.1.0", "info": {"title": self.model, "version": __version__}}
+        production = routes.production
+        if self._spec is None or self._spec[0] != production.version:
             from workbench.serving.openapi import openapi_spec
 
-            routes = self.routes
-            if routes is None:
-                return {"openapi": "3.1.0", "info": {"title": self.model, "version": __version__}}
-            self._spec = openapi_spec(
-                routes.production.predictor.signature,
+            spec = openapi_spec(
+                production.predictor.signature,
                 f"{self.model} inference",
                 __version__,
                 max_batch=self.max_batch,
+                task=production.shaper.task,
             )
-        return self._spec
+            self._spec = (production.version, spec)
+        return self._spec[1]
 
     async def _openapi(self, send: Send) -> None:
         await respond(send, 200, dumps(self.openapi()))

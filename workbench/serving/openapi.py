@@ -7,6 +7,12 @@ null (a missing value the model handles). Two cross-field rules cannot be writte
 Schema and are stated in `description`s: each `dataframe_split` row has one value per column
 and of that column's type, and columnar arrays are of equal length. The server answers them
 with a 422 naming the row. Lone surrogates (not Unicode text) are refused with a 422 too.
+
+The responses and labels follow the model's task (`workbench.serving.responses`): a binary
+model's `prediction` is a probability and its `label` one of the two classes; a multiclass
+model's `prediction` is one of its classes (an enum) with `probabilities` per class; a
+regression model's `prediction` is a number. Labels name a class (classification) or are
+numbers (regression).
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from typing import Any
 
 from workbench.serving.client_strings import REQUEST_ID_MAX, REQUEST_ID_PATTERN
 from workbench.serving.payloads import MAX_LABELS, REQUEST_ID
+from workbench.serving.responses import class_key
 from workbench.serving.signature import Signature
+from workbench.tasks import ModelTask
 
 _DOUBLE_MAX = 1.7976931348623157e308
 _FLOAT_MAX = 3.4028234663852886e38
@@ -159,10 +167,73 @@ def columns_schema(sig: Signature, max_batch: int) -> dict[str, Any]:
     }
 
 
+_PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+
+
+def _classes(task: ModelTask) -> dict[str, Any]:
+    return {"enum": list(task.classes)}
+
+
+def prediction_fields(task: ModelTask) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task's fields of a single response and of a batch response (name -> schema)."""
+    if task.type == "regression":
+        return {"prediction": {"type": "number"}}, {
+            "predictions": {"type": "array", "items": {"type": "number"}}
+        }
+    classes = _classes(task)
+    if task.type == "binary":
+        one = {
+            "prediction": {**_PROBABILITY, "description": "The positive-class probability"},
+            "label": {**classes, "description": f"The class at threshold {task.threshold:g}"},
+        }
+        batch = {
+            "predictions": {"type": "array", "items": _PROBABILITY},
+            "labels": {"type": "array", "items": classes},
+        }
+        return one, batch
+    keys = [class_key(c) for c in task.classes]
+    probabilities = {
+        "type": "object",
+        "properties": {k: _PROBABILITY for k in keys},
+        "required": keys,
+        "additionalProperties": False,
+        "description": "Each class's probability",
+    }
+    one = {
+        "prediction": {**classes, "description": "The most likely class"},
+        "probabilities": probabilities,
+    }
+    batch = {
+        "predictions": {"type": "array", "items": classes},
+        "probabilities": {"type": "array", "items": probabilities},
+    }
+    return one, batch
+
+
+def label_value_schema(task: ModelTask | None) -> dict[str, Any]:
+    """What a label may be: one of the classes (booleans too for classes 0/1), or a number."""
+    number = {"type": "number", "minimum": -_DOUBLE_MAX, "maximum": _DOUBLE_MAX}
+    if task is None:
+        return {"oneOf": [number, {"type": "boolean"}]}
+    if task.type == "regression":
+        return number
+    values = list(task.classes)
+    values += [
+        b for b in (False, True) if task.index_of(b) is not None and not any(c is b for c in values)
+    ]
+    return {"enum": values}
+
+
 def openapi_spec(
-    sig: Signature, title: str, version: str, max_batch: int = 10_000
+    sig: Signature,
+    title: str,
+    version: str,
+    max_batch: int = 10_000,
+    task: ModelTask | None = None,
 ) -> dict[str, Any]:
-    """An OpenAPI 3.1 description of the inference server's endpoints for this signature."""
+    """An OpenAPI 3.1 description of the inference server's endpoints for this signature and
+    task (default: a binary model of classes 0 and 1)."""
+    one, batch = prediction_fields(task or ModelTask())
     error_422 = {
         "description": "The body is not valid for this model",
         **_json(_ref("ValidationError")),
@@ -200,12 +271,7 @@ def openapi_spec(
         "type": "object",
         "properties": {
             "request_id": request_id_schema(nullable=False),
-            "label": {
-                "oneOf": [
-                    {"type": "number", "minimum": -_DOUBLE_MAX, "maximum": _DOUBLE_MAX},
-                    {"type": "boolean"},
-                ]
-            },
+            "label": label_value_schema(task),
         },
         "required": ["request_id", "label"],
         "additionalProperties": False,
@@ -260,19 +326,19 @@ def openapi_spec(
             "type": "object",
             "properties": {
                 "request_id": {"type": "string"},
-                "prediction": {"type": "number"},
+                **one,
                 **model_fields,
             },
-            "required": ["request_id", "prediction", "model", "version", "variant"],
+            "required": ["request_id", *one, "model", "version", "variant"],
         },
         "BatchPrediction": {
             "type": "object",
             "properties": {
                 "request_ids": {"type": "array", "items": {"type": "string"}},
-                "predictions": {"type": "array", "items": {"type": "number"}},
+                **batch,
                 **model_fields,
             },
-            "required": ["request_ids", "predictions", "model", "version", "variant"],
+            "required": ["request_ids", *batch, "model", "version", "variant"],
         },
         "Error": {
             "type": "object",

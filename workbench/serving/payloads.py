@@ -1,6 +1,6 @@
 """Request bodies of the inference server, parsed and checked against a model's signature:
 records (plain, or in an MLflow scoring-server wrapper, with optional request ids) and
-delayed labels.
+delayed labels (parsed in workbench.serving.label_payloads).
 
 `parse_records` runs on every request, so it avoids pydantic and per-request set-up: it uses
 the checkers each `Signature` precomputed, and a record costs one dict lookup and one call per
@@ -14,10 +14,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.serving.client_strings import find_surrogate, may_hold_surrogates, request_id_problem
-from workbench.serving.signature import Signature, _check_double, _Invalid, _show
+from workbench.serving.signature import Signature, _Invalid, _show
+
+if TYPE_CHECKING:
+    from workbench.tasks import ModelTask
 
 #: The reserved per-record key carrying the client's request id.
 REQUEST_ID = "request_id"
@@ -389,94 +392,16 @@ def _loc(single: bool, index: int, name: str) -> Loc:
     return ("body", name) if single else ("body", index, name)
 
 
-# -- labels ------------------------------------------------------------------------------------
+# -- labels (workbench.serving.label_payloads) --------------------------------------------
 
-_LABEL_KEYS = ("request_id", "label")
 #: Labels per POST /labels at most.
 MAX_LABELS = 100_000
 
 
-def _label_items(data: Any) -> tuple[list[Any], bool]:
-    """The label objects of a body, and whether it was a single label."""
-    if type(data) is dict and "labels" in data:
-        extra = [k for k in data if k != "labels"]
-        if extra:
-            raise PayloadError(
-                [(("body", extra[0]), "unexpected key next to 'labels'", "extra_forbidden")],
-                what="labels",
-            )
-        items = data["labels"]
-        if type(items) is not list:
-            problem = f"expected a list of labels, got {_kind(items)}"
-            raise PayloadError([(("body", "labels"), problem, "list_type")], what="labels")
-        return items, False
-    if type(data) is dict:
-        return [data], True
-    if type(data) is list:
-        return data, False
-    raise PayloadError.body(
-        f"expected a JSON object (a label) or an array of labels, got {_kind(data)}",
-        "model_type",
-        "labels",
-    )
+def parse_labels(
+    body: bytes, max_records: int = MAX_LABELS, task: ModelTask | None = None
+) -> list[tuple[str, float]]:
+    """`workbench.serving.label_payloads.parse_labels` (which builds on this module)."""
+    from workbench.serving.label_payloads import parse_labels as parse
 
-
-def _one_label(item: Any, loc: Loc, errs: _Errors) -> tuple[str, float] | None:
-    """(request id, label) of one label object, or None with its problems added to `errs`."""
-    if type(item) is not dict:
-        errs.add(loc, f"expected an object (a label), got {_kind(item)}", "dict_type")
-        return None
-    rid = item.get("request_id")
-    label = item.get("label")
-    ok = True
-    if rid is None:
-        errs.add((*loc, "request_id"), "missing required field", "missing")
-        ok = False
-    else:
-        problem = request_id_problem(rid)
-        if problem is not None:
-            errs.add((*loc, "request_id"), problem, "request_id")
-            ok = False
-    value = 0.0
-    if label is None:
-        errs.add((*loc, "label"), "missing required field", "missing")
-        ok = False
-    elif label is True or label is False:
-        value = 1.0 if label else 0.0
-    else:
-        try:
-            value = _check_double(label)
-        except _Invalid as exc:
-            errs.add((*loc, "label"), exc.args[0], exc.args[1])
-            ok = False
-    for key in item:
-        if key not in _LABEL_KEYS:
-            problem = "unknown field (a label takes: request_id, label)"
-            errs.add((*loc, key), problem, "extra_forbidden")
-            ok = False
-    return (rid, value) if ok and isinstance(rid, str) else None
-
-
-def parse_labels(body: bytes, max_records: int = MAX_LABELS) -> list[tuple[str, float]]:
-    """Delayed ground truth: `{"request_id": ..., "label": ...}`, a list of those, or
-    `{"labels": [...]}`. A label is a finite number or a boolean (true -> 1.0)."""
-    errs = _Errors()
-    items, single = _label_items(_load_json(body, "labels"))
-    if not items:
-        raise PayloadError.body("empty batch; send at least one label", "too_short", "labels")
-    if len(items) > max_records:
-        raise PayloadError.body(
-            f"too many labels: {len(items)} (the limit is {max_records})", "too_long", "labels"
-        )
-    out: list[tuple[str, float]] = []
-    try:
-        for index, item in enumerate(items):
-            loc: Loc = ("body",) if single else ("body", index)
-            one = _one_label(item, loc, errs)
-            if one is not None:
-                out.append(one)
-    except _Full:
-        raise PayloadError(errs.items, truncated=True, what="labels") from None
-    if errs.items:
-        raise PayloadError(errs.items, what="labels")
-    return out
+    return parse(body, max_records, task)

@@ -9,7 +9,13 @@ Two predictors:
   what the model's pyfunc loader (`plugins/workbench_lightgbm_pyfunc.py`, shipped in the model's
   `code/` folder) does through pandas, minus pandas: tens of microseconds per request instead of
   milliseconds. Unseen categories and nulls become NaN (missing), as they do there.
-- `PyfuncPredictor`, for any other model: `mlflow.pyfunc.load_model(...).predict(DataFrame)`.
+- `PyfuncPredictor`, for any other model: scored through `workbench.training.scoring.load_scorer`
+  (an sklearn-API classifier's `predict_proba` with its classes lined up, else the pyfunc
+  output checked for the task).
+
+Both follow the model's task (`workbench_task.json` beside it, `ModelTask`): `predict` returns
+one float per record (binary: the positive-class probability; regression: the value), or for
+multiclass one list of class probabilities per record, in the task's class order.
 
 mlflow, lightgbm, numpy and pandas are imported inside functions only: `workbench`'s CLI must
 start without them.
@@ -21,8 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from workbench.errors import WorkbenchError
 from workbench.serving.signature import ModelError, Signature, read_mlmodel, signature_from_mlmodel
 from workbench.store import mlflow_tables as mlflow_store
+from workbench.tasks import ModelTask
 
 if TYPE_CHECKING:
     from workbench.project import Project
@@ -37,8 +45,11 @@ class Predictor(Protocol):
     version: int
     model_dir: Path
     signature: Signature
+    task: ModelTask
 
-    def predict(self, records: list[dict[str, Any]]) -> list[float]: ...
+    def predict(self, records: list[dict[str, Any]]) -> list[Any]:
+        """binary/regression: a float per record; multiclass: a list of K probabilities."""
+        ...
 
 
 # -- locating a registered version --------------------------------------------------------------
@@ -56,6 +67,23 @@ def model_dir_for(project: Project, version: int) -> Path:
     if not (path / "MLmodel").is_file():
         raise ModelError(f"model {name} version {version}: no MLmodel file in {path}")
     return path
+
+
+#: (store, model, version) -> its task: a version's model folder never changes.
+_TASKS: dict[tuple[str, str, int], ModelTask] = {}
+
+
+def task_of(project: Project, version: int) -> ModelTask:
+    """The task of registered version `version` (its `workbench_task.json`); cached."""
+    key = (str(project.mlflow_db), project.config.model_name, version)
+    task = _TASKS.get(key)
+    if task is None:
+        try:
+            task = ModelTask.load(model_dir_for(project, version))
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+        _TASKS[key] = task
+    return task
 
 
 def _resolve_source(db: Path, source: str | None, what: str) -> Path:
@@ -96,15 +124,19 @@ def load_predictor(model_dir: Path, version: int) -> Predictor:
     model_dir = Path(model_dir)
     spec = read_mlmodel(model_dir)
     signature = signature_from_mlmodel(spec, model_dir / "MLmodel")
+    try:
+        task = ModelTask.load(model_dir)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
     flavors = spec.get("flavors") if isinstance(spec.get("flavors"), dict) else {}
     lgb_flavor = flavors.get("lightgbm") if flavors else None
     if isinstance(lgb_flavor, dict):
         data = lgb_flavor.get("data")
         if isinstance(data, str) and data.endswith(".lgb") and (model_dir / data).is_file():
-            fast = LightGBMPredictor.try_load(model_dir / data, model_dir, version, signature)
+            fast = LightGBMPredictor.try_load(model_dir / data, model_dir, version, signature, task)
             if fast is not None:
                 return fast
-    return PyfuncPredictor(model_dir, version, signature)
+    return PyfuncPredictor(model_dir, version, signature, task)
 
 
 class LightGBMPredictor:
@@ -120,10 +152,12 @@ class LightGBMPredictor:
         signature: Signature,
         plan: list[tuple[str, dict[Any, float] | None]],
         dtype: Any,
+        task: ModelTask | None = None,
     ) -> None:
         self.version = version
         self.model_dir = model_dir
         self.signature = signature
+        self.task = task or ModelTask()
         self.features = [name for name, _ in plan]
         self._booster = booster
         self._plan = plan
@@ -134,19 +168,27 @@ class LightGBMPredictor:
 
     @classmethod
     def try_load(
-        cls, model_file: Path, model_dir: Path, version: int, signature: Signature
+        cls,
+        model_file: Path,
+        model_dir: Path,
+        version: int,
+        signature: Signature,
+        task: ModelTask | None = None,
     ) -> LightGBMPredictor | None:
         """The fast predictor, or None when it could not score exactly like the pyfunc
-        (a feature the signature lacks or types as non-numeric, several outputs per row,
-        categories that do not line up)."""
+        (a feature the signature lacks or types as non-numeric, outputs per row that do not
+        fit the task, categories that do not line up)."""
         import lightgbm as lgb
         import numpy as np
 
+        task = task or ModelTask()
         try:
             booster = lgb.Booster(model_file=str(model_file))
         except lgb.basic.LightGBMError as exc:
             raise ModelError(f"{model_file}: not a LightGBM model ({exc})") from None
-        if booster.num_model_per_iteration() != 1:
+        # A multiclass booster scores (n, K), K = its trees per iteration; the others (n,).
+        per_row = len(task.classes) if task.type == "multiclass" else 1
+        if booster.num_model_per_iteration() != per_row:
             return None
         types = {f.name: f.type for f in signature.inputs}
         features: list[str] = booster.feature_name()
@@ -178,9 +220,9 @@ class LightGBMPredictor:
         # float32 only when every column is float32 or bool; categorical codes make float64.
         only32 = all(types[name] in ("float", "boolean") for name in features)
         dtype = np.float32 if only32 else np.float64
-        return cls(booster, model_dir, version, signature, plan, dtype)
+        return cls(booster, model_dir, version, signature, plan, dtype, task)
 
-    def predict(self, records: list[dict[str, Any]]) -> list[float]:
+    def predict(self, records: list[dict[str, Any]]) -> list[Any]:
         n = len(records)
         if n == 0:
             return []
@@ -212,45 +254,30 @@ def _feature_columns(folder: Path) -> list[str] | None:
 
 
 class PyfuncPredictor:
-    """Any MLflow model, through `mlflow.pyfunc` and a pandas DataFrame."""
+    """Any MLflow model, scored per its task through `workbench.training.scoring.load_scorer`
+    on a pandas DataFrame of the records."""
 
     flavor = "pyfunc"
 
-    def __init__(self, model_dir: Path, version: int, signature: Signature) -> None:
-        import mlflow.pyfunc
+    def __init__(
+        self, model_dir: Path, version: int, signature: Signature, task: ModelTask | None = None
+    ) -> None:
+        from workbench.training.scoring import load_scorer
 
         self.version = version
         self.model_dir = model_dir
         self.signature = signature
+        self.task = task or ModelTask()
         try:
-            self._model = mlflow.pyfunc.load_model(str(model_dir))
-        except Exception as exc:  # MLflow raises many kinds; the server needs one line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{model_dir}: cannot load the model ({first})") from None
+            self._score = load_scorer(model_dir, self.task)
+        except WorkbenchError as exc:  # the scorer's one line, as the server's ModelError
+            raise ModelError(str(exc)) from None
 
-    def predict(self, records: list[dict[str, Any]]) -> list[float]:
+    def predict(self, records: list[dict[str, Any]]) -> list[Any]:
         if not records:
             return []
         import pandas as pd
 
         columns = [f.name for f in self.signature.inputs]
         frame = pd.DataFrame.from_records(records, columns=columns)
-        return _flatten(self._model.predict(frame), len(records), self.model_dir)
-
-
-def _flatten(output: Any, n: int, model_dir: Path) -> list[float]:
-    """One float per record from a DataFrame, Series, ndarray or list output."""
-    import numpy as np
-
-    values = output.to_numpy() if hasattr(output, "to_numpy") else np.asarray(output)
-    if values.ndim == 2 and values.shape[1] == 1:
-        values = values[:, 0]
-    if values.ndim != 1 or values.shape[0] != n:
-        raise ModelError(
-            f"{model_dir}: the model returned shape {tuple(values.shape)} for {n} records; "
-            "serving needs one number per record"
-        )
-    try:
-        return [float(v) for v in values.tolist()]
-    except (TypeError, ValueError):
-        raise ModelError(f"{model_dir}: the model returned non-numeric predictions") from None
+        return self._score(frame).tolist()  # type: ignore[no-any-return]

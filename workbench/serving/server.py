@@ -20,15 +20,12 @@ import contextlib
 import hmac
 import json
 import os
-import random
 import signal
 import socket
 import sys
 import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,54 +43,17 @@ from workbench.serving.endpoints import (
     header_value,
     respond,
 )
+from workbench.serving.label_payloads import parse_labels
 from workbench.serving.metrics import ServerMetrics
-from workbench.serving.payloads import PayloadError, parse_labels, parse_records
+from workbench.serving.payloads import PayloadError, parse_records
 from workbench.serving.prediction_log import LogRefused, PredictionLogger, one_line
+from workbench.serving.routes import Routes, Variant
 from workbench.serving.signature import ModelError
 from workbench.store.parquet_log import ParquetLog, utcnow
 
 MAX_BODY = 64 * 1024 * 1024
 OFFLOAD_ROWS = 128  # batches at least this big are scored off the event loop
 TOO_LARGE = dumps({"error": "body: larger than 64 MiB"})
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str  # "production" | "canary"
-    version: int
-    predictor: Any  # workbench.serving.predictors.Predictor
-
-
-@dataclass(frozen=True)
-class Routes:
-    production: Variant
-    canary: Variant | None = None
-    traffic: float = 0.0
-    sticky_key: str | None = None
-    generation: int = 0
-
-    def pick(self, record: dict[str, Any] | None = None) -> Variant:
-        canary = self.canary
-        if canary is None:
-            return self.production
-        if self.sticky_key is not None and record is not None:
-            key = str(record.get(self.sticky_key)).encode("utf-8", "surrogatepass")
-            return canary if zlib.crc32(key) % 10_000 < self.traffic * 10_000 else self.production
-        return canary if random.random() < self.traffic else self.production
-
-    def describe(self) -> dict[str, Any]:
-        canary = self.canary
-        return {
-            "generation": self.generation,
-            "production": {"version": self.production.version},
-            "canary": None
-            if canary is None
-            else {
-                "version": canary.version,
-                "traffic": self.traffic,
-                "sticky_key": self.sticky_key,
-            },
-        }
 
 
 class InferenceServer(ReadEndpoints):
@@ -122,7 +82,7 @@ class InferenceServer(ReadEndpoints):
         self.windows = {v: LiveWindow(rule.window_s) for v in ("production", "canary")}
         self.last_error: str | None = None
         self.started_at = utcnow().isoformat(timespec="seconds")
-        self._spec: dict[str, Any] | None = None
+        self._spec: tuple[int, dict[str, Any]] | None = None
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
 
@@ -251,21 +211,24 @@ class InferenceServer(ReadEndpoints):
             ids = [rid or next(fresh) for rid in given]
         else:
             ids = self.logger.new_ids(len(given))
+        if parsed.single:
+            fields, one = variant.shaper.single(outputs[0])
+            payload: dict[str, Any] = {"request_id": ids[0], **fields}
+            logged = [one]
+        else:
+            fields, logged = variant.shaper.batch(outputs)
+            payload = {"request_ids": ids, **fields}
         seconds = time.perf_counter() - started
         latency_ms = seconds * 1000.0
         model, version, name = self.model, variant.version, variant.name
         try:
-            self.logger.log_many(ids, model, version, name, parsed.records, outputs, latency_ms)
+            self.logger.log_many(ids, model, version, name, parsed.records, logged, latency_ms)
         except LogRefused as exc:  # refused, not lost silently: the client can retry
             self.metrics.observe(path, name, version, 503, seconds, 0)
             error = dumps({"error": f"not logged, so not answered: {exc}"})
             return await respond(send, 503, error, [(b"retry-after", b"1")])
         self.metrics.observe(path, name, version, 200, seconds, len(outputs))
         self.windows[name].add(latency_ms, False)
-        if parsed.single:
-            payload = {"request_id": ids[0], "prediction": outputs[0]}
-        else:
-            payload = {"request_ids": ids, "predictions": outputs}
         payload.update(model=model, version=version, variant=name)
         await respond(send, 200, dumps(payload), [(b"x-request-id", header_value(ids[0]))])
 
@@ -284,8 +247,12 @@ class InferenceServer(ReadEndpoints):
             self.windows[variant.name].add(seconds * 1000.0, True)
 
     async def _labels(self, body: bytes, send: Send) -> None:
+        routes = self.routes
+        if routes is None:  # the classes labels name come with the model
+            detail = self.last_error or "the model is loading"
+            return await respond(send, 503, dumps({"error": f"not ready: {detail}"}))
         try:
-            labels = parse_labels(body)
+            labels = parse_labels(body, task=routes.production.shaper.task)
         except PayloadError as exc:
             return await respond(send, 422, dumps({"error": exc.line(), "detail": exc.detail()}))
         rows = [

@@ -4,8 +4,13 @@ Everything is aggregated by DuckDB over the `predictions` view (and the `labels`
 model metric), in one statement per call: request counts and rates, latency quantiles
 (`quantile_cont`, i.e. linear interpolation, like numpy's default percentile), error counts,
 a histogram of the outputs with the same edges for every variant, a request-rate series for
-a sparkline, and the model metric on the predictions whose delayed label has arrived (AUC by
-the rank-sum formula for binary labels, MAE otherwise).
+a sparkline, and the model metric on the predictions whose delayed label has arrived.
+
+Both follow the served model's task (`ModelTask`; the log keeps `scalar_output`'s number):
+binary: AUC by the rank-sum formula, outputs binned over [0, 1]; multiclass: accuracy (the
+logged class index equals the label's), one bin per class (its frequency, named by the class);
+regression: RMSE and MAE, outputs binned over their range. Without a task (older callers):
+AUC when the labels are 0/1 with both present, MAE otherwise.
 
 Time: the log's `ts` is a UTC instant (TIMESTAMPTZ in DuckDB). `now` may be given naive (taken
 as UTC) or aware; every bound is passed to DuckDB as an aware UTC datetime, and times come
@@ -17,20 +22,23 @@ groups (and decodes no other column) outside the window.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from workbench.serving.responses import class_key
 from workbench.store.db import Db
 from workbench.store.parquet_log import utcnow
+from workbench.tasks import ModelTask
 
 #: Histogram bins over the outputs.
 HIST_BINS = 10
 
 # $1 window start (exclusive), $2 now (inclusive), $3 model or NULL, $4 metric start,
 # $5 metric start inclusive (bool), $6 window length in microseconds, $7 buckets,
-# $8 window start in epoch microseconds.
-_SQL = f"""
+# $8 window start in epoch microseconds, $9 histogram kind ('auto': [0, 1] when every output
+# is in it, else the range; 'value': the range; 'class': one bin per class index), $10 bins.
+_SQL = """
 WITH w AS MATERIALIZED (
     SELECT variant, version, output, latency_ms, status, epoch_us(ts) AS us
     FROM predictions
@@ -41,8 +49,12 @@ ok AS (
 ),
 bounds AS (
     SELECT
-        CASE WHEN min(output) >= 0 AND max(output) <= 1 THEN 0.0 ELSE min(output) END AS lo,
-        CASE WHEN min(output) >= 0 AND max(output) <= 1 THEN 1.0 ELSE max(output) END AS hi
+        CASE WHEN $9 = 'class' THEN 0.0
+             WHEN $9 = 'auto' AND min(output) >= 0 AND max(output) <= 1 THEN 0.0
+             ELSE min(output) END AS lo,
+        CASE WHEN $9 = 'class' THEN CAST($10 AS DOUBLE)
+             WHEN $9 = 'auto' AND min(output) >= 0 AND max(output) <= 1 THEN 1.0
+             ELSE max(output) END AS hi
     FROM ok
 ),
 span AS (  -- widen a degenerate range (every output equal, outside [0, 1])
@@ -51,12 +63,12 @@ span AS (  -- widen a degenerate range (every output equal, outside [0, 1])
     FROM bounds
 ),
 hist AS (
-    SELECT variant, list({{'bin': bin, 'n': n}}) AS bins
+    SELECT variant, list({'bin': bin, 'n': n}) AS bins
     FROM (
         SELECT variant,
-               least(greatest(
-                   CAST(floor((output - span.lo) / (span.hi - span.lo) * {HIST_BINS}) AS BIGINT),
-                   0), {HIST_BINS - 1}) AS bin,
+               least(greatest(CASE WHEN $9 = 'class' THEN CAST(round(output) AS BIGINT)
+                   ELSE CAST(floor((output - span.lo) / (span.hi - span.lo) * $10) AS BIGINT)
+                   END, 0), $10 - 1) AS bin,
                count(*) AS n
         FROM ok, span
         GROUP BY ALL
@@ -64,7 +76,7 @@ hist AS (
     GROUP BY variant
 ),
 series AS (
-    SELECT variant, list({{'bucket': bucket, 'n': n}}) AS buckets
+    SELECT variant, list({'bucket': bucket, 'n': n}) AS buckets
     FROM (
         SELECT variant,
                least((us - $8) * $7 // $6, $7 - 1) AS bucket,
@@ -94,7 +106,9 @@ metric AS (
            count(*) FILTER (WHERE label = 1) AS pos,
            count(*) FILTER (WHERE label = 0) AS neg,
            sum(r) FILTER (WHERE label = 1) AS pos_rank_sum,
-           avg(abs(output - label)) AS mae
+           avg(abs(output - label)) AS mae,
+           sqrt(avg((output - label) * (output - label))) AS rmse,
+           avg(CASE WHEN output = label THEN 1.0 ELSE 0.0 END) AS accuracy
     FROM ranked
     GROUP BY variant
 ),
@@ -113,6 +127,7 @@ agg AS (
 )
 SELECT agg.*, hist.bins, series.buckets,
        metric.labeled, metric.binary, metric.pos, metric.neg, metric.pos_rank_sum, metric.mae,
+       metric.rmse, metric.accuracy,
        (SELECT lo FROM span) AS lo, (SELECT hi FROM span) AS hi,
        (SELECT min(us) FROM w) AS first_us,
        EXISTS (SELECT 1 FROM predictions
@@ -137,13 +152,16 @@ class VariantStats:
     errors: int  # status >= 500
     client_errors: int  # 400 <= status < 500
     error_rate: float  # errors / requests (0.0 when no requests)
-    prediction_mean: float | None
-    prediction_hist: list[int]  # HIST_BINS counts of the successful requests' outputs
-    hist_edges: list[float]  # the HIST_BINS + 1 edges (the same for every variant)
+    prediction_mean: float | None  # None for multiclass (a mean class index means nothing)
+    prediction_hist: list[int]  # counts of the successful requests' outputs, per bin
+    hist_edges: list[float]  # the bins' edges, one more than bins (the same for every variant)
     labeled: int  # predictions (in the metric window) that have a label
-    metric_name: str | None  # "auc" (binary labels, both classes), "mae", or None
-    metric: float | None
+    metric_name: str | None  # the task's: auc, accuracy, rmse (no task: auc, mae or None)
+    metric: float | None  # None until labels make it computable
     rate_series: list[float]  # requests per second per time bucket, oldest first
+    task: str | None = None  # binary | multiclass | regression (None: not known)
+    metrics: dict[str, float | None] = field(default_factory=dict)  # regression: rmse and mae
+    hist_labels: list[str] = field(default_factory=list)  # multiclass: each bin's class
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,14 +177,29 @@ def _as_utc(t: datetime | None) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def _metric(row: dict[str, Any]) -> tuple[str | None, float | None]:
-    if not row["labeled"]:
-        return None, None
+#: The live metric(s) of each task, the one compared (and shown first) first.
+LIVE_METRICS = {"binary": ("auc",), "multiclass": ("accuracy",), "regression": ("rmse", "mae")}
+
+
+def _auc(row: dict[str, Any]) -> float | None:
     pos, neg = row["pos"], row["neg"]
-    if row["binary"] and pos and neg:
-        # Mann-Whitney: AUC = (sum of the positives' ranks - pos(pos+1)/2) / (pos * neg)
-        return "auc", (row["pos_rank_sum"] - pos * (pos + 1) / 2) / (pos * neg)
-    return "mae", row["mae"]
+    if not (row["labeled"] and row["binary"] and pos and neg):
+        return None
+    # Mann-Whitney: AUC = (sum of the positives' ranks - pos(pos+1)/2) / (pos * neg)
+    return float((row["pos_rank_sum"] - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def _metrics(row: dict[str, Any], task: ModelTask | None) -> dict[str, float | None]:
+    """The live metrics of a variant's row, by name (the main one first)."""
+    if task is None:  # the labels say: AUC for 0/1 labels of both classes, else MAE
+        if not row["labeled"]:
+            return {}
+        auc = _auc(row)
+        return {"auc": auc} if auc is not None else {"mae": row["mae"]}
+    labeled = bool(row["labeled"])
+    found = {"auc": _auc(row), "accuracy": row["accuracy"], "rmse": row["rmse"]}
+    found["mae"] = row["mae"]
+    return {name: found[name] if labeled else None for name in LIVE_METRICS[task.type]}
 
 
 def variant_stats(
@@ -177,10 +210,12 @@ def variant_stats(
     now: datetime | None = None,
     buckets: int = 30,
     metric_since: datetime | None = None,
+    task: ModelTask | None = None,
 ) -> dict[str, VariantStats]:
     """Statistics of each variant over the last `window_s` seconds, keyed by variant; a
     variant with no request in the window is absent. The model metric covers predictions
-    since `metric_since` (default: the window start), since labels arrive late."""
+    since `metric_since` (default: the window start), since labels arrive late. `task` (the
+    served model's) picks the metric and the histogram's bins."""
     if window_s <= 0:
         raise ValueError(f"window_s must be positive, got {window_s}")
     if buckets < 1:
@@ -190,16 +225,22 @@ def variant_stats(
     start = end - timedelta(microseconds=window_us)
     start_us = (start - _EPOCH) // _US
     since = start if metric_since is None else _as_utc(metric_since)
+    kind = task.type if task is not None else None
+    hist_kind = {"multiclass": "class", "regression": "value"}.get(kind or "", "auto")
+    bins = len(task.classes) if task is not None and kind == "multiclass" else HIST_BINS
     params = [start, end, model, since, metric_since is not None, window_us, buckets, start_us]
-    rows = db.rows(_SQL, params)
+    rows = db.rows(_SQL, [*params, hist_kind, bins])
     if not rows:
         return {}
 
     lo, hi = rows[0]["lo"], rows[0]["hi"]
-    if lo is None or hi is None:  # no successful output at all: show the probability range
+    if hist_kind == "class":
+        lo, hi = 0.0, float(bins)
+    elif lo is None or hi is None:  # no successful output at all: show the probability range
         lo, hi = 0.0, 1.0
-    edges = [lo + (hi - lo) * i / HIST_BINS for i in range(HIST_BINS + 1)]
+    edges = [lo + (hi - lo) * i / bins for i in range(bins + 1)]
     edges[-1] = hi
+    names = [class_key(c) for c in task.classes] if task and kind == "multiclass" else []
     end_us = (end - _EPOCH) // _US
     first_us = rows[0]["first_us"]
     covered_s = window_s if rows[0]["seen_before"] else (end_us - first_us) / 1_000_000
@@ -208,14 +249,15 @@ def variant_stats(
 
     out: dict[str, VariantStats] = {}
     for row in rows:
-        hist = [0] * HIST_BINS
+        hist = [0] * bins
         for b in row["bins"] or []:
             hist[b["bin"]] += b["n"]
         series = [0.0] * buckets
         for b in row["buckets"] or []:
             series[b["bucket"]] += b["n"] / bucket_s
         q = row["q"] or [None, None, None]
-        name, value = _metric(row)
+        metrics = _metrics(row, task)
+        name = next(iter(metrics), None)
         requests = row["requests"]
         out[row["variant"]] = VariantStats(
             variant=row["variant"],
@@ -228,13 +270,16 @@ def variant_stats(
             errors=row["errors"],
             client_errors=row["client_errors"],
             error_rate=row["errors"] / requests if requests else 0.0,
-            prediction_mean=row["prediction_mean"],
+            prediction_mean=None if kind == "multiclass" else row["prediction_mean"],
             prediction_hist=hist,
             hist_edges=edges,
             labeled=row["labeled"] or 0,
             metric_name=name,
-            metric=value,
+            metric=metrics[name] if name else None,
             rate_series=series,
+            task=kind,
+            metrics=metrics,
+            hist_labels=names,
         )
     return out
 
@@ -293,4 +338,4 @@ def top_errors(
     ]
 
 
-__all__ = ["HIST_BINS", "VariantStats", "compare", "top_errors", "variant_stats"]
+__all__ = ["HIST_BINS", "LIVE_METRICS", "VariantStats", "compare", "top_errors", "variant_stats"]
