@@ -48,8 +48,12 @@ OBJECTIVES: dict[str, frozenset[str]] = {
 }  # fmt: skip
 #: Objectives that give labels or raw margins: no task can use them.
 _NO_PROBABILITIES = frozenset({"binary:hinge", "binary:logitraw", "multi:softmax"})
-#: Names other trainers use for the number of rounds, taken as n_estimators.
+#: Names other trainers use for the number of rounds, taken as n_estimators (the first one
+#: set, in this order: `--param n_estimators=50` wins over a project's num_iterations).
 _ROUNDS = ("n_estimators", "num_boost_round", "num_iterations", "num_rounds")
+#: XGBoost's native names for the sklearn API's (so a default never shadows the user's).
+_NATIVE = {"eta": "learning_rate", "seed": "random_state", "alpha": "reg_alpha",
+           "lambda": "reg_lambda", "min_split_loss": "gamma", "nthread": "n_jobs"}  # fmt: skip
 # parameter (with its aliases) -> (kind, lower bound, lower inclusive, upper bound)
 _RULES: dict[tuple[str, ...], tuple[str, float, bool, float | None]] = {
     _ROUNDS: ("int", 0, False, None),
@@ -125,8 +129,6 @@ def check_params(params: dict[str, Any]) -> list[str]:
         elif key in _CHOICES and value not in _CHOICES[key]:
             choices = ", ".join(sorted(_CHOICES[key]))
             problems.append(f"{key}: must be one of {choices} (got {_got(value)})")
-    if sum(k in params for k in _ROUNDS) > 1:
-        problems.append(f"{'/'.join(k for k in _ROUNDS if k in params)}: set only one of them")
     return problems
 
 
@@ -227,8 +229,10 @@ def estimator_params(ctx: TrainContext) -> dict[str, Any]:
         raise UsageError(f"[trainer.params].{problems[0]}")
     if (problem := objective_problem(ctx.task, ctx.params)) is not None:
         raise UsageError(problem)
-    user = dict(ctx.params)
-    rounds = next((user.pop(k) for k in _ROUNDS if k in user), DEFAULTS["n_estimators"])
+    user = {_NATIVE.get(k, k): v for k, v in ctx.params.items()}
+    rounds = next((user[k] for k in _ROUNDS if k in user), DEFAULTS["n_estimators"])
+    for key in _ROUNDS:
+        user.pop(key, None)
     params = {**DEFAULTS, **TASK_DEFAULTS[ctx.task], **user, "n_estimators": int(rounds)}
     if "early_stopping_rounds" in params:
         params["early_stopping_rounds"] = int(params["early_stopping_rounds"])

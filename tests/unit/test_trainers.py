@@ -168,10 +168,19 @@ def test_xgboost_stops_early_on_the_validation_rows() -> None:
 
 
 def test_xgboost_takes_num_iterations_as_its_rounds() -> None:
-    """A project switched from LightGBM keeps `num_iterations`."""
+    """A project switched from LightGBM keeps `num_iterations`; `n_estimators` (say a
+    `--param` override) wins over it; XGBoost's native names replace the defaults."""
+    from workbench_plugins.xgboost_trainer import estimator_params
+
     ctx, seen = _ctx("regression", "xgboost", {"num_iterations": 7})
     plugins.load("trainer", "xgboost").train(ctx)
     assert len(seen) == 7
+    ctx, _ = _ctx("binary", "xgboost", {"num_iterations": 7, "n_estimators": 3, "seed": 5,
+                                        "eta": 0.2})  # fmt: skip
+    params = estimator_params(ctx)
+    assert params["n_estimators"] == 3 and "num_iterations" not in params
+    assert params["random_state"] == 5 and params["learning_rate"] == 0.2
+    assert "seed" not in params and "eta" not in params
 
 
 class _RecordingClassifier:
