@@ -3,7 +3,9 @@ project never rebuilds; and a base image bootstrapped with no registry (debootst
 
 The generated Dockerfile installs the same versions of the job's dependencies as the host
 has, then Workbench's core and plugins (copied from where they are installed), then the
-project's code. A project's own Dockerfile is used as it is when it has one.
+distribution that provides the project's trainer when another package does (as the host has
+it: `plugin_dists`), then the project's code. A project's own Dockerfile is used as it is
+when it has one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.errors import UsageError, WorkbenchError
-from workbench.jobs import docker_engine
+from workbench.jobs import docker_engine, plugin_dists
 from workbench.project import STORE_DIR, Project
 
 if TYPE_CHECKING:
@@ -48,6 +50,10 @@ JOB_DEPENDENCIES = (
     "httptools",
     "uvloop",
 )
+#: What a built-in trainer imports beyond JOB_DEPENDENCIES (pinned the same way).
+TRAINER_DEPENDENCIES: dict[str, tuple[str, ...]] = {"xgboost": ("xgboost",)}
+#: Where plugin distributions' files go in the image before they are installed.
+PLUGINS_DIR = "/opt/wbplugins"
 SKIP_DIRS = {STORE_DIR, ".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache"}
 MAX_PROJECT_FILE = 5 * 2**20
 
@@ -56,9 +62,9 @@ class BuildFailed(WorkbenchError):
     pass
 
 
-def _pins() -> list[str]:
+def _pins(extra: tuple[str, ...] = ()) -> list[str]:
     pins = []
-    for dist in JOB_DEPENDENCIES:
+    for dist in (*JOB_DEPENDENCIES, *extra):
         try:
             pins.append(f"{dist}=={metadata.version(dist)}")
         except metadata.PackageNotFoundError:
@@ -118,7 +124,15 @@ def _ca_bundle(project: Project) -> Path | None:
     return None
 
 
-def dockerfile(project: Project, has_ca: bool, has_requirements: bool) -> str:
+def dockerfile(
+    project: Project,
+    has_ca: bool,
+    has_requirements: bool,
+    plugins: list[plugin_dists.PluginDist] | None = None,
+) -> str:
+    """The generated Dockerfile: the job's dependencies at the host's versions (with what the
+    configured built-in trainer needs), the project's requirements, Workbench, the plugin
+    distribution that provides the project's trainer (see `plugin_dists`), the project."""
     cfg = project.config.docker
     env = ["PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_CACHE_DIR=1"]
     if cfg.index_url:
@@ -138,7 +152,8 @@ def dockerfile(project: Project, has_ca: bool, has_requirements: bool) -> str:
         # LightGBM needs OpenMP; slim bases lack it (a bootstrapped base has it already).
         "RUN ldconfig -p | grep -q libgomp.so.1 || (apt-get update && apt-get install -y "
         "--no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*)",
-        f"RUN python3 -m venv {VENV} && {VENV}/bin/pip install " + " ".join(_pins()),
+        f"RUN python3 -m venv {VENV} && {VENV}/bin/pip install "
+        + " ".join(_pins(TRAINER_DEPENDENCIES.get(project.config.trainer.plugin, ()))),
     ]
     if has_requirements:
         lines += [
@@ -149,6 +164,7 @@ def dockerfile(project: Project, has_ca: bool, has_requirements: bool) -> str:
         "COPY wbsrc /opt/wbsrc",
         f"RUN {VENV}/bin/pip install --no-deps --no-build-isolation /opt/wbsrc || "
         f"{VENV}/bin/pip install --no-deps /opt/wbsrc",
+        *plugin_dists.dockerfile_lines(plugins or [], VENV, PLUGINS_DIR),
         f"COPY project {PROJECT_DIR}",
         f"ENV PATH={VENV}/bin:$PATH PYTHONUNBUFFERED=1 HOME=/tmp",
         "WORKDIR /tmp",
@@ -192,9 +208,15 @@ def _context(project: Project) -> tuple[dict[str, bytes], bool]:
         f'[project]\nname = "workbench-mlops"\nversion = "{version}"\n'
         '[tool.setuptools.packages.find]\ninclude = ["workbench*"]\n' + _entry_points() + "\n"
     ).encode()
+    try:
+        dists = plugin_dists.trainer_dists(project)
+    except WorkbenchError as exc:  # a plugin that cannot go into the image: the build fails
+        raise BuildFailed(str(exc)) from None
+    for dist in dists:
+        files.update(dist.files)
     for file, rel in _project_files(project):
         files[f"project/{rel}"] = file.read_bytes()
-    files["Dockerfile"] = dockerfile(project, ca is not None, req.is_file()).encode()
+    files["Dockerfile"] = dockerfile(project, ca is not None, req.is_file(), dists).encode()
     return files, False
 
 

@@ -64,8 +64,8 @@ def ingest(project: Project, path: Path, task: ModelTask | None = None) -> int:
 
     task = task or labels_task(project)
     # read as text (a CSV's 'yes' stays 'yes'), then mapped to the model's classes
-    kind = "float" if task.type == "regression" else "str"
-    frame = load_frame(path, {**_LABEL_TYPES, "label": ColumnSpec(type=kind)})
+    label = ColumnSpec(type="float" if task.type == "regression" else "str")
+    frame = load_frame(path, {**_LABEL_TYPES, "label": label})
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)} (need request_id, label)")
