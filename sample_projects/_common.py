@@ -2,9 +2,8 @@
 on a daily traffic curve, ids, nulls, and the command line that writes a batch to a file.
 
 A sample's `generate.py` provides `generate(n_rows, seed, start, days, drift)` returning a
-polars frame (same arguments, same frame), and for the demo two constants: `DRIFT_STORY`
-(one line: how the drift batch's world moved on) and `DRIFT_ALLOWS` (column -> values the
-drift batch introduces that the schema does not allow yet).
+polars frame (same arguments, same frame) and, for the demo, `DRIFT_STORY`: a few words on
+how the drift batch's world moved on.
 """
 
 from __future__ import annotations
@@ -85,9 +84,8 @@ def main(
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--rows", type=int, default=50_000, help="number of rows (default 50000)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    parser.add_argument(
-        "--days", type=int, default=default_days, help=f"days the data spans (default {default_days})"
-    )
+    days_help = f"days the data spans (default {default_days})"
+    parser.add_argument("--days", type=int, default=default_days, help=days_help)
     parser.add_argument("--drift", action="store_true", help="generate a later, drifted batch")
     parser.add_argument(
         "--start",

@@ -26,12 +26,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
-
+from workbench_samples import _common
 from workbench_samples._common import (
     check_args,
     hour_and_weekday,
     ids,
-    main as _cli,
     timestamps,
     with_nulls,
 )
@@ -50,10 +49,8 @@ REGIONS: tuple[str, ...] = (
 WEATHER: tuple[str, ...] = ("clear", "cloudy", "rain", "fog", "snow")
 VEHICLES: tuple[str, ...] = ("bike", "scooter", "car")
 
-#: For the demo: what the drift batch changes, and the new values it brings (none: winter
-#: weather is in the schema already).
+#: For the demo: how the drift batch's world moved on.
 DRIFT_STORY = "winter: snow, colder, longer distances, a courier shortage at peak hours"
-DRIFT_ALLOWS: dict[str, list[str]] = {}
 
 _REGION_P = np.array([0.26, 0.22, 0.14, 0.12, 0.18, 0.08])
 # median distance (km) per region, and how much the region's traffic slows a ride
@@ -188,16 +185,18 @@ def _minutes(
     minutes += np.where(late, rng.exponential(12.0, n), 0.0)
     if drift:  # a courier shortage: orders wait for a free courier at peak hours
         minutes += np.where(peak, rng.gamma(2.0, 2.5, n), rng.gamma(1.0, 1.0, n))
-    return np.round(minutes, 1)
+    rounded: np.ndarray = np.round(minutes, 1)
+    return rounded
 
 
 def _describe(df: pl.DataFrame) -> str:
-    mean = float(df["delivery_minutes"].mean() or 0.0) if df.height else 0.0
+    mean = df["delivery_minutes"].cast(pl.Float64).mean() if df.height else 0.0
+    mean = mean if isinstance(mean, float) else 0.0
     return f"mean delivery {mean:.1f} min"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return _cli(
+    return _common.main(
         argv,
         prog="python -m workbench_samples.delivery_time.generate",
         description="Write synthetic food deliveries for the delivery-time sample.",

@@ -26,12 +26,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
-
+from workbench_samples import _common
 from workbench_samples._common import (
     check_args,
     hour_and_weekday,
     ids,
-    main as _cli,
     timestamps,
 )
 
@@ -44,9 +43,8 @@ DRIFT_PRODUCT = "smart_lock"
 PLANS: tuple[str, ...] = ("free", "basic", "pro", "business")
 CHANNELS: tuple[str, ...] = ("email", "chat", "phone", "web_form")
 
-#: For the demo: what the drift batch changes, and the new values it brings.
+#: For the demo: how the drift batch's world moved on.
 DRIFT_STORY = "a product launch: smart_lock tickets, recent orders, more shipping and technical"
-DRIFT_ALLOWS: dict[str, list[str]] = {"product": [DRIFT_PRODUCT]}
 
 _PRODUCT_P = np.array([0.28, 0.20, 0.14, 0.22, 0.16])
 _HARDWARE = np.array([1, 1, 1, 0, 0, 1])  # per product, smart_lock last
@@ -188,7 +186,7 @@ def _describe(df: pl.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return _cli(
+    return _common.main(
         argv,
         prog="python -m workbench_samples.ticket_routing.generate",
         description="Write synthetic support tickets for the ticket-routing sample.",
