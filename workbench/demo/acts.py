@@ -206,7 +206,8 @@ def _drift_and_retrain(
     from workbench.monitoring import monitor
 
     cfg = project.config
-    clean = pl.read_parquet(project.data_path).sort(cfg.data.timestamp or pl.first()).tail(1_500)
+    snapshot = pl.read_parquet(project.data_path)
+    clean = snapshot.sort(cfg.data.timestamp or pl.first()).tail(1_500)
     sent = _traffic(url, clean, cfg.features, cfg.data.target, "demo-clean")
     echo(f"  sent {sent:,} ordinary requests, then their labels")
     drifted = generator.generate(3_000, seed=11, drift=True)
@@ -218,7 +219,11 @@ def _drift_and_retrain(
     # (fraud: crypto exchanges; tickets: a new product): the schema learns the new values,
     # so validation lets the retraining through.
     newest = _newest_path(project)
-    later = generator.generate(20_000, seed=12, drift=True)
+    # as much new data as 40% of the snapshot (20,000 rows for the demo's 50,000), so the
+    # retraining's time-split holdout is all new world
+    later = generator.generate(
+        min(20_000, max(1_000, snapshot.height * 2 // 5)), seed=12, drift=True
+    )
     later.write_parquet(newest)
     allowed = samples.new_values(cfg, later)
     _allow_values(project, allowed)
