@@ -4,17 +4,19 @@ Nothing is downloaded: every column is drawn with numpy and assembled with polar
 vectorised (50,000 rows in a few tens of milliseconds). The same arguments always give the
 same frame.
 
-The target, `delivery_minutes`, is built the way a delivery is: the kitchen's preparation
-(the restaurant's estimate, the basket size and the rush at lunch and dinner), the ride (the
-distance at a speed set by the vehicle, the region's traffic, rush hours, the weather and the
+The target, `delivery_minutes`, is built the way a delivery is: the wait for a free courier
+(`couriers_available` in the zone), the kitchen's preparation (the restaurant's estimate, the
+basket size and the rush at lunch and dinner), the ride (the distance at a speed set by the
+vehicle, the region's traffic, rush hours, the weather, black ice below -1 °C and the
 courier's experience) and the hand-over, times multiplicative noise, plus an occasional long
 delay (a lost courier, a wrong address). A gradient-boosted model predicts it well, never
 exactly.
 
-`drift=True` gives a later batch, winter: snow and fog are common and it is colder, the
-service now reaches farther (distances about 1.25x longer), baskets are bigger for the
-holidays, icy roads slow couriers more than snow used to, and a courier shortage adds wait at
-peak hours that no feature shows, so a model trained on the autumn data errs more.
+`drift=True` gives a later batch, winter, in the same world with its features moved where
+autumn barely went: snow and fog are common and it freezes (black ice), the service now
+reaches farther (distances about 1.25x longer), baskets are bigger for the holidays, and a
+courier shortage leaves few couriers free. A model trained on the autumn data has hardly
+seen frost or an empty zone and errs far more; one retrained on winter data learns them.
 
     python -m workbench_samples.delivery_time.generate --rows 50000 --out data/deliveries.parquet
 """
@@ -50,7 +52,7 @@ WEATHER: tuple[str, ...] = ("clear", "cloudy", "rain", "fog", "snow")
 VEHICLES: tuple[str, ...] = ("bike", "scooter", "car")
 
 #: For the demo: how the drift batch's world moved on.
-DRIFT_STORY = "winter: snow, colder, longer distances, a courier shortage at peak hours"
+DRIFT_STORY = "winter: snow and frost, longer distances, a courier shortage"
 
 _REGION_P = np.array([0.26, 0.22, 0.14, 0.12, 0.18, 0.08])
 # median distance (km) per region, and how much the region's traffic slows a ride
@@ -72,7 +74,6 @@ _VEHICLE_KMH = np.array([15.0, 22.0, 27.0])
 _WEATHER_P = np.array([0.45, 0.30, 0.18, 0.05, 0.02])
 _WEATHER_P_WINTER = np.array([0.20, 0.25, 0.14, 0.11, 0.30])
 _WEATHER_SPEED = np.array([1.00, 0.98, 0.82, 0.85, 0.62])
-_WEATHER_SPEED_WINTER = np.array([1.00, 0.97, 0.80, 0.80, 0.50])  # icy roads
 _WEATHER_TEMP = np.array([2.0, 0.0, -1.5, -1.0, -7.0])
 # orders per hour of day: lunch and dinner peaks, a quiet night
 _HOUR_WEIGHTS = np.array(
@@ -114,15 +115,26 @@ def generate(
     distance = _REGION_KM[region] * np.exp(rng.normal(0.0, 0.45, n))
     if drift:
         distance *= 1.25
-    distance = np.round(np.clip(distance, 0.2, None), 2)
-    items = 1 + rng.poisson(1.9 if drift else 1.4, n)
-    prep_estimate = np.round(np.clip(rng.gamma(6.0, 2.0, n), 4.0, None), 1)
+    peak = ((hour >= 11) & (hour <= 13)) | ((hour >= 18) & (hour <= 20))
+    # free couriers in the zone when the order comes in: fewer at peak hours, and in winter
+    # (the shortage) far fewer
+    free = np.where(peak, 3.0, 6.0) if drift else np.where(peak, 9.0, 14.0)
     cumulative = _REGION_VEHICLE[region].cumsum(axis=1)
-    vehicle = (rng.random(n)[:, None] > cumulative[:, :-1]).sum(axis=1)
-    experience = np.floor(rng.gamma(1.5, 10.0, n)).astype(np.int64)
-
-    minutes = _minutes(rng, hour, weekday, region, weather, distance, items, prep_estimate,
-                       vehicle, experience, drift)  # fmt: skip
+    cols = {
+        "hour": hour,
+        "weekday": weekday,
+        "peak": peak,
+        "region": region,
+        "weather": weather,
+        "temperature": temperature,
+        "distance": np.round(np.clip(distance, 0.2, None), 2),
+        "items": 1 + rng.poisson(1.9 if drift else 1.4, n),
+        "prep_estimate": np.round(np.clip(rng.gamma(6.0, 2.0, n), 4.0, None), 1),
+        "vehicle": (rng.random(n)[:, None] > cumulative[:, :-1]).sum(axis=1),
+        "experience": np.floor(rng.gamma(1.5, 10.0, n)).astype(np.int64),
+        "couriers": rng.poisson(free, n).astype(np.int64),
+    }
+    minutes = _minutes(rng, cols)
 
     prefix = f"ord-{seed}-{'d' if drift else ''}"
     return pl.DataFrame(
@@ -134,57 +146,49 @@ def generate(
             pl.Series("region", REGIONS, dtype=pl.Utf8).gather(region),
             pl.Series("weather", WEATHER, dtype=pl.Utf8).gather(weather),
             with_nulls(np.round(temperature, 1), rng, "temperature_c", _NULL_RATE),
-            pl.Series("distance_km", distance, dtype=pl.Float64),
-            pl.Series("items", items, dtype=pl.Int64),
-            pl.Series("prep_estimate_min", prep_estimate, dtype=pl.Float64),
-            pl.Series("vehicle", VEHICLES, dtype=pl.Utf8).gather(vehicle),
-            pl.Series("courier_experience_months", experience, dtype=pl.Int64),
+            pl.Series("distance_km", cols["distance"], dtype=pl.Float64),
+            pl.Series("items", cols["items"], dtype=pl.Int64),
+            pl.Series("prep_estimate_min", cols["prep_estimate"], dtype=pl.Float64),
+            pl.Series("vehicle", VEHICLES, dtype=pl.Utf8).gather(cols["vehicle"]),
+            pl.Series("courier_experience_months", cols["experience"], dtype=pl.Int64),
+            pl.Series("couriers_available", cols["couriers"], dtype=pl.Int64),
             pl.Series("delivery_minutes", minutes, dtype=pl.Float64),
         ]
     )
 
 
-def _minutes(
-    rng: np.random.Generator,
-    hour: np.ndarray,
-    weekday: np.ndarray,
-    region: np.ndarray,
-    weather: np.ndarray,
-    distance: np.ndarray,
-    items: np.ndarray,
-    prep_estimate: np.ndarray,
-    vehicle: np.ndarray,
-    experience: np.ndarray,
-    drift: bool,
-) -> np.ndarray:
-    """Minutes from order to door: kitchen + ride + hand-over, noisy, sometimes late."""
+def _minutes(rng: np.random.Generator, c: dict[str, np.ndarray]) -> np.ndarray:
+    """Minutes from order to door: waiting for a courier, the kitchen, the ride and the
+    hand-over, noisy, sometimes late. One world for both batches: winter only moves the
+    features into ranges autumn barely saw (frost, few free couriers, longer rides)."""
+    hour, weekday, region, weather, vehicle = (
+        c["hour"], c["weekday"], c["region"], c["weather"], c["vehicle"],
+    )  # fmt: skip
     n = hour.shape[0]
-    peak = ((hour >= 11) & (hour <= 13)) | ((hour >= 18) & (hour <= 20))
     weekend_evening = (weekday >= 4) & (hour >= 18) & (hour <= 21)
     kitchen = (
-        prep_estimate * np.exp(rng.normal(0.0, 0.18, n))
-        + 0.7 * (items - 1)
-        + 4.0 * peak
+        c["prep_estimate"] * np.exp(rng.normal(0.0, 0.18, n))
+        + 0.7 * (c["items"] - 1)
+        + 4.0 * c["peak"]
         + 3.0 * weekend_evening
     )
+    courier_wait = 14.0 * np.exp(-c["couriers"] / 3.5)
     rush = (weekday < 5) & (((hour >= 7) & (hour <= 9)) | ((hour >= 16) & (hour <= 18)))
-    weather_speed = (_WEATHER_SPEED_WINTER if drift else _WEATHER_SPEED)[weather]
     exposed = (vehicle == 0) & ((weather == 2) | (weather == 4))  # bikes in rain or snow
     speed = (
         _VEHICLE_KMH[vehicle]
         * _REGION_SPEED[region]
         * np.where(rush, 0.8, 1.0)
-        * weather_speed
+        * _WEATHER_SPEED[weather]
         * np.where(exposed, 0.85, 1.0)
-        * (1.0 - 0.3 * np.exp(-experience / 8.0))
+        * np.where(c["temperature"] < -1.0, 0.75, 1.0)  # black ice
+        * (1.0 - 0.3 * np.exp(-c["experience"] / 8.0))
     )
-    ride = distance / speed * 60.0 + 2.0
+    ride = c["distance"] / speed * 60.0 + 2.0
     handoff = _REGION_HANDOFF[region] + rng.exponential(1.5, n)
-    minutes = (kitchen + ride + handoff) * np.exp(rng.normal(0.0, 0.08, n))
+    minutes = (courier_wait + kitchen + ride + handoff) * np.exp(rng.normal(0.0, 0.08, n))
     late = rng.random(n) < 0.04
     minutes += np.where(late, rng.exponential(12.0, n), 0.0)
-    if drift:  # a courier shortage: orders wait for a free courier at peak hours
-        minutes += np.where(peak, rng.gamma(2.0, 2.5, n), rng.gamma(1.0, 1.0, n))
     rounded: np.ndarray = np.round(minutes, 1)
     return rounded
 
