@@ -12,9 +12,10 @@ customer to other. The queue is a random draw from those scores, so a model rout
 tickets right and some wrong, as a human triager would.
 
 `drift=True` gives a later batch after a product launch: a new product, `smart_lock`, takes
-about a quarter of the tickets (it is not in the schema's `allowed` list, so `workbench
-validate` flags it), its buyers ordered recently and write about deliveries and installation,
-so the queue mix moves towards shipping and technical.
+about 30% of the tickets (it is not in the schema's `allowed` list, so `workbench validate`
+flags it). Its buyers are new customers who ordered days ago and write from the lock's app
+chat, about late deliveries and pairing the lock (short messages that are technical, not
+account trouble), so the queue mix moves towards shipping and technical.
 
     python -m workbench_samples.ticket_routing.generate --rows 50000 --out data/tickets.parquet
 """
@@ -49,9 +50,10 @@ DRIFT_STORY = "a product launch: smart_lock tickets, recent orders, more shippin
 _PRODUCT_P = np.array([0.28, 0.20, 0.14, 0.22, 0.16])
 _HARDWARE = np.array([1, 1, 1, 0, 0, 1])  # per product, smart_lock last
 _HAS_ORDER = np.array([0.85, 0.80, 0.80, 0.25, 0.20, 0.97])
-_ORDER_DAYS = np.array([45.0, 45.0, 60.0, 90.0, 90.0, 9.0])  # mean days since the order
+_ORDER_DAYS = np.array([45.0, 45.0, 60.0, 90.0, 90.0, 7.0])  # mean days since the order
 _PLAN_P = np.array([0.35, 0.30, 0.25, 0.10])
 _CHANNEL_P = np.array([0.40, 0.30, 0.12, 0.18])
+_CHANNEL_P_LOCK = np.array([0.15, 0.65, 0.10, 0.10])
 # tickets per hour of day: office hours, a long evening tail
 _HOUR_WEIGHTS = np.array(
     [
@@ -83,15 +85,22 @@ def generate(
     ts_us = timestamps(rng, n, start, days, _HOUR_WEIGHTS)
     hour, weekday = hour_and_weekday(ts_us)
     if drift:
-        product_p = np.append(_PRODUCT_P * 0.75, 0.25)
+        product_p = np.append(_PRODUCT_P * 0.7, 0.3)
         products = [*PRODUCTS, DRIFT_PRODUCT]
     else:
         product_p, products = _PRODUCT_P, list(PRODUCTS)
     product = rng.choice(len(products), n, p=product_p / product_p.sum())
     plan = rng.choice(len(PLANS), n, p=_PLAN_P)
-    channel = rng.choice(len(CHANNELS), n, p=_CHANNEL_P)
+    # the lock's buyers are new customers who write from the lock's app (its chat)
+    lock = product == len(PRODUCTS)
+    channel = np.where(
+        lock,
+        rng.choice(len(CHANNELS), n, p=_CHANNEL_P_LOCK),
+        rng.choice(len(CHANNELS), n, p=_CHANNEL_P),
+    )
 
-    tenure = np.floor(rng.gamma(1.1, 420.0, n)).astype(np.int64)
+    tenure = np.floor(np.where(lock, rng.gamma(1.0, 25.0, n), rng.gamma(1.1, 420.0, n)))
+    tenure = tenure.astype(np.int64)
     past = rng.poisson(0.4 + 0.6 * (tenure > 365), n).astype(np.int64)
     has_order = rng.random(n) < _HAS_ORDER[product]
     order_days = np.floor(rng.exponential(_ORDER_DAYS[product], n))

@@ -442,7 +442,7 @@ def test_ticket_launch_batch_shifts_the_class_mix_and_a_feature() -> None:
 
     clean, launch = generate(20_000, seed=9), generate(20_000, seed=9, drift=True)
     assert "smart_lock" not in set(clean["product"])
-    assert 0.2 < float((launch["product"] == "smart_lock").mean()) < 0.3
+    assert 0.25 < float((launch["product"] == "smart_lock").mean()) < 0.35
 
     def mix(df: pl.DataFrame) -> dict[str, float]:
         return {q: float((df["queue"] == q).mean()) for q in QUEUES}
@@ -453,3 +453,9 @@ def test_ticket_launch_batch_shifts_the_class_mix_and_a_feature() -> None:
     assert total_variation > 0.07, (before, after)
     median_days = float(launch["days_since_order"].median())
     assert median_days < 0.7 * float(clean["days_since_order"].median())
+    # new customers, in the app's chat
+    assert float(launch["customer_tenure_days"].median()) < 0.7 * float(
+        clean["customer_tenure_days"].median()
+    )
+    lock = launch.filter(pl.col("product") == "smart_lock")
+    assert float((lock["channel"] == "chat").mean()) > 0.5
