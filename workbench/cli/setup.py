@@ -119,13 +119,18 @@ def _init_data(
 @click.argument(
     "dir", metavar="DIR", help="where to create it (default: a temp dir)", required=False
 )
+@click.option(
+    "--sample",
+    default="fraud_detection",
+    help="sample to create (default: fraud_detection; an existing project in DIR is reused)",
+)
 @click.option("--headless", is_flag=True, help="run the same steps, print a summary")
 @click.option(
     "--first-act-only",
     is_flag=True,
     help="stop after training (no server, drifted traffic, retraining or canary)",
 )
-def demo(dir: str | None, headless: bool, first_act_only: bool, as_json: bool) -> int:
+def demo(dir: str | None, sample: str, headless: bool, first_act_only: bool, as_json: bool) -> int:
     from workbench.demo import acts
 
     def echo(line: str) -> None:  # with --json, stdout carries only the JSON
@@ -133,7 +138,7 @@ def demo(dir: str | None, headless: bool, first_act_only: bool, as_json: bool) -
 
     if not headless:
         _need_terminal("the demo's TUI", "run `workbench demo --headless` for the demo without it")
-    root = acts.prepare(Path(dir) if dir else None, echo=echo)
+    root = acts.prepare(Path(dir) if dir else None, echo=echo, sample=sample)
     act2 = None if first_act_only else acts.second_act(root, echo=echo)
     code = acts.summary(root, as_json=as_json) if headless else open_tui(str(root))
     if act2:

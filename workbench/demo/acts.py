@@ -1,4 +1,7 @@
-"""`workbench demo`: a sample project with two trained versions, one in production."""
+"""`workbench demo`: a sample project with two trained versions, one in production; its
+second act serves production, sends clean then drifted traffic with labels, and lets the
+monitor retrain. Every sample works: the labels sent are the target's own values (a class
+name, a 0/1 label, a number of minutes), as a client would send them."""
 
 from __future__ import annotations
 
@@ -16,13 +19,23 @@ from workbench.pipeline import flow as pipeline
 from workbench.project import Project
 from workbench.registry import versions as registry
 
+DEFAULT_SAMPLE = "fraud_detection"
 
-def prepare(target: Path | None, echo: Callable[[str], None] = print, rows: int = 50_000) -> Path:
-    """Create (or reuse) a demo project and make sure it has a production and a staging model."""
+
+def prepare(
+    target: Path | None,
+    echo: Callable[[str], None] = print,
+    rows: int = 50_000,
+    sample: str = DEFAULT_SAMPLE,
+) -> Path:
+    """Create (or reuse) a demo project and make sure it has a production and a staging model.
+    An existing project in `target` is reused whatever `sample` says."""
+    if not (target is not None and (target / CONFIG_FILE).exists()):
+        samples.load_generator(sample)  # an unknown sample fails before anything is created
     root = target or Path(tempfile.mkdtemp(prefix="workbench-demo-"))
     if not (root / CONFIG_FILE).exists():
-        echo(f"creating the fraud_detection sample in {root}")
-        samples.init(root, "fraud_detection", rows=rows)
+        echo(f"creating the {sample} sample in {root}")
+        samples.init(root, sample, rows=rows)
     project = Project.load(root)
     runner = resolve_runner(project)
 
@@ -77,17 +90,44 @@ def summary(root: Path, as_json: bool = False) -> int:
 
 
 def _post(url: str, path: str, body: Any) -> Any:
+    """POST JSON to the demo's server; an HTTP error is one line with the server's reason."""
+    import urllib.error
     import urllib.request
+
+    from workbench.errors import WorkbenchError
 
     req = urllib.request.Request(
         url + path, json.dumps(body).encode(), {"content-type": "application/json"}
     )
-    with urllib.request.urlopen(req, timeout=30) as resp:  # loopback
-        return json.loads(resp.read())
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # loopback
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        reason = _reason(exc)
+        raise WorkbenchError(f"demo: POST {path} to {url}: HTTP {exc.code}: {reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise WorkbenchError(f"demo: POST {path} to {url}: {exc}") from None
+
+
+def _reason(exc: Any) -> str:
+    """The `error` of a JSON error body, else its first line."""
+    try:
+        text = exc.read().decode("utf-8", "replace")
+    except OSError:
+        return str(exc.reason)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"]).splitlines()[0][:300]
+    lines = text.strip().splitlines() or [str(exc.reason)]
+    return str(lines[0])[:300]
 
 
 def _traffic(url: str, frame: Any, features: list[str], target: str, prefix: str) -> int:
-    """Send the rows as predictions in batches of 250, then their labels (delayed truth)."""
+    """Send the rows as predictions in batches of 250, then their labels (delayed truth): the
+    target's values as they are in the data (class names, 0/1, numbers)."""
     rows = frame.select([*features, target]).to_dicts()
     labels = []
     for start in range(0, len(rows), 250):
@@ -108,46 +148,89 @@ def second_act(
     root: Path, echo: Callable[[str], None] = print, port: int | None = None
 ) -> dict[str, Any]:
     """Serve production, send clean then drifted traffic (with labels), let the monitor see
-    the drift, retrain on the newest data and start the candidate as a canary."""
-    import importlib
+    the drift, retrain on the newest data and start the candidate as a canary.
+
+    The project must be one of the samples (by its `[project].name`): the drifted traffic
+    comes from that sample's generator. A server this act started is stopped again when the
+    act fails; on success it keeps running (the TUI shows its traffic)."""
+    from workbench.errors import WorkbenchError
+    from workbench.jobs.control import stop_job
+
+    project = Project.load(root)
+    generator = _generator_of(project)
+    url, job, started = _serve(project, port, echo)
+    try:
+        outcome = _drift_and_retrain(project, generator, url, echo)
+    except WorkbenchError:
+        if started:
+            echo(f"  act 2 failed: stopping the server it started (job {job})")
+            stop_job(project, job)
+        raise
+    echo(
+        "  next: press 7 (Drift) and 5 (Deployments) in the TUI, then promote (p) or roll back "
+        "(r) the canary; or `workbench canary promote --reason ...`"
+    )
+    return {"url": url, "job": job, "monitor": outcome}
+
+
+def _serve(
+    project: Project, port: int | None, echo: Callable[[str], None]
+) -> tuple[str, str, bool]:
+    """The server's url and job, and whether this call started it."""
     import socket
 
-    import polars as pl
-
-    from workbench.monitoring import monitor
     from workbench.serving import deployments
     from workbench.serving import process as server_process
 
-    project = Project.load(root)
-    cfg = project.config
-    if port is None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
     running = deployments.read_server(project)
     if running:
         url, job = str(running["url"]), str(running.get("job_id"))
         echo(f"act 2: the server already runs at {url}")
-    else:
-        echo("act 2: serving production over HTTP")
-        job, url, _ = server_process.start_detached(project, "127.0.0.1", port, timeout=600)
-        echo(f"  serving at {url} (job {job}; stop it: workbench stop {job})")
-    clean = pl.read_parquet(project.data_path).sort(cfg.data.timestamp or pl.first()).tail(1_500)
+        return url, job, False
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+    echo("act 2: serving production over HTTP")
+    job, url, _ = server_process.start_detached(project, "127.0.0.1", port, timeout=600)
+    echo(f"  serving at {url} (job {job}; stop it: workbench stop {job})")
+    return url, job, True
+
+
+def _drift_and_retrain(
+    project: Project, generator: Any, url: str, echo: Callable[[str], None]
+) -> dict[str, Any]:
+    """Clean then drifted traffic with labels, the newest data, the monitor's round."""
+    import polars as pl
+
+    from workbench.monitoring import monitor
+
+    cfg = project.config
+    snapshot = pl.read_parquet(project.data_path)
+    clean = snapshot.sort(cfg.data.timestamp or pl.first()).tail(1_500)
     sent = _traffic(url, clean, cfg.features, cfg.data.target, "demo-clean")
     echo(f"  sent {sent:,} ordinary requests, then their labels")
-    generator = importlib.import_module("workbench_samples.fraud_detection.generate")
     drifted = generator.generate(3_000, seed=11, drift=True)
     sent = _traffic(url, drifted, cfg.features, cfg.data.target, "demo-drift")
-    echo(f"  sent {sent:,} requests from a world that moved on (bigger amounts, crypto exchanges)")
+    story = samples.drift_story(generator)
+    echo(f"  sent {sent:,} requests from a world that moved on" + (f" ({story})" if story else ""))
 
-    # The newest data joins the snapshot, and the business now accepts crypto exchanges:
-    # the schema learns the category, so validation lets the retraining through.
-    newest = project.data_path.parent / "transactions-later.parquet"
-    generator.generate(20_000, seed=12, drift=True).write_parquet(newest)
-    _allow_category(project, "merchant_category", "crypto_exchange")
-    echo(f"  newest data: {newest.name}; schema now allows merchant_category 'crypto_exchange'")
+    # The newest data joins the snapshot, and the business now accepts what the drift brought
+    # (fraud: crypto exchanges; tickets: a new product): the schema learns the new values,
+    # so validation lets the retraining through.
+    newest = _newest_path(project)
+    # as much new data as 40% of the snapshot (20,000 rows for the demo's 50,000), so the
+    # retraining's time-split holdout is all new world
+    later = generator.generate(
+        min(20_000, max(1_000, snapshot.height * 2 // 5)), seed=12, drift=True
+    )
+    later.write_parquet(newest)
+    allowed = samples.new_values(cfg, later)
+    _allow_values(project, allowed)
+    shown = "; ".join(f"{c} {', '.join(repr(v) for v in vs)}" for c, vs in allowed.items())
+    echo(f"  newest data: {newest.name}" + (f"; schema now allows {shown}" if shown else ""))
 
-    project = Project.load(root)
+    project = Project.load(project.root)
     _wait_logged(project, "demo-drift-%", sent)
     echo("  monitor: checking drift and performance")
     outcome = monitor.check_once(
@@ -161,11 +244,7 @@ def second_act(
         _traffic(url, drifted.head(1_000), cfg.features, cfg.data.target, "demo-canary")
     if outcome.error:
         echo(f"  retraining failed: {outcome.error}")
-    echo(
-        "  next: press 7 (Drift) and 5 (Deployments) in the TUI, then promote (p) or roll back "
-        "(r) the canary; or `workbench canary promote --reason ...`"
-    )
-    return {"url": url, "job": job, "monitor": outcome.to_dict()}
+    return outcome.to_dict()
 
 
 def _wait_logged(project: Project, pattern: str, n: int, timeout_s: float = 15.0) -> None:
@@ -184,17 +263,44 @@ def _wait_logged(project: Project, pattern: str, n: int, timeout_s: float = 15.0
             time.sleep(0.2)
 
 
-def _allow_category(project: Project, column: str, value: str) -> None:
-    """Add `value` to `[schema.column].allowed` and point `[data].path` at every file in the
-    data folder, editing workbench.toml as text (comments stay)."""
+def _generator_of(project: Project) -> Any:
+    """The generator of the sample this project was made from (its `[project].name`)."""
+    from workbench.errors import UsageError
+
+    name = project.config.project.name
+    if name not in samples.available():
+        raise UsageError(
+            f"{project.root / CONFIG_FILE}: [project].name {name!r} is not a sample "
+            f"({', '.join(samples.available())}): the demo's second act needs one"
+        )
+    return samples.load_generator(name)
+
+
+def _newest_path(project: Project) -> Path:
+    """Where the newest (drifted) data goes: beside the snapshot, `<stem>-later.parquet`."""
+    data = Path(project.config.data.path)
+    folder = (project.root / data).parent
+    if "*" in data.name:  # a second act before this one pointed the data at the folder
+        earlier = sorted(folder.glob("*-later.parquet"))
+        return earlier[0] if earlier else folder / f"{project.config.project.name}-later.parquet"
+    return folder / f"{data.stem}-later.parquet"
+
+
+def _allow_values(project: Project, new: dict[str, list[Any]]) -> None:
+    """Add the values to each `[schema.column].allowed` and point `[data].path` at every file
+    in the data folder, editing workbench.toml as text (comments stay)."""
     import re
 
     path = project.root / CONFIG_FILE
     text = path.read_text()
-    spec = project.config.schema_.get(column)
-    if spec is not None and spec.allowed is not None and value not in spec.allowed:
-        pattern = re.compile(rf"(\[schema\.{re.escape(column)}\][^\[]*?allowed\s*=\s*\[)", re.S)
-        text = pattern.sub(lambda m: f'{m.group(1)}\n    "{value}",', text, count=1)
+    for column, values in new.items():
+        spec = project.config.schema_.get(column)
+        if spec is None or spec.allowed is None:
+            continue
+        added = "".join(f"\n    {json.dumps(str(v))}," for v in values if v not in spec.allowed)
+        found = re.search(rf"\[schema\.{re.escape(column)}\][^\[]*?allowed\s*=\s*\[", text, re.S)
+        if found and added:
+            text = text[: found.end()] + added + text[found.end() :]
     data_path = project.config.data.path
     if "*" not in data_path:
         folder = str(Path(data_path).parent)

@@ -6,8 +6,12 @@ import importlib
 import shutil
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from workbench.config import CONFIG_FILE
+import polars as pl
+
+from workbench.config import CONFIG_FILE, Config
 from workbench.errors import UsageError
 from workbench.names import check_name
 
@@ -36,7 +40,7 @@ def init(target: Path, sample: str, rows: int = 50_000, seed: int = 7, force: bo
         if item.is_file():
             with resources.as_file(item) as path:
                 shutil.copyfile(path, target / name)
-    generator = importlib.import_module(f"{PACKAGE}.{sample}.generate")
+    generator = load_generator(sample)
     from workbench.config import load_config
 
     cfg = load_config(target / CONFIG_FILE)
@@ -48,3 +52,31 @@ def init(target: Path, sample: str, rows: int = 50_000, seed: int = 7, force: bo
     tmp.replace(out)
     (target / ".gitignore").write_text(".workbench/\n")
     return target
+
+
+def load_generator(sample: str) -> ModuleType:
+    """The sample's `generate` module: `generate(n_rows, seed, start, days, drift)` gives a
+    polars frame, the same for the same arguments; `DRIFT_STORY` (optional) says in a few
+    words how its drift batch's world moved on."""
+    check_name(sample, "--sample")
+    if sample not in available():
+        raise UsageError(f"--sample {sample}: no such sample (available: {', '.join(available())})")
+    return importlib.import_module(f"{PACKAGE}.{sample}.generate")
+
+
+def drift_story(generator: ModuleType) -> str:
+    return str(getattr(generator, "DRIFT_STORY", "") or "")
+
+
+def new_values(config: Config, frame: pl.DataFrame) -> dict[str, list[Any]]:
+    """Per column with an `allowed` list in the schema, the values of `frame` it lacks (what a
+    drift batch brings that validation would refuse), in order of first appearance."""
+    found: dict[str, list[Any]] = {}
+    for name, spec in config.schema_.items():
+        if spec.allowed is None or name not in frame.columns:
+            continue
+        seen = frame[name].drop_nulls().cast(pl.String).unique(maintain_order=True).to_list()
+        extra = [v for v in seen if v not in spec.allowed]
+        if extra:
+            found[name] = extra
+    return found
