@@ -17,7 +17,7 @@ from workbench.cli.main import main
 from workbench.data.validation import validate_frame
 from workbench.demo import acts as demo
 from workbench.demo import samples
-from workbench.errors import UsageError, WorkbenchError
+from workbench.errors import UsageError
 from workbench.jobs import control as jobs
 from workbench.project import Project
 from workbench.registry import versions as registry
@@ -148,18 +148,7 @@ def demo_copy(demo_template: Path, tmp_path: Path) -> Iterator[Path]:
 def test_demo_second_act(demo_copy: Path) -> None:
     project = Project.load(demo_copy)
     said: list[str] = []
-    try:
-        out = demo.second_act(demo_copy, echo=said.append)
-    except WorkbenchError as exc:
-        if project.config.project.name != "ticket_routing":
-            raise
-        # The failure is one line and leaves no server behind...
-        assert "\n" not in str(exc) and str(exc).startswith("demo: POST /predict"), exc
-        assert any("stopping the server it started" in line for line in said)
-        assert deployments.read_server(project) is None
-        # ...and it is this tree's serving: one number per record (binary), so a multiclass
-        # model's (n, 5) probabilities are a 500. Task-aware serving is another branch's.
-        pytest.xfail(f"serving is not task-aware in this tree: {exc}")
+    out = demo.second_act(demo_copy, echo=said.append)
     project = Project.load(demo_copy)
     outcome = out["monitor"]
     assert outcome["fired"] and outcome["acted"] and outcome["error"] is None, said
