@@ -52,8 +52,11 @@ def parse_window(text: str) -> timedelta:
 def load_profile(project: Project, version: int) -> ReferenceProfile:
     from workbench.drift.profile import ReferenceProfile
     from workbench.serving.predictors import model_dir_for
+    from workbench.training.reference import complete
 
-    path = model_dir_for(project, version) / PROFILE_FILE
+    model_dir = model_dir_for(project, version)
+    complete(project, model_dir, version)  # a version registered by plain MLflow: made now
+    path = model_dir / PROFILE_FILE
     if not path.exists():
         raise UsageError(
             f"version {version} has no reference profile ({path.name} beside the model): it "
@@ -65,9 +68,10 @@ def load_profile(project: Project, version: int) -> ReferenceProfile:
 def load_task(project: Project, version: int) -> ModelTask:
     """What `version` predicts (`workbench_task.json` beside the model; none: binary)."""
     from workbench.serving.predictors import model_dir_for
+    from workbench.training.reference import complete
 
     try:
-        return ModelTask.load(model_dir_for(project, version))
+        return complete(project, model_dir_for(project, version), version)
     except ValueError as exc:
         raise UsageError(f"version {version}: {exc}") from None
 

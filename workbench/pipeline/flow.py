@@ -58,8 +58,8 @@ def score_champion(project: Project, version: int) -> dict[str, float]:
     probabilities, never hard labels)."""
     from workbench.data import target as target_mod
     from workbench.serving.predictors import model_dir_for
-    from workbench.tasks import ModelTask
     from workbench.training.evaluation import evaluate
+    from workbench.training.reference import complete
     from workbench.training.scoring import ScoringError, load_scorer
 
     cfg = project.config
@@ -67,7 +67,7 @@ def score_champion(project: Project, version: int) -> dict[str, float]:
     classes = target_mod.classes_of(frame, cfg)
     holdout = data_mod.split(target_mod.encode(frame, cfg, classes), cfg).holdout
     model_dir = model_dir_for(project, version)
-    task = ModelTask.load(model_dir)
+    task = complete(project, model_dir, version)  # registered by plain MLflow: made now
     if task.type != cfg.task.type:
         raise ScoringError(
             f"production (v{version}) is a {task.type} model; the project's task is {cfg.task.type}"

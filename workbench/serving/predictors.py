@@ -78,9 +78,12 @@ def task_of(project: Project, version: int) -> ModelTask:
     key = (str(project.mlflow_db), project.config.model_name, version)
     task = _TASKS.get(key)
     if task is None:
-        try:
-            task = ModelTask.load(model_dir_for(project, version))
-        except ValueError as exc:
+        from workbench.errors import WorkbenchError
+        from workbench.training.reference import complete
+
+        try:  # a version registered by plain MLflow gets its task and profile now
+            task = complete(project, model_dir_for(project, version), version)
+        except (ValueError, WorkbenchError) as exc:
             raise ModelError(str(exc)) from None
         _TASKS[key] = task
     return task

@@ -285,7 +285,7 @@ class InferenceServer(ReadEndpoints):
         }
 
     def reconcile_forever(self, poll_s: float = 0.2) -> None:
-        from workbench.serving.predictors import load_predictor, model_dir_for
+        from workbench.serving.predictors import load_predictor, model_dir_for, task_of
 
         cache: dict[int, Any] = {}
         applied: tuple[Any, ...] | None = None
@@ -295,6 +295,7 @@ class InferenceServer(ReadEndpoints):
 
         def predictor(version: int) -> Any:
             if version not in cache:
+                task_of(self.project, version)  # a plain-MLflow version's task file, made now
                 cache[version] = load_predictor(model_dir_for(self.project, version), version)
             return cache[version]
 

@@ -25,7 +25,7 @@ from workbench.store import tracking
 from workbench.tasks import ModelTask
 from workbench.training import usage
 from workbench.training.evaluation import evaluate
-from workbench.training.scoring import as_task_output, scalar_output
+from workbench.training.scoring import as_task_output
 
 METRIC_FLUSH_EVERY = 25
 
@@ -234,22 +234,14 @@ def log_model(
     import mlflow
     from mlflow.models import infer_signature
 
-    from workbench.drift.profile import build_profile
+    from workbench.training.reference import profile_of
 
-    cfg = project.config
     example = holdout_x.head(5)
     signature = infer_signature(example, model.predict(example))
     # The drift reference, computed once here and stored beside the model: checks never
     # rescan the training data. Features from the training rows; the prediction distribution
     # from the holdout (what serving traffic should look like).
-    profile = build_profile(
-        parts.train.select(cfg.features),
-        cfg.features,
-        set(data_mod.categorical_features(cfg)),
-        predictions=scalar_output(task, output),
-        prediction_kind="categorical" if task.type == "multiclass" else "numeric",
-        source=f"training rows of snapshot {snapshot}",
-    )
+    profile = profile_of(project, parts, task, output, f"training rows of snapshot {snapshot}")
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         model.save_mlflow_model(model_dir, signature, example)
