@@ -4,7 +4,9 @@ Prints the time to read and infer the [schema] and task of a generated Parquet f
 x 50 columns (30 floats, some with missing values, 10 ints, 5 low-cardinality strings, 2 bools,
 an id, a timestamp and a binary target), beside the 5 s goal.
 
-    python benchmarks/init.py [--rows 1000000] [--keep DIR]
+Then, per trainer, the training time on the same 50,000-row sample (benchmarks/trainers.py).
+
+    python benchmarks/init.py [--rows 1000000] [--keep DIR] [--no-trainers] [--rounds 200]
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path, default=None, help="write the Parquet file here")
+    ap.add_argument("--no-trainers", action="store_true", help="skip the per-trainer timings")
+    ap.add_argument("--rounds", type=int, default=200, help="boosting rounds per trainer")
     args = ap.parse_args()
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="wb-init-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -97,6 +101,11 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
+    if not args.no_trainers:  # per trainer, training time on the same 50,000-row sample
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import trainers
+
+        trainers.report(50_000, args.rounds)
 
 
 if __name__ == "__main__":
