@@ -91,7 +91,7 @@ def test_init_unknown_sample_lists_the_samples(
     assert code == 2
     line = one_error(err)
     assert "--sample nope: no such sample" in line
-    assert "available: fraud_detection" in line
+    assert "available: delivery_time, fraud_detection, ticket_routing" in line
     assert not (tmp_path / "x").exists()
 
 
