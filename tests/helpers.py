@@ -4,10 +4,13 @@ directly."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
+from workbench import plugins
 from workbench.project import Project
 from workbench.store.db import Db
 
@@ -44,3 +47,14 @@ def cli_json(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> A
     got, out, err = run_cli(capsys, *argv, "--json")
     assert got == code, err
     return json.loads(out)
+
+
+@contextmanager
+def plugins_forgotten() -> Iterator[None]:
+    """The plugin caches cleared on entry and on exit: for a test that puts plugins of its own
+    on the path."""
+    plugins._registry.cache_clear()
+    plugins._FOUND.clear()
+    yield
+    plugins._registry.cache_clear()
+    plugins._FOUND.clear()
