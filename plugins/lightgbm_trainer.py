@@ -8,9 +8,10 @@ server's fast path use to line records up with the booster."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from workbench_plugins.param_checks import Rule, number_problem, shape_problem
 
 from workbench.errors import UsageError
 from workbench.plugins import TrainContext, TrainedModel
@@ -80,7 +81,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
         "data_random_seed", "drop_seed", "extra_seed", "objective_seed",
     ),
 }  # fmt: skip
-_RULES: dict[str, tuple[str, float, bool, float | None]] = {
+_RULES: dict[str, Rule] = {
     "num_iterations": ("int", 0, False, None),
     "learning_rate": ("float", 0, False, None),
     "num_leaves": ("int", 1, False, 131072),
@@ -97,20 +98,6 @@ _RULES: dict[str, tuple[str, float, bool, float | None]] = {
     "seed": ("int", 0, True, 2**32 - 1),
 }
 _CANONICAL = {alias: canonical for canonical, names in _ALIASES.items() for alias in names}
-_SCALARS = (str, int, float, bool)
-
-
-def _bounds(low: float, inclusive: bool, high: float | None) -> str:
-    def shown(x: float) -> str:
-        return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-    lower = f"{'≥' if inclusive else '>'} {shown(low)}"
-    return f"{lower} and ≤ {shown(high)}" if high is not None else lower
-
-
-def _got(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check_params(params: dict[str, Any]) -> list[str]:
@@ -119,34 +106,11 @@ def check_params(params: dict[str, Any]) -> list[str]:
     (it warns and ignores them)."""
     problems = []
     for key, value in params.items():
-        if not (
-            isinstance(value, _SCALARS)
-            or (isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value))
-        ):
-            problems.append(f"{key}: must be a number, string, boolean or a list of them")
-            continue
-        canonical = _CANONICAL.get(key)
-        if canonical is None:
-            continue
-        kind, low, inclusive, high = _RULES[canonical]
-        number_like = isinstance(value, int | float) and not isinstance(value, bool)
-        if number_like and isinstance(value, float) and not math.isfinite(value):
-            problems.append(f"{key}: must be a finite number (got {_got(value)})")
-            continue
-        # 150.0 is 150 to LightGBM; a huge TOML integer is compared as an int, never a float
-        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        integral = integral and number_like
-        if kind == "int" and not integral:
-            problems.append(f"{key}: must be an integer (got {_got(value)})")
-            continue
-        if kind == "float" and not number_like:
-            problems.append(f"{key}: must be a number (got {_got(value)})")
-            continue
-        if not isinstance(value, int | float):  # not reached: only numbers pass the checks above
-            continue
-        ok = (value >= low if inclusive else value > low) and (high is None or value <= high)
-        if not ok:
-            problems.append(f"{key}: must be {_bounds(low, inclusive, high)} (got {_got(value)})")
+        problem = shape_problem(key, value)
+        if problem is None and (canonical := _CANONICAL.get(key)) is not None:
+            problem = number_problem(key, value, _RULES[canonical])
+        if problem is not None:
+            problems.append(problem)
     return problems
 
 

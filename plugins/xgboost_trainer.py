@@ -13,9 +13,10 @@ and `mlflow.pyfunc.load_model(dir).predict(records)` what the task needs.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from workbench_plugins.param_checks import Rule, got, number_problem, shape_problem
 
 from workbench.errors import UsageError
 from workbench.plugins import TrainContext, TrainedModel
@@ -55,7 +56,7 @@ _ROUNDS = ("n_estimators", "num_boost_round", "num_iterations", "num_rounds")
 _NATIVE = {"eta": "learning_rate", "seed": "random_state", "alpha": "reg_alpha",
            "lambda": "reg_lambda", "min_split_loss": "gamma", "nthread": "n_jobs"}  # fmt: skip
 # parameter (with its aliases) -> (kind, lower bound, lower inclusive, upper bound)
-_RULES: dict[tuple[str, ...], tuple[str, float, bool, float | None]] = {
+_RULES: dict[tuple[str, ...], Rule] = {
     _ROUNDS: ("int", 0, False, None),
     ("learning_rate", "eta"): ("float", 0, False, None),
     ("max_depth",): ("int", 0, True, None),
@@ -79,36 +80,8 @@ _CHOICES: dict[str, frozenset[str]] = {
     "booster": frozenset({"gbtree", "dart"}),
 }
 _SET_BY_WORKBENCH = ("num_class", "enable_categorical", "callbacks", "eval_set")
-_SCALARS = (str, int, float, bool)
 _METRIC_NAMES = {"mlogloss": "logloss", "merror": "error", "error": "error"}
 LOADER = Path(__file__).with_name("workbench_xgboost_pyfunc.py")
-
-
-def _got(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _bounds(low: float, inclusive: bool, high: float | None) -> str:
-    def shown(x: float) -> str:
-        return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-    lower = f"{'≥' if inclusive else '>'} {shown(low)}"
-    return f"{lower} and ≤ {shown(high)}" if high is not None else lower
-
-
-def _number_problem(key: str, value: Any) -> str | None:
-    kind, low, inclusive, high = _RULE_OF[key]
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if number and isinstance(value, float) and not math.isfinite(value):
-        return f"{key}: must be a finite number (got {_got(value)})"
-    integral = number and (isinstance(value, int) or float(value).is_integer())
-    if kind == "int" and not integral:
-        return f"{key}: must be an integer (got {_got(value)})"
-    if kind == "float" and not number:
-        return f"{key}: must be a number (got {_got(value)})"
-    ok = (value >= low if inclusive else value > low) and (high is None or value <= high)
-    return None if ok else f"{key}: must be {_bounds(low, inclusive, high)} (got {_got(value)})"
 
 
 def check_params(params: dict[str, Any]) -> list[str]:
@@ -116,19 +89,16 @@ def check_params(params: dict[str, Any]) -> list[str]:
     keys are XGBoost's to judge (it warns and ignores them)."""
     problems = []
     for key, value in params.items():
-        scalar = isinstance(value, _SCALARS)
-        if not (
-            scalar or (isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value))
-        ):
-            problems.append(f"{key}: must be a number, string, boolean or a list of them")
+        if (problem := shape_problem(key, value)) is not None:
+            problems.append(problem)
         elif key in _SET_BY_WORKBENCH:
             problems.append(f"{key}: is set by Workbench from the task and the data; remove it")
         elif key in _RULE_OF:
-            if (problem := _number_problem(key, value)) is not None:
+            if (problem := number_problem(key, value, _RULE_OF[key])) is not None:
                 problems.append(problem)
         elif key in _CHOICES and value not in _CHOICES[key]:
             choices = ", ".join(sorted(_CHOICES[key]))
-            problems.append(f"{key}: must be one of {choices} (got {_got(value)})")
+            problems.append(f"{key}: must be one of {choices} (got {got(value)})")
     return problems
 
 

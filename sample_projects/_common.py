@@ -34,6 +34,27 @@ def check_args(n_rows: int, days: int) -> None:
         raise ValueError("days must be at least 1")
 
 
+def begin(
+    n_rows: int,
+    seed: int,
+    start: datetime | None,
+    days: int,
+    drift: bool,
+    *,
+    default_start: datetime,
+    hour_weights: np.ndarray,
+) -> tuple[np.random.Generator, np.ndarray]:
+    """A batch's random stream and its `n_rows` sorted timestamps (`timestamps`), after
+    checking the arguments. `start` defaults to `default_start`, for a drift batch `days`
+    days later, so a clean batch and a drift batch with the same `days` follow on."""
+    check_args(n_rows, days)
+    if start is None:
+        start = default_start + timedelta(days=days) if drift else default_start
+    # A separate stream for the drift batch, so it is not a rescaled copy of the clean one.
+    rng = np.random.default_rng([seed, 1 if drift else 0])
+    return rng, timestamps(rng, n_rows, start, days, hour_weights)
+
+
 def timestamps(
     rng: np.random.Generator, n: int, start: datetime, days: int, hour_weights: np.ndarray
 ) -> np.ndarray:
@@ -61,6 +82,18 @@ def with_nulls(values: np.ndarray, rng: np.random.Generator, name: str, rate: fl
     values = values.astype(np.float64, copy=True)
     values[rng.random(values.shape[0]) < rate] = np.nan
     return pl.Series(name, values, dtype=pl.Float64).fill_nan(None)
+
+
+def leading_columns(
+    id_column: str, prefix: str, ts_us: np.ndarray, hour: np.ndarray, weekday: np.ndarray
+) -> list[pl.Series]:
+    """A frame's first columns: its ids (`ids`) named `id_column`, `ts`, `hour`, `weekday`."""
+    return [
+        ids(prefix, ts_us.shape[0]).alias(id_column),
+        pl.Series("ts", ts_us, dtype=pl.Int64).cast(pl.Datetime("us")),
+        pl.Series("hour", hour, dtype=pl.Int64),
+        pl.Series("weekday", weekday, dtype=pl.Int64),
+    ]
 
 
 def ids(prefix: str, n: int) -> pl.Series:

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.text import Text
 
+from workbench.serving.stats_summary import LIVE_METRICS, live_metrics, top_class
 from workbench.tasks import fmt_metric
 
 #: The canary's share in percent stays within [MIN_PCT, MAX_PCT].
@@ -68,10 +69,6 @@ def signed(value: float, digits: int) -> str:
     return f"{value:+.{digits}f}"
 
 
-#: The first live metric of each task (workbench.serving.stats.LIVE_METRICS).
-_METRIC_NAMES = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}
-
-
 def pred_line_name(task: str | None) -> str:
     """The prediction line's name: the most frequent class for multiclass, else the mean."""
     return "top class" if task == "multiclass" else "mean pred"
@@ -79,7 +76,8 @@ def pred_line_name(task: str | None) -> str:
 
 def metric_line_name(task: str | None) -> str:
     """The live metric's name for a task (binary auc, multiclass accuracy, regression rmse)."""
-    return _METRIC_NAMES.get(task or "", "metric")
+    names = LIVE_METRICS.get(task or "")
+    return names[0] if names else "metric"
 
 
 def hist_name(task: str | None) -> str:
@@ -89,12 +87,8 @@ def hist_name(task: str | None) -> str:
 def prediction_summary(stats: dict[str, Any], task: str | None) -> str:
     """The mean prediction, or (multiclass) the most frequent class and its share."""
     if task == "multiclass":
-        counts, names = stats.get("prediction_hist") or [], stats.get("hist_labels") or []
-        total = sum(counts)
-        if not total or len(names) != len(counts):
-            return "-"
-        top = max(range(len(counts)), key=counts.__getitem__)
-        return f"{names[top]} · {counts[top] / total:.0%}"
+        found = top_class(stats)
+        return "-" if found is None else f"{found[0]} · {found[1]:.0%}"
     mean = stats.get("prediction_mean")
     return "-" if mean is None else f"{mean:.4f}"
 
@@ -102,9 +96,7 @@ def prediction_summary(stats: dict[str, Any], task: str | None) -> str:
 def metric_line(stats: dict[str, Any], task: str | None, muted: Any) -> tuple[str, Text]:
     """(name, value) of the live metric line: `rmse  52.1 · mae 40.3 (80 labeled)`, or the
     task's metric name with 'no labels yet'."""
-    metrics = dict(stats.get("metrics") or {})
-    if not metrics and stats.get("metric_name"):
-        metrics = {str(stats["metric_name"]): stats.get("metric")}
+    metrics = live_metrics(stats)
     name = next(iter(metrics), None) or metric_line_name(task)
     value = metrics.get(name)
     if value is None:

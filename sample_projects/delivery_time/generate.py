@@ -24,16 +24,15 @@ seen frost or an empty zone and errs far more; one retrained on winter data lear
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import polars as pl
 from workbench_samples import _common
 from workbench_samples._common import (
-    check_args,
+    begin,
     hour_and_weekday,
-    ids,
-    timestamps,
+    leading_columns,
     with_nulls,
 )
 
@@ -98,14 +97,10 @@ def generate(
 
     `start` defaults to 2025-10-01 (naive, read as UTC); for a drift batch it defaults to
     `days` days later, so a clean batch and a drift batch with the same `days` follow on."""
-    check_args(n_rows, days)
-    if start is None:
-        start = DEFAULT_START + timedelta(days=days) if drift else DEFAULT_START
-    # A separate stream for the drift batch, so it is not a rescaled copy of the clean one.
-    rng = np.random.default_rng([seed, 1 if drift else 0])
+    rng, ts_us = begin(
+        n_rows, seed, start, days, drift, default_start=DEFAULT_START, hour_weights=_HOUR_WEIGHTS
+    )
     n = n_rows
-
-    ts_us = timestamps(rng, n, start, days, _HOUR_WEIGHTS)
     hour, weekday = hour_and_weekday(ts_us)
     region = rng.choice(len(REGIONS), n, p=_REGION_P)
     weather = rng.choice(len(WEATHER), n, p=_WEATHER_P_WINTER if drift else _WEATHER_P)
@@ -139,10 +134,7 @@ def generate(
     prefix = f"ord-{seed}-{'d' if drift else ''}"
     return pl.DataFrame(
         [
-            ids(prefix, n).alias("order_id"),
-            pl.Series("ts", ts_us, dtype=pl.Int64).cast(pl.Datetime("us")),
-            pl.Series("hour", hour, dtype=pl.Int64),
-            pl.Series("weekday", weekday, dtype=pl.Int64),
+            *leading_columns("order_id", prefix, ts_us, hour, weekday),
             pl.Series("region", REGIONS, dtype=pl.Utf8).gather(region),
             pl.Series("weather", WEATHER, dtype=pl.Utf8).gather(weather),
             with_nulls(np.round(temperature, 1), rng, "temperature_c", _NULL_RATE),

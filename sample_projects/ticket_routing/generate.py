@@ -24,16 +24,15 @@ towards shipping.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import polars as pl
 from workbench_samples import _common
 from workbench_samples._common import (
-    check_args,
+    begin,
     hour_and_weekday,
-    ids,
-    timestamps,
+    leading_columns,
 )
 
 DEFAULT_START = datetime(2026, 2, 1)
@@ -77,13 +76,10 @@ def generate(
 
     `start` defaults to 2026-02-01 (naive, read as UTC); for a drift batch it defaults to
     `days` days later, so a clean batch and a drift batch with the same `days` follow on."""
-    check_args(n_rows, days)
-    if start is None:
-        start = DEFAULT_START + timedelta(days=days) if drift else DEFAULT_START
-    rng = np.random.default_rng([seed, 1 if drift else 0])
+    rng, ts_us = begin(
+        n_rows, seed, start, days, drift, default_start=DEFAULT_START, hour_weights=_HOUR_WEIGHTS
+    )
     n = n_rows
-
-    ts_us = timestamps(rng, n, start, days, _HOUR_WEIGHTS)
     hour, weekday = hour_and_weekday(ts_us)
     if drift:
         product_p = np.append(_PRODUCT_P * 0.7, 0.3)
@@ -123,10 +119,7 @@ def generate(
     prefix = f"tk-{seed}-{'d' if drift else ''}"
     return pl.DataFrame(
         [
-            ids(prefix, n).alias("ticket_id"),
-            pl.Series("ts", ts_us, dtype=pl.Int64).cast(pl.Datetime("us")),
-            pl.Series("hour", hour, dtype=pl.Int64),
-            pl.Series("weekday", weekday, dtype=pl.Int64),
+            *leading_columns("ticket_id", prefix, ts_us, hour, weekday),
             pl.Series("product", products, dtype=pl.Utf8).gather(product),
             pl.Series("plan", PLANS, dtype=pl.Utf8).gather(plan),
             pl.Series("channel", CHANNELS, dtype=pl.Utf8).gather(channel),

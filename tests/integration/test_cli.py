@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 import tomli_w
 
-from workbench.cli.main import main
+from tests.helpers import run_cli
 from workbench.demo import acts as demo
 from workbench.project import Project
 from workbench.registry import versions as registry
@@ -26,14 +26,6 @@ def _outside_any_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("WORKBENCH_USER", "tester")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def one_error(err: str) -> str:
@@ -52,7 +44,7 @@ def as_json(out: str) -> Any:
 
 def test_init_creates_a_project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "new"
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "init", str(target), "--sample", "fraud_detection", "--rows", "2000"
     )
     assert code == 0, err
@@ -67,27 +59,27 @@ def test_init_creates_a_project(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert project.name == "fraud_detection"
     assert not project.store.exists()  # nothing is created before it is needed
     # the fresh project validates
-    assert run(capsys, "validate", "--project", str(target))[0] == 0
+    assert run_cli(capsys, "validate", "--project", str(target))[0] == 0
 
 
 def test_init_again_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "new"
-    assert run(capsys, "init", str(target), "--rows", "500")[0] == 0
+    assert run_cli(capsys, "init", str(target), "--rows", "500")[0] == 0
     (target / "workbench.toml").write_text(
         (target / "workbench.toml").read_text() + "\n# my edit\n"
     )
-    code, _, err = run(capsys, "init", str(target), "--rows", "500")
+    code, _, err = run_cli(capsys, "init", str(target), "--rows", "500")
     assert code == 2
     assert "already exists (use --force" in one_error(err)
     assert "# my edit" in (target / "workbench.toml").read_text()  # untouched
-    assert run(capsys, "init", str(target), "--rows", "500", "--force")[0] == 0
+    assert run_cli(capsys, "init", str(target), "--rows", "500", "--force")[0] == 0
     assert "# my edit" not in (target / "workbench.toml").read_text()
 
 
 def test_init_unknown_sample_lists_the_samples(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, "init", str(tmp_path / "x"), "--sample", "nope")
+    code, _, err = run_cli(capsys, "init", str(tmp_path / "x"), "--sample", "nope")
     assert code == 2
     line = one_error(err)
     assert "--sample nope: no such sample" in line
@@ -99,7 +91,7 @@ def test_init_unknown_sample_lists_the_samples(
 
 
 def test_models_json(trained_project: Project, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "models", "--project", str(trained_project.root), "--json")
+    code, out, _ = run_cli(capsys, "models", "--project", str(trained_project.root), "--json")
     assert code == 0
     data = as_json(out)
     assert data["model"] == "fraud_detection"
@@ -114,7 +106,7 @@ def test_models_json(trained_project: Project, capsys: pytest.CaptureFixture[str
 
 
 def test_models_table(trained_project: Project, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "models", "--project", str(trained_project.root))
+    code, out, _ = run_cli(capsys, "models", "--project", str(trained_project.root))
     assert code == 0
     assert "model fraud_detection" in out
     assert "production" in out and "staging" in out
@@ -124,17 +116,17 @@ def test_promote_rollback_history_audit(
     trained_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = str(trained_project.root)
-    code, out, err = run(capsys, "promote", "2", "--project", root, "--reason", "x")
+    code, out, err = run_cli(capsys, "promote", "2", "--project", root, "--reason", "x")
     assert code == 0, err
     assert out.strip() == "fraud_detection@production: v1 -> v2"
     assert registry.aliases(trained_project)["production"] == 2
 
-    code, out, err = run(capsys, "rollback", "--project", root, "--reason", "y")
+    code, out, err = run_cli(capsys, "rollback", "--project", root, "--reason", "y")
     assert code == 0, err
     assert out.strip() == "fraud_detection@production rolled back: v2 -> v1"
     assert registry.aliases(trained_project)["production"] == 1
 
-    code, out, _ = run(capsys, "history", "--project", root, "--json")
+    code, out, _ = run_cli(capsys, "history", "--project", root, "--json")
     assert code == 0
     moves = as_json(out)
     assert [(m["alias"], m["action"], m["from_version"], m["to_version"]) for m in moves] == [
@@ -147,10 +139,10 @@ def test_promote_rollback_history_audit(
     assert [m["reason"] for m in moves[-2:]] == ["x", "y"]
     assert all(m["actor"].startswith("tester@") for m in moves[-2:])
 
-    code, out, _ = run(capsys, "history", "--project", root, "--alias", "production", "--json")
+    code, out, _ = run_cli(capsys, "history", "--project", root, "--alias", "production", "--json")
     assert [m["action"] for m in as_json(out)] == ["promote", "promote", "rollback"]
 
-    code, out, _ = run(capsys, "audit", "--project", root, "--json")
+    code, out, _ = run_cli(capsys, "audit", "--project", root, "--json")
     assert code == 0
     audit = as_json(out)
     assert len(audit) == 5
@@ -159,21 +151,21 @@ def test_promote_rollback_history_audit(
     assert newest["reason"] == "y" and newest["model"] == "fraud_detection"
     assert json.loads(newest["details"]) == {}
     assert [a["ts"] for a in audit] == sorted((a["ts"] for a in audit), reverse=True)
-    code, out, _ = run(capsys, "audit", "--project", root, "--limit", "2", "--json")
+    code, out, _ = run_cli(capsys, "audit", "--project", root, "--limit", "2", "--json")
     assert len(as_json(out)) == 2
 
     # the tables render too
-    assert "rollback" in run(capsys, "history", "--project", root)[1]
-    assert "rollback" in run(capsys, "audit", "--project", root)[1]
+    assert "rollback" in run_cli(capsys, "history", "--project", root)[1]
+    assert "rollback" in run_cli(capsys, "audit", "--project", root)[1]
 
 
 def test_promote_without_reason_exits_2(
     trained_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, "promote", "2", "--project", str(trained_project.root))
+    code, _, err = run_cli(capsys, "promote", "2", "--project", str(trained_project.root))
     assert code == 2
     assert "--reason" in one_error(err)
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "promote", "2", "--project", str(trained_project.root), "--reason", " "
     )
     assert code == 2
@@ -184,7 +176,7 @@ def test_promote_without_reason_exits_2(
 def test_promote_unknown_version_exits_1(
     trained_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "promote", "9", "--project", str(trained_project.root), "--reason", "x"
     )
     assert code == 1
@@ -194,7 +186,7 @@ def test_promote_unknown_version_exits_1(
 def test_rollback_with_nothing_to_roll_back_exits_1(
     trained_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "rollback", "--project", str(trained_project.root), "--reason", "y"
     )
     assert code == 1
@@ -210,7 +202,7 @@ def test_project_pointing_nowhere_exits_2(
     target = tmp_path / where
     if where == "empty-dir":
         target.mkdir()
-    code, _, err = run(capsys, "models", "--project", str(target), "--json")
+    code, _, err = run_cli(capsys, "models", "--project", str(target), "--json")
     assert code == 2
     line = one_error(err)
     assert str(target) in line
@@ -218,7 +210,7 @@ def test_project_pointing_nowhere_exits_2(
 
 
 def test_no_project_anywhere_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "models")
+    code, _, err = run_cli(capsys, "models")
     assert code == 2
     assert "no workbench.toml found" in one_error(err)
 
@@ -230,7 +222,7 @@ def test_no_project_anywhere_exits_2(capsys: pytest.CaptureFixture[str]) -> None
 def test_bad_arguments_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    code, _, err = run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     one_error(err)
 
@@ -238,7 +230,7 @@ def test_bad_arguments_exit_2_with_one_line(
 def test_project_option_before_the_command(
     trained_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "--project", str(trained_project.root), "models", "--json")
+    code, out, err = run_cli(capsys, "--project", str(trained_project.root), "models", "--json")
     assert code == 0, err
     assert [v["version"] for v in as_json(out)["versions"]] == [2, 1]
 
@@ -251,16 +243,16 @@ def test_promote_default_alias_follows_config(
     raw["registry"]["production_alias"] = "live"
     path.write_text(tomli_w.dumps(raw))
     project = Project.load(trained_project.root)
-    code, _, err = run(capsys, "promote", "2", "--project", str(project.root), "--reason", "x")
+    code, _, err = run_cli(capsys, "promote", "2", "--project", str(project.root), "--reason", "x")
     assert code == 0, err
     assert registry.aliases(project).get("live") == 2
 
 
 def test_sync_command(trained_project: Project, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "sync", "--project", str(trained_project.root))
+    code, out, _ = run_cli(capsys, "sync", "--project", str(trained_project.root))
     assert code == 0
     assert out.strip() == "runs index: 2 run(s), 2 new or changed"
-    code, out, _ = run(capsys, "sync", "--project", str(trained_project.root))
+    code, out, _ = run_cli(capsys, "sync", "--project", str(trained_project.root))
     assert out.strip() == "runs index: 2 run(s), 0 new or changed"
 
 
@@ -293,7 +285,7 @@ def test_demo_prepare_then_headless_summary(
     said.clear()
     demo.prepare(root, echo=said.append, rows=3000)
     assert said == []
-    code, out, err = run(capsys, "demo", str(root), "--headless", "--json", "--first-act-only")
+    code, out, err = run_cli(capsys, "demo", str(root), "--headless", "--json", "--first-act-only")
     assert code == 0, err
     summary = as_json(out)
     assert summary["model"] == "fraud_detection"

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from workbench_plugins.docker_runner import NONROOT
@@ -38,11 +39,13 @@ def _engine() -> object:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
-def engine() -> Iterator[object]:
+def engine_session(timeout: float) -> Iterator[Any]:
+    """The engine connected with `timeout` (`_engine` skips first when none answers); after
+    the session, the labelled containers and the labelled images it made removed."""
     import docker
 
-    client = _engine()
+    _engine()
+    client = docker_engine.connect(timeout=timeout)
     before = {img.id for img in client.images.list()}
     yield client
     # Remove what the tests made: labelled containers, and labelled images made during the run.
@@ -54,6 +57,11 @@ def engine() -> Iterator[object]:
     for img in sorted(made, key=lambda i: i.attrs.get("Created", ""), reverse=True):
         with contextlib.suppress(docker.errors.APIError):  # children first; a shared layer may stay
             client.images.remove(img.id, force=True)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Any]:
+    yield from engine_session(timeout=10)
 
 
 @pytest.fixture(scope="session")

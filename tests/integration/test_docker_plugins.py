@@ -9,7 +9,6 @@ WORKBENCH_REQUIRE_DOCKER=1), like tests/integration/test_docker.py, whose fixtur
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import subprocess
 import sys
@@ -20,13 +19,14 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import plugins_forgotten
 from workbench import plugins
 from workbench.jobs import control as jobs
 from workbench.jobs import images
 from workbench.jobs.observer import JobObserver
 from workbench.project import Project
 
-from .test_docker import _engine, _with_docker, base_image  # noqa: F401  (a fixture)
+from .test_docker import _with_docker, base_image, engine_session  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -48,24 +48,8 @@ class TinyTrainer:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Any]:
-    """The engine (test_docker's, with a longer timeout: a build loads a small machine), and
-    the labelled containers and images this module made removed afterwards."""
-    import docker
-
-    from workbench.jobs import docker_engine
-
-    _engine()  # skips (or fails under WORKBENCH_REQUIRE_DOCKER=1) when no engine answers
-    client = docker_engine.connect(timeout=120)
-    before = {img.id for img in client.images.list()}
-    yield client
-    for c in client.containers.list(all=True, filters={"label": docker_engine.LABEL}):
-        c.remove(force=True)
-    made = [
-        i for i in client.images.list(filters={"label": docker_engine.LABEL}) if i.id not in before
-    ]
-    for img in sorted(made, key=lambda i: i.attrs.get("Created", ""), reverse=True):
-        with contextlib.suppress(docker.errors.APIError):
-            client.images.remove(img.id, force=True)
+    """test_docker's engine with a longer timeout: a build loads a small machine."""
+    yield from engine_session(timeout=120)
 
 
 def build_wheel(out: Path) -> Path:
@@ -108,11 +92,8 @@ def tiny_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )  # fmt: skip
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", str(site))
-    plugins._registry.cache_clear()
-    plugins._FOUND.clear()
-    yield site
-    plugins._registry.cache_clear()
-    plugins._FOUND.clear()
+    with plugins_forgotten():
+        yield site
 
 
 def _tiny_project(sample_project: Project, base: str) -> Project:

@@ -13,17 +13,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.cli.main import main
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +53,7 @@ def test_init_from_data_then_validate_passes(
     frame = datasets[name]
     frame.write_csv(source) if fmt == "csv" else frame.write_parquet(source)
     root = tmp_path / "proj"
-    code, out, err = _run(capsys, "init", str(root), "--data", str(source), "--target", "target")
+    code, out, err = run_cli(capsys, "init", str(root), "--data", str(source), "--target", "target")
     assert code == 0, out + err
     assert out.startswith(f"task: {task} (target 'target' is ")
     assert "validate: passed" in out
@@ -75,7 +67,7 @@ def test_init_from_data_then_validate_passes(
     if name == "cancer":
         assert '[schema."mean radius"]' in text  # a name with a space, quoted
     assert text.count("\n# ") > 10  # commented
-    code, out, err = _run(capsys, "validate", "--project", str(root))
+    code, out, err = run_cli(capsys, "validate", "--project", str(root))
     assert code == 0, out + err
     assert "passed" in out
 
@@ -87,7 +79,7 @@ def test_a_given_task_that_does_not_fit_is_one_line(
     datasets["diabetes"].write_parquet(source)
     root = tmp_path / "proj"
     argv = ["init", str(root), "--data", str(source), "--target", "target", "--task", "binary"]
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert "distinct values; a binary task needs 2 — use --task regression" in err
     assert not (root / "workbench.toml").exists()
@@ -100,11 +92,11 @@ def test_link_symlinks_and_an_existing_config_is_kept(
     datasets["wine"].write_csv(source)
     root = tmp_path / "proj"
     argv = ["init", str(root), "--data", str(source), "--target", "target", "--link"]
-    code, out, err = _run(capsys, *argv, "--name", "my-wine")
+    code, out, err = run_cli(capsys, *argv, "--name", "my-wine")
     assert code == 0, out + err
     assert (root / "data" / "wine.csv").is_symlink()
     assert tomllib.loads((root / "workbench.toml").read_text())["project"]["name"] == "my-wine"
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "already exists (use --force" in err
 
 
@@ -134,7 +126,7 @@ def test_messy_csv_through_init_and_validate(
     source = tmp_path / "customers.csv"
     source.write_text(MESSY.format(rows=_messy_rows(400)), encoding="utf-8")
     root = tmp_path / "proj"
-    code, out, err = _run(capsys, "init", str(root), "--data", str(source), "--target", "y")
+    code, out, err = run_cli(capsys, "init", str(root), "--data", str(source), "--target", "y")
     assert code == 0, out + err
     assert "task: binary (target 'y' is text with 2 distinct values)" in out
     assert "note: id column: 'customer id'" in out
@@ -145,7 +137,7 @@ def test_messy_csv_through_init_and_validate(
     assert raw["data"]["split"] == "time" and raw["data"]["id_column"] == "customer id"
     assert raw["schema"]["active"] == {"type": "bool"}
     assert raw["schema"]["visits"]["type"] == "int" and raw["schema"]["visits"]["max_missing"]
-    code, out, err = _run(capsys, "validate", "--project", str(root))
+    code, out, err = run_cli(capsys, "validate", "--project", str(root))
     assert code == 0, out + err
 
     # The same file with bad values: a per-column report naming them, exit 1, no traceback.
@@ -157,10 +149,10 @@ def test_messy_csv_through_init_and_validate(
         cells[8] = "Lyon "  # city: not an allowed category
         lines[i] = ",".join(cells)
     data.write_text("\n".join(lines) + "\n")
-    code, out, err = _run(capsys, "validate", "--project", str(root))
+    code, out, err = run_cli(capsys, "validate", "--project", str(root))
     assert code == 1
     assert "FAIL" in out and "amount" in out and "city" in out  # a per-column report
-    code, out, err = _run(capsys, "validate", "--json", "--project", str(root))
+    code, out, err = run_cli(capsys, "validate", "--json", "--project", str(root))
     assert code == 1
     report = json.loads(out)
     assert report["passed"] is False
@@ -180,7 +172,7 @@ def test_validate_json_prints_json_when_the_data_cannot_be_read(
     (root / "workbench.toml").write_text(
         '[project]\nname = "p"\n[data]\npath = "data/none.csv"\ntarget = "y"\nsplit = "random"\n'
     )
-    code, out, err = _run(capsys, "validate", "--json", "--project", str(root))
+    code, out, err = run_cli(capsys, "validate", "--json", "--project", str(root))
     assert code == 1
     report = json.loads(out)
     assert report["passed"] is False and "data file not found" in report["error"]
@@ -192,11 +184,11 @@ def test_schema_infer_prints_the_schema_block(
 ) -> None:
     source = tmp_path / "cancer.csv"
     datasets["cancer"].write_csv(source)
-    code, out, err = _run(capsys, "schema", "infer", str(source), "--target", "target")
+    code, out, err = run_cli(capsys, "schema", "infer", str(source), "--target", "target")
     assert code == 0, err
     schema = tomllib.loads(out)["schema"]
     assert schema["mean radius"]["type"] == "float"
     assert schema["target"] == {"type": "int", "min": 0, "max": 1, "outliers": False}
     assert "task: binary" in err
-    code, out, err = _run(capsys, "schema", "infer", str(tmp_path / "missing.csv"))
+    code, out, err = run_cli(capsys, "schema", "infer", str(tmp_path / "missing.csv"))
     assert code == 1 and "data file not found" in err

@@ -7,7 +7,6 @@ Parquet logs through DuckDB."""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import tomllib
@@ -19,6 +18,7 @@ import polars as pl
 import pytest
 import tomli_w
 
+from tests.helpers import cli_json
 from tests.integration.test_serving import Server, start_server
 from tests.sklearn_projects import frame
 from workbench.cli.main import main
@@ -35,14 +35,6 @@ TRAINERS: dict[str, dict[str, Any]] = {
 }
 #: what `canary status` reports as the live metric per task
 LIVE_METRIC = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> Any:
-    capsys.readouterr()
-    got = main([*argv, "--json"])
-    out = capsys.readouterr()
-    assert got == code, out.err
-    return json.loads(out.out)
 
 
 def make_project(tmp: Path, task: str, trainer: str, capsys: pytest.CaptureFixture[str]) -> Path:

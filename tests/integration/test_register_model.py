@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import audit_rows, mlflow_client
-from tests.integration.sklearn_projects import call, holdout, serving, write_project
-from workbench.cli.main import main
+from tests.helpers import audit_rows, mlflow_client, run_cli
+from tests.sklearn_projects import call, holdout, labelled_project, serving
 from workbench.project import Project
 from workbench.registry import versions as registry
 
@@ -43,11 +42,7 @@ with mlflow.start_run() as run:
 
 
 def _cli(capsys: pytest.CaptureFixture[str], project: Project, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main([*argv, "--project", str(project.root)])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
+    return run_cli(capsys, *argv, "--project", str(project.root))
 
 
 def _training_rows(project: Project, n: int = 400) -> tuple[pd.DataFrame, pd.Series]:
@@ -64,7 +59,7 @@ def test_a_model_a_plain_mlflow_script_logged_becomes_a_served_version(
     from workbench.monitoring.checks import load_profile
     from workbench.store import tracking
 
-    project = write_project(tmp_path / "cancer", "cancer")
+    project = labelled_project(tmp_path / "cancer", "cancer")
     tracking.setup(project)  # the store and experiment a first `workbench` command made
     script = tmp_path / "notebook.py"
     script.write_text(textwrap.dedent(PLAIN_SCRIPT))
@@ -131,7 +126,7 @@ def test_a_local_model_folder_without_a_signature(
 
     from workbench.serving.predictors import model_dir_for
 
-    project = write_project(tmp_path / "cancer", "cancer")
+    project = labelled_project(tmp_path / "cancer", "cancer")
     features, target = _training_rows(project)
     rf = RandomForestClassifier(n_estimators=20, random_state=1).fit(features, target)
     folder = tmp_path / "rf model"
@@ -170,7 +165,7 @@ def test_missing_and_extra_columns_are_one_line_and_exit_1(
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    project = write_project(tmp_path / "cancer", "cancer")
+    project = labelled_project(tmp_path / "cancer", "cancer")
     features, target = _training_rows(project)
     features = features.drop(columns=["mean radius"]).assign(**{"extra col": 1.0})
     model = LogisticRegression(max_iter=50).fit(features, target)
@@ -198,7 +193,7 @@ def test_a_model_that_only_gives_labels_is_refused_with_the_hint(
     import mlflow.pyfunc
     from mlflow.models import infer_signature
 
-    project = write_project(tmp_path / "cancer", "cancer")
+    project = labelled_project(tmp_path / "cancer", "cancer")
     features, _ = _training_rows(project, 10)
     model = type("LabelModel", (mlflow.pyfunc.PythonModel,), {"predict": _Labels.predict})()
     folder = tmp_path / "labels"
@@ -215,7 +210,7 @@ def test_a_regression_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     from sklearn.linear_model import Ridge
     from sklearn.metrics import mean_absolute_error, mean_squared_error
 
-    project = write_project(tmp_path / "diabetes", "diabetes")
+    project = labelled_project(tmp_path / "diabetes", "diabetes")
     features, target = _training_rows(project, 300)
     model = Ridge(alpha=0.1).fit(features, target)
     folder = tmp_path / "ridge"

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.cli.main import main
+from tests.helpers import run_cli
 from workbench.data.validation import validate_frame
 from workbench.demo import acts as demo
 from workbench.demo import samples
@@ -41,32 +41,24 @@ def _outside_any_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.chdir(cwd)
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
 @pytest.mark.parametrize("sample", sorted(SAMPLES))
 def test_init_validate_and_pipeline_register_v1(
     sample: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     task, metric, data = SAMPLES[sample]
     root = tmp_path / sample
-    code, out, err = run(capsys, "init", str(root), "--sample", sample, "--rows", str(ROWS))
+    code, out, err = run_cli(capsys, "init", str(root), "--sample", sample, "--rows", str(ROWS))
     assert code == 0, err
     assert f"created project {sample!r}" in out
     for name in ("workbench.toml", "generate.py", "README.md", data):
         assert (root / name).is_file(), name
     assert pl.read_parquet(root / data).height == ROWS
 
-    code, out, err = run(capsys, "validate", "--project", str(root), "--json")
+    code, out, err = run_cli(capsys, "validate", "--project", str(root), "--json")
     assert code == 0, err
     assert json.loads(out)["passed"] is True
 
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "pipeline", "run", "--project", str(root), "--runner", "local", "-q", "--json"
     )
     assert code == 0, err
@@ -114,7 +106,7 @@ def test_demo_first_act(demo_template: Path, capsys: pytest.CaptureFixture[str])
     assert all(metric in v.metrics for v in versions)
 
     # the headless demo on the prepared folder trains nothing and prints the summary
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "demo", str(demo_template), "--sample", sample, "--headless", "--json",
         "--first-act-only",
     )  # fmt: skip
@@ -123,7 +115,7 @@ def test_demo_first_act(demo_template: Path, capsys: pytest.CaptureFixture[str])
     assert summary["model"] == sample
     assert summary["aliases"] == {"production": 1, "staging": 2}
     assert len(registry.list_versions(project)) == 2
-    code, out, err = run(capsys, "demo", str(demo_template), "--headless", "--first-act-only")
+    code, out, err = run_cli(capsys, "demo", str(demo_template), "--headless", "--first-act-only")
     assert code == 0, err
     assert f"{metric}=" in out
 
@@ -193,7 +185,7 @@ def test_an_unknown_sample_creates_nothing(
     target = tmp_path / "nope"
     with pytest.raises(UsageError, match="no such sample"):
         demo.prepare(target, echo=lambda _m: None, sample="not_a_sample")
-    code, _, err = run(capsys, "demo", str(target), "--sample", "not_a_sample", "--headless")
+    code, _, err = run_cli(capsys, "demo", str(target), "--sample", "not_a_sample", "--headless")
     assert code == 2 and "no such sample" in err
     assert not target.exists()
     assert {"delivery_time", "fraud_detection", "ticket_routing"} <= set(samples.available())

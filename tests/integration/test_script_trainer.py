@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.sklearn_projects import call, holdout, serving, write_project
+from tests.sklearn_projects import call, holdout, labelled_project, serving
 from workbench.cli.main import main
 from workbench.project import Project
 from workbench.registry import versions as registry
@@ -48,7 +48,7 @@ print("trained")
 
 
 def _project(tmp_path: Path, script: str) -> Project:
-    project = write_project(tmp_path / "cancer", "cancer", TRAINER)
+    project = labelled_project(tmp_path / "cancer", "cancer", TRAINER)
     (project.root / "train.py").write_text(textwrap.dedent(script))
     return project
 
@@ -131,7 +131,7 @@ def test_a_command_that_logs_no_model_fails_the_job_naming_the_run(
 def test_check_config_names_a_missing_program(tmp_path: Path) -> None:
     from workbench.data.validation import config_problems
 
-    project = write_project(tmp_path / "p", "cancer", TRAINER)
+    project = labelled_project(tmp_path / "p", "cancer", TRAINER)
     assert config_problems(project.config) == []
     bad = project.config.model_copy(
         update={

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import mlflow_client
-from workbench.cli.main import main
+from tests.helpers import mlflow_client, run_cli
 from workbench.demo import samples
 from workbench.jobs import control
 from workbench.project import Project
@@ -34,14 +33,6 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     return Project.load(samples.init(tmp_path / "proj", "fraud_detection", rows=ROWS))
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
 def children(project: Project, parent: str) -> list[Any]:
     client = mlflow_client(project)
     exp = client.get_experiment_by_name(project.config.project.name)
@@ -52,7 +43,7 @@ def test_sweep_logs_a_parent_and_a_run_per_trial(
     tiny: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = str(tiny.root)
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "--project", root, "sweep", "--trials", "3",
         "--param", "num_leaves=4..24",
@@ -99,13 +90,15 @@ def test_sweep_logs_a_parent_and_a_run_per_trial(
     assert "system/cpu_utilization_percentage" in parent.data.metrics
 
     # every run in the runs index (what `workbench runs` and the Experiments screen read)
-    code, out, err = run(capsys, "--project", root, "runs", "--json")
+    code, out, err = run_cli(capsys, "--project", root, "runs", "--json")
     assert code == 0, err
     indexed = {r["run_id"]: r for r in json.loads(out)}
     ids = [parent_id, *(t.info.run_id for t in trials)]
     assert set(ids) <= set(indexed)
     assert indexed[best.info.run_id]["m.valid_auc"] == pytest.approx(best.data.metrics["valid_auc"])
-    code, out, err = run(capsys, "--project", root, "compare", *(i[:10] for i in ids[1:]), "--json")
+    code, out, err = run_cli(
+        capsys, "--project", root, "compare", *(i[:10] for i in ids[1:]), "--json"
+    )
     assert code == 0, err
     fields = {row["field"] for row in json.loads(out)}
     assert {"p.num_leaves", "m.valid_auc"} <= fields
@@ -126,7 +119,7 @@ def test_sweep_logs_a_parent_and_a_run_per_trial(
 def test_a_bad_param_is_one_line_and_exit_2(
     tiny: Project, capsys: pytest.CaptureFixture[str], param: str, says: str
 ) -> None:
-    code, _out, err = run(
+    code, _out, err = run_cli(
         capsys, "--project", str(tiny.root), "sweep", "--trials", "2", "--param", param
     )
     assert code == 2

@@ -8,16 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from tests.helpers import cli_json
 from tests.sklearn_projects import frame, write_project
 from workbench.cli.main import main
 from workbench.project import Project
 from workbench.tasks import METRICS, ModelTask
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
-    capsys.readouterr()
-    assert main([*argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
@@ -27,7 +22,7 @@ def test_pipeline_per_task(tmp_path, capsys, task: str) -> None:
     first, second = df.columns[0], df.columns[1]
     df = df.rename({first: f"{first}, [raw]", second: f'{second} "x": {{1}}'})
     root = write_project(tmp_path / task, task, df)
-    result = run_json(capsys, "--project", str(root), "pipeline", "run", "--runner", "local")
+    result = cli_json(capsys, "--project", str(root), "pipeline", "run", "--runner", "local")
     metric = f"holdout_{METRICS[task][0]}"
     assert set(f"holdout_{m}" for m in METRICS[task]) <= set(result["metrics"])
     assert result["gate"]["metric"] == metric
@@ -58,11 +53,11 @@ def test_pipeline_per_task(tmp_path, capsys, task: str) -> None:
 
     # a second run is gated against production scored on the same holdout, in its direction
     assert main(["--project", str(root), "promote", "1", "--reason", "first"]) == 0
-    again = run_json(capsys, "--project", str(root), "pipeline", "run", "--runner", "local")
+    again = cli_json(capsys, "--project", str(root), "pipeline", "run", "--runner", "local")
     assert again["champion_version"] == 1
     gate = again["gate"]
     assert gate["champion"] == pytest.approx(result["metrics"][metric])  # same holdout, same model
-    models = run_json(capsys, "--project", str(root), "models")
+    models = cli_json(capsys, "--project", str(root), "models")
     v2 = next(v for v in models["versions"] if v["version"] == 2)
     assert v2["metrics"]["champion_version"] == 1
     assert v2["metrics"][f"champion_{metric}"] == pytest.approx(gate["champion"])

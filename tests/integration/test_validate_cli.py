@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import tomli_w
 
-from workbench.cli.main import main
+from tests.helpers import run_cli
 from workbench.demo import samples
 
 pytestmark = pytest.mark.integration
@@ -53,14 +53,6 @@ def _set(section: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]
     return edit
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
 CONFIG_ERRORS = [
     pytest.param(_set("trainer.params", "num_iterations", -5), "[trainer.params].num_iterations"),
     pytest.param(_set("trainer.params", "n_estimators", 0), "[trainer.params].n_estimators"),
@@ -78,7 +70,7 @@ def test_config_problem_exits_2_with_one_line_naming_the_key(
     project: Path, capsys: pytest.CaptureFixture[str], edit: Callable[..., None], key: str
 ) -> None:
     _edit(project, edit)
-    code, out, err = _run(capsys, "validate", "--project", str(project))
+    code, out, err = run_cli(capsys, "validate", "--project", str(project))
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -89,7 +81,7 @@ def test_config_problem_exits_2_with_one_line_naming_the_key(
 def test_deeply_nested_toml_exits_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = project / "workbench.toml"
     path.write_text(path.read_text() + "\n[tui]\ntheme = " + "[" * 3000 + "]" * 3000 + "\n")
-    code, _, err = _run(capsys, "validate", "--project", str(project))
+    code, _, err = run_cli(capsys, "validate", "--project", str(project))
     assert code == 2
     assert "nested too deeply" in err and len(err.strip().splitlines()) == 1
 
@@ -150,7 +142,7 @@ def test_data_problem_exits_1_and_the_report_names_it(
         _edit(project, edit)
     if change:
         _rewrite_data(project, change)
-    code, out, _ = _run(capsys, "validate", "--project", str(project), "--json")
+    code, out, _ = run_cli(capsys, "validate", "--project", str(project), "--json")
     assert code == 1
     import json
 
@@ -163,7 +155,7 @@ def test_pipeline_start_refuses_a_bad_param_before_any_job(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _edit(project, _set("trainer.params", "learning_rate", 0))
-    code, _, err = _run(capsys, "pipeline", "run", "--project", str(project))
+    code, _, err = run_cli(capsys, "pipeline", "run", "--project", str(project))
     assert code == 2
     assert "[trainer.params].learning_rate: must be > 0" in err
     assert not list((project / ".workbench" / "jobs").glob("*.log"))

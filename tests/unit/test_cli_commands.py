@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import pytest
 
+from tests.helpers import run_cli
 from workbench import __version__
 from workbench.cli.main import cli, main
 from workbench.project import Project
@@ -34,14 +35,6 @@ COMMANDS = [path for path, _ in _commands(cli)]
 LEAVES = [path for path, cmd in _commands(cli) if not isinstance(cmd, click.Group)]
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
 def test_the_registry_holds_every_command() -> None:
     names = {" ".join(p) for p in COMMANDS}
     assert {
@@ -54,7 +47,7 @@ def test_the_registry_holds_every_command() -> None:
 
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
 def test_every_command_has_help(path: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(capsys, *path, "--help")
+    code, out, err = run_cli(capsys, *path, "--help")
     assert code == 0, err
     assert out.startswith(f"Usage: workbench {' '.join(path)} ")
     if path in LEAVES:
@@ -66,7 +59,7 @@ def test_every_command_has_help(path: tuple[str, ...], capsys: pytest.CaptureFix
 def test_a_bad_option_is_one_line_and_exit_2(
     path: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(capsys, *path, "--no-such-option")
+    code, out, err = run_cli(capsys, *path, "--no-such-option")
     assert code == 2
     assert out == ""
     lines = err.strip().splitlines()
@@ -88,7 +81,7 @@ def test_a_bad_option_is_one_line_and_exit_2(
 def test_argument_errors_name_the_option(
     argv: list[str], names: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("workbench: error: "), err
@@ -96,12 +89,12 @@ def test_argument_errors_name_the_option(
 
 
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "--help")
+    code, out, _ = run_cli(capsys, "--help")
     assert code == 0
     assert "With no command, opens the TUI." in out
     assert "pipeline" in out and "canary" in out
-    assert _run(capsys, "-h")[0] == 0
-    code, out, _ = _run(capsys, "--version")
+    assert run_cli(capsys, "-h")[0] == 0
+    code, out, _ = run_cli(capsys, "--version")
     assert (code, out) == (0, f"workbench {__version__}\n")
 
 
@@ -131,10 +124,10 @@ def test_text_starting_with_a_dash_is_an_argument_as_before(
         ["sql", "-- why\nSELECT 41 + 1 AS x", "--format", "csv", "--project", root],
         ["sql", "--project", root, "--format", "csv", "--", "-- why\nSELECT 41 + 1 AS x"],
     ):
-        code, out, err = _run(capsys, *argv)
+        code, out, err = run_cli(capsys, *argv)
         assert code == 0, err
         assert out.splitlines() == ["x", "42"]
-    code, _, err = _run(capsys, "canary", "traffic", "-5", "--project", root)
+    code, _, err = run_cli(capsys, "canary", "traffic", "-5", "--project", root)
     assert code == 2 and "no such option" not in err  # a negative number, not an option
 
 

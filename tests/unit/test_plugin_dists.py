@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import plugins
+from tests.helpers import plugins_forgotten
 from workbench.jobs import images, plugin_dists
 from workbench.project import Project
 
@@ -36,11 +36,8 @@ def on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    plugins._registry.cache_clear()
-    plugins._FOUND.clear()
-    yield site
-    plugins._registry.cache_clear()
-    plugins._FOUND.clear()
+    with plugins_forgotten():
+        yield site
 
 
 def _using(project: Project, plugin: str) -> Project:

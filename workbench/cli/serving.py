@@ -260,9 +260,9 @@ def _print_status(report: dict[str, Any], window: float) -> None:
 
 def _metric_cell(stats: dict[str, Any]) -> str:
     """`auc 0.9123`, `rmse 52.1 · mae 40.3`; `accuracy: no labels` before labels come."""
-    metrics = stats.get("metrics") or {}
-    if not metrics and stats.get("metric_name"):
-        metrics = {stats["metric_name"]: stats.get("metric")}
+    from workbench.serving.stats_summary import live_metrics
+
+    metrics = live_metrics(stats)
     if not metrics:
         return "-"
     if all(v is None for v in metrics.values()):
@@ -272,12 +272,10 @@ def _metric_cell(stats: dict[str, Any]) -> str:
 
 def _top_class(stats: dict[str, Any]) -> str:
     """The most frequent predicted class and its share: `class_1 48%`."""
-    counts, names = stats.get("prediction_hist") or [], stats.get("hist_labels") or []
-    total = sum(counts)
-    if not total or len(names) != len(counts):
-        return "-"
-    top = max(range(len(counts)), key=counts.__getitem__)
-    return f"{names[top]} {counts[top] / total:.0%}"
+    from workbench.serving.stats_summary import top_class
+
+    found = top_class(stats)
+    return "-" if found is None else f"{found[0]} {found[1]:.0%}"
 
 
 @canary.action("traffic", "set the canary's share")

@@ -13,6 +13,7 @@ from workbench.errors import UsageError, WorkbenchError
 from workbench.names import check_label
 
 if TYPE_CHECKING:
+    from workbench.jobs.control import JobOutcome
     from workbench.jobs.events import Progress
 
 commands = Commands()
@@ -27,6 +28,11 @@ class _Progress:
         self.label = label
         self.bar: Any = None
         self.task: Any = None
+
+    @classmethod
+    def of(cls, as_json: bool, quiet: bool, label: str = "training") -> _Progress:
+        """The bar on a terminal unless JSON is asked for; no job lines with --json or -q."""
+        return cls(enabled=not as_json and sys.stdout.isatty(), quiet=quiet or as_json, label=label)
 
     def __enter__(self) -> _Progress:
         if self.enabled:
@@ -129,31 +135,42 @@ def train(
         project.config, "--param" if params else str(project.root / "workbench.toml"), params
     )
     resolved = _runner(project, runner, as_json)
-    with _Progress(enabled=not as_json and sys.stdout.isatty(), quiet=quiet or as_json) as bar:
+    with _Progress.of(as_json, quiet) as bar:
         observer = JobObserver(on_progress=bar.progress, on_log=bar.log)
         outcome = run_training(project, resolved, observer, run_name=run_name, params=params)
     result = outcome.train_result
     if as_json:
-        print_json(
-            {
-                "job_id": outcome.job_id,
-                "status": outcome.status,
-                "runner": outcome.runner,
-                "reason": outcome.reason,
-                **({"run_id": outcome.run_id} if outcome.run_id else {}),
-                **(result.to_dict() if result else {}),
-            }
-        )
+        _print_outcome(outcome)
     elif outcome.ok and result is not None:
         m = result.metrics
         shown = ", ".join(f"{k}={v:.4f}" for k, v in m.items() if k.startswith("holdout_"))
         print(f"run {result.run_id} finished: {shown}")
+    _fail_unless_ok("training", outcome)
+    return 0
+
+
+def _print_outcome(outcome: JobOutcome, **more: Any) -> None:
+    """A training or sweep job's outcome as JSON: the job, its run, the result and `more`."""
+    result = outcome.train_result
+    print_json(
+        {
+            "job_id": outcome.job_id,
+            "status": outcome.status,
+            "runner": outcome.runner,
+            "reason": outcome.reason,
+            **({"run_id": outcome.run_id} if outcome.run_id else {}),
+            **(result.to_dict() if result else {}),
+            **more,
+        }
+    )
+
+
+def _fail_unless_ok(kind: str, outcome: JobOutcome) -> None:
     if not outcome.ok:
         raise WorkbenchError(
-            f"training job {outcome.job_id} {outcome.status}: {outcome.reason} "
+            f"{kind} job {outcome.job_id} {outcome.status}: {outcome.reason} "
             f"(log: {outcome.log_path})"
         )
-    return 0
 
 
 @commands.command(
@@ -186,29 +203,14 @@ def sweep(
     _check_space(project, spec)
     resolved = _runner(project, runner, as_json)
     stop = _CtrlC()
-    with (
-        stop,
-        _Progress(
-            enabled=not as_json and sys.stdout.isatty(), quiet=quiet or as_json, label="sweep"
-        ) as bar,
-    ):
+    with stop, _Progress.of(as_json, quiet, label="sweep") as bar:
         observer = JobObserver(on_progress=bar.progress, on_log=bar.log, should_stop=stop.is_set)
         outcome = run_sweep(project, resolved, spec.to_json(), observer)
     result = outcome.train_result
     best = dict(result.extra.get("best_params") or {}) if result else {}
     again = f"workbench pipeline run {search_space.command_line(best)}" if best else None
     if as_json:
-        print_json(
-            {
-                "job_id": outcome.job_id,
-                "status": outcome.status,
-                "runner": outcome.runner,
-                "reason": outcome.reason,
-                **({"run_id": outcome.run_id} if outcome.run_id else {}),
-                **(result.to_dict() if result else {}),
-                **({"command": again} if again else {}),
-            }
-        )
+        _print_outcome(outcome, **({"command": again} if again else {}))
     elif outcome.ok and result is not None:
         key = f"valid_{project.config.metric}"
         value = result.metrics.get(key)
@@ -220,11 +222,7 @@ def sweep(
         print(f"train and gate the best params with: {again}")
     if stop.is_set() and outcome.status == "stopped":
         raise KeyboardInterrupt
-    if not outcome.ok:
-        raise WorkbenchError(
-            f"sweep job {outcome.job_id} {outcome.status}: {outcome.reason} "
-            f"(log: {outcome.log_path})"
-        )
+    _fail_unless_ok("sweep", outcome)
     return 0
 
 
@@ -315,7 +313,7 @@ def pipeline_run(
     if params:
         check_config(project.config, "--param", params)
     resolved = _runner(project, runner, as_json)
-    with _Progress(enabled=not as_json and sys.stdout.isatty(), quiet=quiet or as_json) as bar:
+    with _Progress.of(as_json, quiet) as bar:
         plain = not as_json and not sys.stdout.isatty()
 
         def on_step(name: str, status: str, detail: str) -> None:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from workbench.serving.responses import class_key
+from workbench.serving.stats_summary import LIVE_METRICS
 from workbench.store.db import Db
 from workbench.store.parquet_log import utcnow
 from workbench.tasks import ModelTask
@@ -175,10 +176,6 @@ def _as_utc(t: datetime | None) -> datetime:
     if t is None:
         return utcnow()
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-#: The live metric(s) of each task, the one compared (and shown first) first.
-LIVE_METRICS = {"binary": ("auc",), "multiclass": ("accuracy",), "regression": ("rmse", "mae")}
 
 
 def _auc(row: dict[str, Any]) -> float | None:
