@@ -56,7 +56,7 @@ def _set(section: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]
 CONFIG_ERRORS = [
     pytest.param(_set("trainer.params", "num_iterations", -5), "[trainer.params].num_iterations"),
     pytest.param(_set("trainer.params", "n_estimators", 0), "[trainer.params].n_estimators"),
-    pytest.param(_set("trainer", "plugin", "xgboost"), "[trainer].plugin"),
+    pytest.param(_set("trainer", "plugin", "catboost_rf"), "[trainer].plugin"),
     pytest.param(_set("trainer.params", "seed", 12345678901234567890), "[trainer.params].seed"),
     pytest.param(_set("data", "seed", 12345678901234567890), "[data].seed"),
     pytest.param(_set("docker", "gpus", -1), "[docker].gpus"),
@@ -183,8 +183,7 @@ def test_a_real_process_prints_no_traceback(
     assert "Traceback" not in proc.stdout + proc.stderr
     if code == 2:
         assert len(proc.stderr.strip().splitlines()) == 1
-        assert (
-            "[trainer].plugin: no trainer plugin named 'nope' (installed: lightgbm)" in proc.stderr
-        )
+        installed = "(installed: lightgbm, script, sklearn, xgboost)"
+        assert f"[trainer].plugin: no trainer plugin named 'nope' {installed}" in proc.stderr
     else:
         assert "[data].id_column" in proc.stdout
