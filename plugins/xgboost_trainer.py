@@ -96,7 +96,7 @@ def check_params(params: dict[str, Any]) -> list[str]:
         elif key in _RULE_OF:
             if (problem := number_problem(key, value, _RULE_OF[key])) is not None:
                 problems.append(problem)
-        elif key in _CHOICES and value not in _CHOICES[key]:
+        elif key in _CHOICES and (not isinstance(value, str) or value not in _CHOICES[key]):
             choices = ", ".join(sorted(_CHOICES[key]))
             problems.append(f"{key}: must be one of {choices} (got {got(value)})")
     return problems

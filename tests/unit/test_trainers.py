@@ -243,6 +243,8 @@ def test_sklearn_takes_any_estimator_by_its_import_path() -> None:
         ("xgboost", "binary", None, 'tree_method = "gpu_hist"',
          "[trainer.params].tree_method: must be one of approx, auto, exact, hist (got "
          "'gpu_hist')"),
+        ("xgboost", "binary", None, 'booster = ["dart"]',
+         "[trainer.params].booster: must be one of dart, gbtree (got ['dart'])"),
         ("sklearn", "binary", "sklearn.ensemble.Foo", "",
          "[trainer].estimator: 'sklearn.ensemble.Foo' does not import (module "
          "'sklearn.ensemble' has no attribute 'Foo')"),
