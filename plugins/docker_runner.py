@@ -116,7 +116,7 @@ def container_config(project: Project, spec: JobSpec, image: str) -> dict[str, A
     if cfg.memory:
         kwargs["mem_limit"] = cfg.memory
         kwargs["memswap_limit"] = cfg.memory  # no swap: an over-limit job is OOM-killed
-    if requests := _gpu_requests(cfg.gpus):
+    if requests := _gpu_requests(project.config.gpus):
         kwargs["device_requests"] = requests
     return kwargs
 

@@ -192,6 +192,20 @@ class DockerSection(_Section):
         return value
 
 
+class ResourcesSection(_Section):
+    """`[resources]`: what a job may use, whatever runs it. `gpus` > 0: trainers that can
+    use a GPU do (xgboost trains on CUDA) and the Docker runner requests the devices."""
+
+    gpus: int | Literal["all"] | None = None  # None: [docker] gpus
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_count(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must be a number of GPUs (0 or more) or 'all'")
+        return value
+
+
 class CanarySection(_Section):
     """The automatic-rollback rule: the server judges the canary against production over a
     sliding window and rolls it back on its own (audited) when it is worse by a margin."""
@@ -277,6 +291,7 @@ class Config(_Section):
     registry: RegistrySection = RegistrySection()
     runner: RunnerSection = RunnerSection()
     docker: DockerSection = DockerSection()
+    resources: ResourcesSection = ResourcesSection()
     serving: ServingSection = ServingSection()
     drift: DriftSection = DriftSection()
     monitor: MonitorSection = MonitorSection()
@@ -313,6 +328,11 @@ class Config(_Section):
     def metric(self) -> str:
         """The metric the gate compares (bare name: `auc`, `macro_f1`, `rmse`)."""
         return self.evaluation.metric or default_metric(self.task.type)
+
+    @property
+    def gpus(self) -> int | str:
+        """GPUs a job may use: `[resources] gpus`, else `[docker] gpus` (0, a count, "all")."""
+        return self.resources.gpus if self.resources.gpus is not None else self.docker.gpus
 
     @property
     def model_name(self) -> str:

@@ -191,6 +191,12 @@ def test_container_config_is_formed_as_configured(sample_project: Project) -> No
     assert data_mount["ReadOnly"] is True and data_mount["Source"] == str(project.data_path.parent)
     assert kw["environment"]["WORKBENCH_STORE"] == store
 
+    # [resources] gpus wins over [docker] gpus ("all" asks for every device)
+    text = (project.root / "workbench.toml").read_text() + '\n[resources]\ngpus = "all"\n'
+    (project.root / "workbench.toml").write_text(text)
+    (req,) = container_config(Project.load(project.root), spec, "img:1")["device_requests"]
+    assert req["Count"] == -1
+
 
 def test_a_failing_container_ends_with_its_reason(docker_project: Project) -> None:
     # a value only LightGBM itself judges, inside the container (the objective is checked

@@ -117,3 +117,12 @@ def test_model_task_round_trip(tmp_path) -> None:
     assert again == task
     assert again.index_of("tech") == 1 and again.index_of("nope") is None
     assert ModelTask.load(tmp_path / "none") == ModelTask()  # an old model: binary 0/1
+
+
+def test_resources_gpus_wins_over_docker_gpus() -> None:
+    assert cfg().gpus == 0
+    assert cfg("[docker]\ngpus = 2\n").gpus == 2
+    assert cfg("[docker]\ngpus = 2\n[resources]\ngpus = 1\n").gpus == 1
+    assert cfg('[resources]\ngpus = "all"\n').gpus == "all"
+    with pytest.raises(ConfigError, match=r"\[resources\].gpus"):
+        cfg("[resources]\ngpus = -1\n")

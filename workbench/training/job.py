@@ -126,7 +126,7 @@ def fit(
         classes=data.task.classes,
         run_id=run_id,
         holdout=data.parts.holdout.to_pandas(),
-        gpus=cfg.docker.gpus if isinstance(cfg.docker.gpus, int) else 1,
+        gpus=cfg.gpus if isinstance(cfg.gpus, int) else 1,  # "all": at least one
         project_root=project.root,
     )
     model = data.trainer.train(ctx)
