@@ -67,7 +67,7 @@ def score_champion(project: Project, version: int) -> dict[str, float]:
     classes = target_mod.classes_of(frame, cfg)
     holdout = data_mod.split(target_mod.encode(frame, cfg, classes), cfg).holdout
     model_dir = model_dir_for(project, version)
-    task = complete(project, model_dir, version)  # registered by plain MLflow: made now
+    task = complete(project, model_dir, version, profile=False)  # plain MLflow: made now
     if task.type != cfg.task.type:
         raise ScoringError(
             f"production (v{version}) is a {task.type} model; the project's task is {cfg.task.type}"

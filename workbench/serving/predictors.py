@@ -82,7 +82,7 @@ def task_of(project: Project, version: int) -> ModelTask:
         from workbench.training.reference import complete
 
         try:  # a version registered by plain MLflow gets its task and profile now
-            task = complete(project, model_dir_for(project, version), version)
+            task = complete(project, model_dir_for(project, version), version, profile=False)
         except (ValueError, WorkbenchError) as exc:
             raise ModelError(str(exc)) from None
         _TASKS[key] = task

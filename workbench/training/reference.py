@@ -41,23 +41,29 @@ def profile_of(project: Project, parts: Any, task: ModelTask, output: Any, sourc
     )
 
 
-def complete(project: Project, model_dir: Path, version: int) -> ModelTask:
+def complete(project: Project, model_dir: Path, version: int, profile: bool = True) -> ModelTask:
     """The task of the model in `model_dir`, after writing whatever of its task file and
-    profile it lacks (once, under a lock; nothing to do for Workbench's own models)."""
+    (with `profile`) its reference profile it lacks: once, under a lock; nothing to do for
+    Workbench's own models. Serving asks for the task only: scoring the holdout is drift's
+    business, and a model that fails on it must still be served (and rolled back)."""
     model_dir = Path(model_dir)
     task_file, profile_file = model_dir / TASK_FILE, model_dir / PROFILE_FILE
-    if task_file.is_file() and profile_file.is_file():
+
+    def done() -> bool:
+        return task_file.is_file() and (profile_file.is_file() or not profile)
+
+    if done():
         return ModelTask.load(model_dir)
     from workbench.store.tracking import file_lock
 
     with file_lock(project.store / "locks" / "reference.lock"):
-        if task_file.is_file() and profile_file.is_file():  # another process made them
+        if done():  # another process made them
             return ModelTask.load(model_dir)
-        return _make(project, model_dir, version, task_file, profile_file)
+        return _make(project, model_dir, version, task_file, profile_file if profile else None)
 
 
 def _make(
-    project: Project, model_dir: Path, version: int, task_file: Path, profile_file: Path
+    project: Project, model_dir: Path, version: int, task_file: Path, profile_file: Path | None
 ) -> ModelTask:
     from workbench.training.scoring import ScoringError, load_scorer
 
@@ -69,7 +75,7 @@ def _make(
         task = ModelTask.load(model_dir)
     else:
         task = ModelTask(cfg.task.type, classes, cfg.evaluation.threshold, cfg.data.target)
-    if not profile_file.is_file():
+    if profile_file is not None and not profile_file.is_file():
         parts = data_mod.split(target_mod.encode(frame, cfg, classes), cfg)
         holdout_x = data_mod.to_model_frame(parts.holdout, cfg)
         try:
