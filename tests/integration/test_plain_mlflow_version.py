@@ -119,4 +119,5 @@ def test_a_plain_version_that_cannot_score_the_data_is_one_line(tmp_path: Path, 
     )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
-    assert "version 1 (registered outside Workbench)" in err and "Traceback" not in err
+    assert "version 1 has no reference profile, and making one failed" in err
+    assert "Traceback" not in err

@@ -174,7 +174,9 @@ def test_ctrl_c_stops_the_sweep_between_trials(tiny: Project) -> None:
     assert 1 <= len(done) < 40
     assert {t.info.status for t in trials} <= {"FINISHED", "KILLED"}
     assert len(trials) - len(done) <= 1  # at most the trial that was under way
-    best = max(done, key=lambda r: r.data.metrics["valid_auc"])
-    marked = [t.info.run_id for t in trials if t.data.tags.get("workbench.sweep.best") == "true"]
-    assert marked == [best.info.run_id]
+    best = max(t.data.metrics["valid_auc"] for t in done)
+    marked = [t for t in trials if t.data.tags.get("workbench.sweep.best") == "true"]
+    # the best of the trials done (two trials with the same params tie: either may be it)
+    assert len(marked) == 1 and marked[0] in done
+    assert marked[0].data.metrics["valid_auc"] == best
     assert parent.data.metrics["trials_done"] == len(done)

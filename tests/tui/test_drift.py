@@ -335,14 +335,19 @@ async def test_progress_shows_and_the_ui_answers_while_checking(drifted_project:
 # --- errors in place ----------------------------------------------------------------------
 
 
-async def test_a_version_without_a_profile_is_shown_in_place(
+async def test_a_version_without_a_profile_gets_one_or_says_why_in_place(
     trained_project: Project, tmp_path: Path
 ) -> None:
-    """v1's model folder without its profile (a copy: the trained template is shared)."""
+    """v1's model folder without its profile (a copy: the trained template is shared): the
+    first check makes the profile beside it; a model that cannot score the data is an error
+    shown in place."""
     project = trained_project
     old = tmp_path / "old-model"
     shutil.copytree(model_dir_for(project, 1), old)
     (old / PROFILE_FILE).unlink()
+    model_file = old / "model.lgb"
+    kept = model_file.read_bytes()
+    model_file.write_text("not a model")  # and it cannot be scored: no profile can be made
     con = sqlite3.connect(project.mlflow_db)
     try:
         con.execute("UPDATE model_versions SET source = ? WHERE version = 1", (old.as_uri(),))
@@ -355,18 +360,20 @@ async def test_a_version_without_a_profile_is_shown_in_place(
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_drift(pilot)
         assert screen.result is None
-        assert "version 1 has no reference profile" in screen.error
+        assert "version 1 has no reference profile, and making one failed" in screen.error
         assert screen.error_line.display
         assert "drift check failed: version 1 has no reference profile" in str(
             screen.error_line.content
         )
         assert screen.placeholder.display
-        assert "retrain it" in str(screen.placeholder.content)
         assert screen.table.row_count == 0
-        # r tries again and says the same; nothing crashes
-        await pilot.press("r", "w")
-        await wait_until(pilot, lambda: screen.checks >= 3, what="two more checks")
-        assert app.is_running and screen.error_line.display
+        # the model is whole again: r checks again, and the profile is made in place
+        model_file.write_bytes(kept)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: screen.result is not None, what="a check")
+        assert app.is_running and not screen.error_line.display
+        assert screen.table.row_count > 0
+    assert "built on first use" in (old / PROFILE_FILE).read_text()
 
 
 async def test_no_production_version_is_shown_in_place(tmp_path: Path) -> None:

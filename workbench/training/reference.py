@@ -68,7 +68,7 @@ def _make(
     from workbench.training.scoring import ScoringError, load_scorer
 
     cfg = project.config
-    what = f"version {version} (registered outside Workbench)"
+    what = f"version {version} has no reference profile, and making one failed"
     frame = data_mod.load_frame(project.data_path, cfg.schema_)
     classes = target_mod.classes_of(frame, cfg)
     if task_file.is_file():

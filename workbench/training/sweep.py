@@ -234,8 +234,10 @@ def _trial(
             f"valid_{k}": v
             for k, v in evaluate(data.task.type, truth, output, data.task.threshold).items()
         }
-        # at the last iteration's step: the value stands for the model as trained
-        mlflow.log_metrics(scores, step=step)
+        # one step past the last iteration: the run's latest value (what the runs table and
+        # `compare` show) is the score the sweep decided on, not the trainer's own per-iteration
+        # value at its last step (which differs with early stopping, or by its own formula)
+        mlflow.log_metrics(scores, step=step + 1)
         mlflow.log_metric("train_seconds", time.time() - started)
         value = scores.get(state.key, math.nan)
         if not math.isfinite(value):
