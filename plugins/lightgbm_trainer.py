@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench_plugins.model_files import use_loader
 from workbench_plugins.param_checks import Rule, number_problem, shape_problem
 
 from workbench.errors import UsageError
@@ -241,7 +242,6 @@ def _save_model(
     import mlflow.lightgbm
     import numpy
     import pandas as pd
-    import yaml
 
     mlflow.lightgbm.save_model(
         booster,
@@ -261,9 +261,4 @@ def _save_model(
     # The stock pyfunc of the LightGBM flavor cannot score string categoricals; point the
     # pyfunc flavor at our loader (shipped in code/) and keep the lightgbm flavor.
     (path / FEATURES_FILE).write_text(json.dumps(columns))
-    mlmodel = path / "MLmodel"
-    spec = yaml.safe_load(mlmodel.read_text())
-    pyfunc = spec["flavors"]["python_function"]
-    pyfunc["loader_module"] = LOADER.stem
-    pyfunc["code"] = "code"
-    mlmodel.write_text(yaml.safe_dump(spec, sort_keys=False))
+    use_loader(path, LOADER)

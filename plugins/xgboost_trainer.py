@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench_plugins.model_files import use_loader
 from workbench_plugins.param_checks import Rule, got, number_problem, shape_problem
 
 from workbench.errors import UsageError
@@ -241,7 +242,6 @@ def _save_model(
     import numpy
     import pandas as pd
     import xgboost as xgb
-    import yaml
     from workbench_plugins.workbench_xgboost_pyfunc import SPEC_FILE
 
     mlflow.xgboost.save_model(
@@ -260,11 +260,8 @@ def _save_model(
         ],
     )
     (path / SPEC_FILE).write_text(json.dumps(spec))
-    mlmodel = path / "MLmodel"
-    doc = yaml.safe_load(mlmodel.read_text())
-    flavour = doc["flavors"]["xgboost"]
-    flavour["model_class"] = f"{LOADER.stem}.{type(model).__name__}"
-    pyfunc = doc["flavors"]["python_function"]
-    pyfunc["loader_module"] = LOADER.stem
-    pyfunc["code"] = "code"
-    mlmodel.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def native_class(flavours: dict[str, Any]) -> None:  # the native load takes raw records
+        flavours["xgboost"]["model_class"] = f"{LOADER.stem}.{type(model).__name__}"
+
+    use_loader(path, LOADER, native_class)

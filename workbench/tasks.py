@@ -115,7 +115,16 @@ class ModelTask:
         return asdict(self)
 
     def save(self, model_dir: Path) -> None:
-        (Path(model_dir) / TASK_FILE).write_text(json.dumps(self.to_dict(), default=_plain))
+        """Written whole or not at all (a temp file, then renamed): readers never see half."""
+        import os
+
+        path = Path(model_dir) / TASK_FILE
+        tmp = path.with_name(f".{TASK_FILE}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.to_dict(), default=_plain))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelTask:

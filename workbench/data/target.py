@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from workbench.config import Config
-from workbench.data.target_checks import class_text
+from workbench.data.target_checks import class_text, shown
 from workbench.errors import DataError
 
 
@@ -29,13 +29,13 @@ def classes_of(frame: pl.DataFrame, config: Config) -> list[Any]:
             if positive is None:
                 raise DataError(
                     f"[task].positive_class {task.positive_class!r} is not a value of "
-                    f"{target!r} (values: {_shown(values)})"
+                    f"{target!r} (values: {shown(values)})"
                 )
             values = [v for v in values if v != positive] + [positive]
         if len(values) != 2:
             raise DataError(
                 f"target {target!r} has {len(values)} distinct value(s), a binary task needs 2 "
-                f"({_shown(values)}); set [task].type to multiclass or regression"
+                f"({shown(values)}); set [task].type to multiclass or regression"
             )
     elif len(values) < 2:
         raise DataError(f"target {target!r} has {len(values)} distinct value(s); need 2 or more")
@@ -59,7 +59,7 @@ def encode(frame: pl.DataFrame, config: Config, classes: list[Any]) -> pl.DataFr
     if bad.any():
         row = int(bad.arg_max() or 0)
         raise DataError(
-            f"target {target!r} row {row}: {col[row]!r} is not one of the classes {_shown(classes)}"
+            f"target {target!r} row {row}: {col[row]!r} is not one of the classes {shown(classes)}"
         )
     return frame.with_columns(codes.alias(target))
 
@@ -69,8 +69,3 @@ def _match(values: list[Any], wanted: Any) -> Any:
         if v == wanted or str(v) == str(wanted):
             return v
     return None
-
-
-def _shown(values: list[Any], most: int = 6) -> str:
-    head = ", ".join(repr(v) for v in values[:most])
-    return head + (f", ... ({len(values)} in all)" if len(values) > most else "")

@@ -22,7 +22,7 @@ from workbench.tasks import ModelTask
 
 REQUIRED = ("request_id", "label")
 #: How a labels CSV is read: ids as text (leading zeros kept), labels as numbers.
-_LABEL_TYPES = {"request_id": ColumnSpec(type="str"), "label": ColumnSpec(type="float")}
+_REQUEST_ID = ColumnSpec(type="str")
 #: The request id rule of workbench.serving.client_strings, as a polars (Rust) regex.
 _BAD_ID_CHARS = r"[\x00-\x1f\x7f-\x9f\x{2028}\x{2029}]"
 
@@ -65,7 +65,7 @@ def ingest(project: Project, path: Path, task: ModelTask | None = None) -> int:
     task = task or labels_task(project)
     # read as text (a CSV's 'yes' stays 'yes'), then mapped to the model's classes
     label = ColumnSpec(type="float" if task.type == "regression" else "str")
-    frame = load_frame(path, {**_LABEL_TYPES, "label": label})
+    frame = load_frame(path, {"request_id": _REQUEST_ID, "label": label})
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)} (need request_id, label)")

@@ -12,7 +12,6 @@ training rows with the model's own predictions on the holdout, scored as the tas
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -90,25 +89,13 @@ def _make(
         digest = data_mod.digest(project.data_path)
         source = f"training rows of snapshot {digest} (built on first use)"
         profile = profile_of(project, parts, task, output, source)
-        _write_atomic(profile_file, lambda tmp: profile.save(tmp))
+        try:
+            profile.save(profile_file)  # atomic: a reader never sees half a profile
+        except OSError as exc:
+            raise UsageError(f"cannot write {profile_file} beside the model: {exc}") from None
     if not task_file.is_file():
-        _write_atomic(task_file, lambda tmp: tmp.write_text(_task_json(task)))
+        try:
+            task.save(model_dir)
+        except OSError as exc:
+            raise UsageError(f"cannot write {task_file} beside the model: {exc}") from None
     return task
-
-
-def _task_json(task: ModelTask) -> str:
-    import json
-
-    from workbench.tasks import _plain
-
-    return json.dumps(task.to_dict(), default=_plain)
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path} beside the model: {exc}") from None
