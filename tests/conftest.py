@@ -14,6 +14,9 @@ from workbench.demo import acts as demo
 from workbench.demo import samples
 from workbench.project import Project
 
+#: The team services' fixtures (PostgreSQL, S3, the MLflow server, Ray): tests/services.py.
+pytest_plugins = ["tests.services"]
+
 os.environ.setdefault("WORKBENCH_USER", "tester")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
