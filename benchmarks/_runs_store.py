@@ -24,15 +24,10 @@ def create_store(project_root: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(project_root)], check=True)
 
 
-def fill(db_path: Path, n_runs: int, seed: int = 0) -> None:
+def build_rows(n_runs: int, exp_id: int, art: str, seed: int = 0, t0: int = 1_767_225_600_000):
+    """The rows of N runs for MLflow's runs, latest_metrics, metrics, params and tags tables."""
     rng = random.Random(seed)
-    con = sqlite3.connect(db_path)
-    exp_id = con.execute("SELECT max(experiment_id) FROM experiments").fetchone()[0]
-    art = con.execute(
-        "SELECT artifact_location FROM experiments WHERE experiment_id=?", (exp_id,)
-    ).fetchone()[0]
     runs, latest, metrics, params, tags = [], [], [], [], []
-    t0 = 1_767_225_600_000  # 2026-01-01
     for i in range(n_runs):
         rid = uuid.UUID(int=rng.getrandbits(128)).hex
         start = t0 + i * 60_000
@@ -67,6 +62,16 @@ def fill(db_path: Path, n_runs: int, seed: int = 0) -> None:
         )
         params += [(k, v, rid) for k, v in zip(PARAMS, pvals, strict=True)]
         tags += [("mlflow.runName", f"run-{i:05d}", rid), ("mlflow.user", "bench", rid)]
+    return runs, latest, metrics, params, tags
+
+
+def fill(db_path: Path, n_runs: int, seed: int = 0) -> None:
+    con = sqlite3.connect(db_path)
+    exp_id = con.execute("SELECT max(experiment_id) FROM experiments").fetchone()[0]
+    art = con.execute(
+        "SELECT artifact_location FROM experiments WHERE experiment_id=?", (exp_id,)
+    ).fetchone()[0]
+    runs, latest, metrics, params, tags = build_rows(n_runs, exp_id, art, seed)
     with con:
         con.executemany(
             "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "

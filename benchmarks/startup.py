@@ -3,15 +3,20 @@
 Prints, for a project whose MLflow store and runs index hold N runs (default 10,000):
 - the TUI's time to first paint (goal < 0.5 s), and whether mlflow/lightgbm were imported;
 - the runs table's load, sort and filter times (goal < 0.1 s);
-- `mlflow.search_runs` over the same runs (anchor: 8.4 s measured on these machines).
+- `mlflow.search_runs` over the same runs (anchor: 8.4 s measured on these machines);
+- with the team services (WORKBENCH_TEST_POSTGRES / WORKBENCH_TEST_MLFLOW, `.ci/services`): the
+  runs table's reads over PostgreSQL (SqlReader) and the http tracking server (RestReader):
+  first full read, incremental re-reads (nothing changed, 10 changed), beside
+  `mlflow.search_runs` on the same store.
 
-    python benchmarks/startup.py [--runs 10000] [--keep DIR]
+    python benchmarks/startup.py [--runs 10000] [--keep DIR] [--only stores]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -80,7 +85,45 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--keep", help="build the project here instead of a temp dir")
     ap.add_argument("--skip-mlflow", action="store_true", help="do not time mlflow.search_runs")
+    ap.add_argument("--only", choices=["stores"], help="only the team stores' runs reads")
     args = ap.parse_args()
+    if args.only != "stores":
+        sqlite_lines(args)
+    store_lines(args.runs)
+    return 0
+
+
+def store_lines(n_runs: int) -> None:
+    """The runs table over PostgreSQL and over the http tracking server (when they answer)."""
+    import _team_stores as team
+
+    from workbench.store.rest_reader import RestReader
+    from workbench.store.sql_reader import SqlReader
+
+    base = os.environ.get("WORKBENCH_TEST_POSTGRES")
+    if not base:
+        print("team stores: WORKBENCH_TEST_POSTGRES is not set (.ci/services), skipped")
+        return
+    with team.postgres_store(base, n_runs) as url:
+        con = team._pg(url)
+        with con, con.cursor() as cur:
+            cur.execute("SELECT run_uuid FROM runs")
+            ids = [r[0] for r in cur.fetchall()]
+        con.close()
+        team.reads(lambda: SqlReader(url), url, ids, "PostgreSQL", SEARCH_RUNS_ANCHOR_S)
+    server = os.environ.get("WORKBENCH_TEST_MLFLOW")
+    if not server:
+        print("tracking server: WORKBENCH_TEST_MLFLOW is not set (.ci/services), skipped")
+        return
+    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", "alice")
+    os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", "alice-password-1")
+    server_db = f"{base}/mlflow"
+    with team.server_experiment(server, server_db, n_runs) as ids:
+        label = "the http tracking server (basic auth)"
+        team.reads(lambda: RestReader(server), server_db, ids, label, SEARCH_RUNS_ANCHOR_S)
+
+
+def sqlite_lines(args: argparse.Namespace) -> None:
 
     root = Path(args.keep or tempfile.mkdtemp(prefix="wb-bench-startup-")) / "proj"
     project = Project.load(samples.init(root, "fraud_detection", rows=2000, force=True))
@@ -159,7 +202,6 @@ def main() -> int:
             f"{s['seconds'] * 1000 / both_ms:,.0f}x faster, load + filter + sort "
             f"{s['seconds'] * 1000 / (load_ms + both_ms):,.0f}x"
         )
-    return 0
 
 
 if __name__ == "__main__":
