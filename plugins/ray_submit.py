@@ -10,6 +10,7 @@ that submitted it, and the cluster needs only the dependencies installed.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
 import shutil
@@ -111,6 +112,7 @@ def package_dirs() -> tuple[str, ...]:
     plugins_dir = Path(workbench_plugins.__file__).parent
     if plugins_dir.name != "workbench_plugins":
         staged = Path(tempfile.mkdtemp(prefix="wb-ray-")) / "workbench_plugins"
+        atexit.register(shutil.rmtree, staged.parent, ignore_errors=True)  # uploaded by then
         shutil.copytree(plugins_dir, staged, ignore=shutil.ignore_patterns("__pycache__"))
         plugins_dir = staged
     out.append(str(plugins_dir))
