@@ -165,7 +165,7 @@ class RegistrySection(_Section):
 
 
 class RunnerSection(_Section):
-    default: Literal["auto", "local", "docker"] = "auto"
+    default: Literal["auto", "local", "docker", "ray"] = "auto"
 
 
 class DockerSection(_Section):
@@ -197,6 +197,8 @@ class ResourcesSection(_Section):
     use a GPU do (xgboost trains on CUDA) and the Docker runner requests the devices."""
 
     gpus: int | Literal["all"] | None = None  # None: [docker] gpus
+    cpus: float | None = Field(default=None, gt=0)  # the ray runner: entrypoint_num_cpus
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$")
 
     @field_validator("gpus")
     @classmethod
@@ -204,6 +206,35 @@ class ResourcesSection(_Section):
         if isinstance(value, int) and value < 0:
             raise ValueError("must be a number of GPUs (0 or more) or 'all'")
         return value
+
+
+class RaySection(_Section):
+    """`[ray]`: the ray runner submits jobs to this cluster's Jobs API."""
+
+    address: str | None = Field(default=None, pattern=r"^https?://.+")  # http://HOST:8265
+    python: str = Field(default="python", min_length=1)  # the cluster's Python (entrypoint)
+    #: "upload": the project folder goes with each job (runtime_env working_dir, without
+    #: .workbench/); "shared": the cluster sees the project at the same path (no upload)
+    project: Literal["upload", "shared"] = "upload"
+    upload_max_mb: float = Field(default=100.0, gt=0)  # a bigger upload: use "shared"
+    excludes: list[str] = Field(default_factory=list)  # more paths left out of the upload
+    pending_timeout_s: float = Field(default=120.0, gt=0)  # pending so long, no node fits: stop
+    trial_cpus: float = Field(default=1.0, gt=0)  # a sweep trial's Ray task
+    #: environment variables handed to the job when set here (a team store's credentials)
+    pass_env: list[str] = Field(
+        default_factory=lambda: [
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_TRACKING_USERNAME",
+            "MLFLOW_TRACKING_PASSWORD",
+            "MLFLOW_TRACKING_TOKEN",
+            "MLFLOW_S3_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL",
+        ]
+    )
 
 
 class CanarySection(_Section):
@@ -292,6 +323,7 @@ class Config(_Section):
     runner: RunnerSection = RunnerSection()
     docker: DockerSection = DockerSection()
     resources: ResourcesSection = ResourcesSection()
+    ray: RaySection = RaySection()
     serving: ServingSection = ServingSection()
     drift: DriftSection = DriftSection()
     monitor: MonitorSection = MonitorSection()

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 Callback = Callable[..., int]
 
 _PROJECT = "workbench.project"  # key in click's context meta, shared by a command and its group
-RUNNERS = ("auto", "local", "docker")
+RUNNERS = ("auto", "local", "docker", "ray")
 _NO_COMMAND = ("no such command", "missing command")
 
 

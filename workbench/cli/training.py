@@ -185,11 +185,17 @@ def _fail_unless_ok(kind: str, outcome: JobOutcome) -> None:
 )
 @click.option("--run-name", help="the parent run's name (default: sweep <time>)")
 @click.option("--seed", type=int, help="the sampler's seed (same seed, same trials)")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    help="trials at once as Ray tasks (--runner ray; default: the cluster's CPUs / trial_cpus)",
+)
 def sweep(
     trials: int,
     param: tuple[str, ...],
     run_name: str | None,
     seed: int | None,
+    parallel: int | None,
     as_json: bool,
     runner: str | None,
     quiet: bool,
@@ -202,10 +208,12 @@ def sweep(
     project = load_project()
     _check_space(project, spec)
     resolved = _runner(project, runner, as_json)
+    if parallel and resolved.name != "ray":
+        raise UsageError("--parallel: trials run in parallel on the ray runner (--runner ray)")
     stop = _CtrlC()
     with stop, _Progress.of(as_json, quiet, label="sweep") as bar:
         observer = JobObserver(on_progress=bar.progress, on_log=bar.log, should_stop=stop.is_set)
-        outcome = run_sweep(project, resolved, spec.to_json(), observer)
+        outcome = run_sweep(project, resolved, spec.to_json(), observer, parallel or 0)
     result = outcome.train_result
     best = dict(result.extra.get("best_params") or {}) if result else {}
     again = f"workbench pipeline run {search_space.command_line(best)}" if best else None

@@ -203,12 +203,18 @@ def run_training(
 
 
 def run_sweep(
-    project: Project, runner: Runner, spec_json: str, observer: JobObserver | None = None
+    project: Project,
+    runner: Runner,
+    spec_json: str,
+    observer: JobObserver | None = None,
+    parallel: int = 0,
 ) -> JobOutcome:
     """A sweep job (`workbench.training.sweep`, its spec as JSON): it ends well when it
-    reports its result (the best trial)."""
+    reports its result (the best trial). `parallel`: trials at once (the ray runner's)."""
     job_id = new_job_id("sweep")
     args = ["--project", str(project.root), "--job-id", job_id, "--sweep", spec_json]
+    if parallel:
+        args += ["--parallel", str(parallel)]
     return run_job(project, "sweep", "workbench.training.sweep", args, runner, observer, job_id)
 
 

@@ -210,9 +210,11 @@ def _trial(
     params: dict[str, Any],
     state: SweepState,
     stop: StopFlag,
+    parent_id: str | None = None,
 ) -> Trial:
     """One trial: a nested run trained with `params`, scored on the validation split; its
-    model logged when it is the best so far."""
+    model logged when it is the best so far. `parent_id`: the sweep's run, when it is not
+    this process's active run (a trial in a Ray task)."""
     import mlflow
 
     cfg = project.config
@@ -220,6 +222,7 @@ def _trial(
     run = mlflow.start_run(
         run_name=f"trial {number} · {spec.name}",
         nested=True,
+        parent_run_id=parent_id,
         tags={"workbench.job_id": job_id, "workbench.sweep.trial": str(number)},
         log_system_metrics=True,
     )
@@ -307,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", required=True)
     parser.add_argument("--job-id", required=True)
     parser.add_argument("--sweep", required=True, help="the sweep's spec (JSON, see SweepSpec)")
+    parser.add_argument("--parallel", type=int, default=0, help="trials at once (ray runner)")
     args = parser.parse_args(argv)
     stop = StopFlag()
     stop.install()
@@ -314,7 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = SweepSpec.from_json(args.sweep)
         project = Project.load(args.project)
-        parent_id, state = run_sweep(project, args.job_id, spec, stop)
+        if os.environ.get("WORKBENCH_RUNNER") == "ray":  # trials as Ray tasks on the cluster
+            from workbench.training import sweep_ray
+
+            parent_id, state = sweep_ray.run_sweep(
+                project, args.project, args.job_id, spec, stop, args.parallel
+            )
+        else:
+            parent_id, state = run_sweep(project, args.job_id, spec, stop)
     except WorkbenchError as exc:
         events.emit_event(events.Error(str(exc)))
         print(f"error: {exc}", file=sys.stderr)
