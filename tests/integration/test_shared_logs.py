@@ -5,6 +5,7 @@ unreachable endpoints as one line."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -193,3 +194,30 @@ def test_bad_bucket_or_endpoint_is_one_line(
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and uri.split("/")[2] in lines[0] and "Traceback" not in err
+
+
+def test_drift_reads_and_writes_the_s3_logs(
+    trained_project: Project, s3_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration.test_drift_monitor import _rows as traffic
+    from workbench.serving.prediction_log import PredictionLogger
+    from workbench.serving.predictors import load_predictor, model_dir_for
+
+    toml = trained_project.root / "workbench.toml"
+    toml.write_text(toml.read_text() + f'\n[logs]\nuri = "{s3_bucket}/team"\n')
+    project = Project.load(trained_project.root)
+    frame = traffic(project, 500, drifted=True)
+    records = frame.select(project.config.features).to_dicts()
+    outputs = load_predictor(model_dir_for(project, 1), 1).predict(records)
+    ids = [f"moved-{i}" for i in range(len(records))]
+    with PredictionLogger(project.logs_root) as log:
+        log.log_many(ids, project.config.model_name, 1, "production", records, outputs, 1.0)
+    capsys.readouterr()
+    assert main(["drift", "--last", "500", "--json", "--project", str(project.root)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_rows"] == 500 and report["status"] == "alert"
+    with Db(project.logs_root) as db:
+        logged = db.rows("SELECT feature FROM drift WHERE check_id = ?", [report["check_id"]])
+    assert "amount" in {r["feature"] for r in logged}
+    assert ParquetLog(project.logs_root, "drift").uris()[0].startswith(s3_bucket)
+    assert not (project.logs / "predictions").exists() and not (project.logs / "drift").exists()
