@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 
 #: A partition with this many live files is merged when a compaction runs.
 COMPACT_AT = 32
-#: An append starts a compaction with this chance (writers are many and short-lived).
-COMPACT_CHANCE = 1 / 8
+#: An append starts a compaction with this chance: about one compaction per COMPACT_AT
+#: appends across all writers (more would race and waste their merges; see the benchmark).
+COMPACT_CHANCE = 1 / COMPACT_AT
 #: Seconds a retired object stays for queries that listed it already.
 RETIRE_GRACE_S = 120.0
 #: Generations kept behind the newest one (readers that listed an older one retry).
