@@ -145,7 +145,7 @@ class WorkbenchApp(App[int]):
             if self._db is None:
                 from workbench.store.db import Db
 
-                self._db = Db(self.project.logs)
+                self._db = Db(self.project.logs_root)
             yield self._db
 
     def mark_first_paint(self, runs_shown: int) -> None:

@@ -310,6 +310,30 @@ class TuiSection(_Section):
     keys: dict[str, str] = Field(default_factory=dict, description="binding id -> key")
 
 
+class LogsSection(_Section):
+    """`[logs]`: where the shared logs (predictions, labels, drift, jobs, audit) live. No
+    `uri`: under the project's store on local disk (the default). `uri = "s3://bucket/prefix"`:
+    in S3-compatible object storage, shared by every server, monitor and Workbench."""
+
+    uri: str | None = Field(default=None, description="s3://bucket/prefix")
+    endpoint_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="env var holding the S3 endpoint (default AWS_ENDPOINT_URL, then "
+        "MLFLOW_S3_ENDPOINT_URL)",
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _s3_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        bucket = value.removeprefix("s3://").split("/", 1)[0]
+        if not value.startswith("s3://") or not bucket:
+            raise ValueError("must be an s3://bucket/prefix URI")
+        return value.rstrip("/")
+
+
 class Config(_Section):
     project: ProjectSection
     data: DataSection
@@ -328,6 +352,7 @@ class Config(_Section):
     drift: DriftSection = DriftSection()
     monitor: MonitorSection = MonitorSection()
     tui: TuiSection = TuiSection()
+    logs: LogsSection = LogsSection()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -26,6 +26,16 @@ def find_project_root(start: Path | None = None) -> Path:
 
 
 @dataclass(frozen=True)
+class LogsRoot:
+    """Where a project's logs live: `local` (the store's logs/ folder) and, with `[logs] uri`,
+    the s3:// URI of the shared ones (see workbench/store/parquet_log.py SHARED_LOGS)."""
+
+    local: Path
+    uri: str | None = None
+    endpoint_env: str | None = None
+
+
+@dataclass(frozen=True)
 class Project:
     root: Path
     config: Config = field(repr=False)
@@ -70,6 +80,12 @@ class Project:
     @property
     def logs(self) -> Path:
         return self.store / "logs"
+
+    @property
+    def logs_root(self) -> LogsRoot:
+        """The logs as Db and ParquetLog take them: local, or shared in S3 (`[logs] uri`)."""
+        cfg = self.config.logs
+        return LogsRoot(self.logs, cfg.uri, cfg.endpoint_env)
 
     @property
     def jobs_dir(self) -> Path:

@@ -158,7 +158,7 @@ def audit(limit: int, as_json: bool) -> int:
     from workbench.store.db import Db
 
     project = load_project()
-    rows = Db(project.logs).rows("SELECT * FROM audit ORDER BY ts DESC LIMIT ?", [limit])
+    rows = Db(project.logs_root).rows("SELECT * FROM audit ORDER BY ts DESC LIMIT ?", [limit])
     if as_json:
         print_json(rows)
         return 0

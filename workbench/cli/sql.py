@@ -61,7 +61,7 @@ def sql(query: str, format_: str, limit: int, as_json: bool) -> int:
     text = _read_query(query)
     with contextlib.suppress(OSError):  # a read-only store: the query still runs
         sql_console.add_history(project, text)
-    db = Db(project.logs)
+    db = Db(project.logs_root)
     try:
         result = sql_console.run_query(db, text, limit=limit)
     finally:

@@ -361,7 +361,7 @@ def runs(
     from workbench.store.db import Db
 
     project = load_project()
-    db = Db(project.logs)
+    db = Db(project.logs_root)
     if not no_sync:
         runs_index.sync(project, db)
     df = runs_index.runs_frame(db)
@@ -427,7 +427,7 @@ def compare(run_ids: tuple[str, ...], diff: bool, as_json: bool) -> int:
     from workbench.store.db import Db
 
     project = load_project()
-    db = Db(project.logs)
+    db = Db(project.logs_root)
     runs_index.sync(project, db)
     df = runs_index.runs_frame(db)
     ids = [_expand_run_id(df, r) for r in run_ids]

@@ -255,7 +255,7 @@ def _wait_logged(project: Project, pattern: str, n: int, timeout_s: float = 15.0
     from workbench.store.db import Db
 
     deadline = time.monotonic() + timeout_s
-    with Db(project.logs) as db:
+    with Db(project.logs_root) as db:
         while time.monotonic() < deadline:
             sql = "SELECT count(*) AS n FROM predictions WHERE request_id LIKE ?"
             if db.rows(sql, [pattern])[0]["n"] >= n:

@@ -109,7 +109,7 @@ def runner_for(name: str) -> Runner:
 
 
 def _record(project: Project, **row: Any) -> None:
-    ParquetLog(project.logs, "jobs").append([{"ts": utcnow(), **row}])
+    ParquetLog(project.logs_root, "jobs").append([{"ts": utcnow(), **row}])
 
 
 def run_job(
@@ -291,7 +291,7 @@ def _finish_from_log(
     unless its starter settled it meanwhile (then keep what the starter wrote)."""
     from workbench.store.db import Db
 
-    with Db(project.logs) as db:
+    with Db(project.logs_root) as db:
         latest = db.rows("SELECT status FROM jobs WHERE job_id = ?", [job.job_id])
     if latest and latest[0]["status"] not in ACTIVE:
         job.status = latest[0]["status"]
@@ -355,7 +355,7 @@ def list_jobs(
     container has ended is settled from its log (a job survives the process that started it)."""
     from workbench.store.db import Db
 
-    with Db.borrow(db, project.logs) as use:
+    with Db.borrow(db, project.logs_root) as use:
         rows = use.rows("SELECT * FROM jobs ORDER BY started_at DESC NULLS LAST LIMIT ?", [limit])
     jobs = [JobInfo(**_fields(r)) for r in rows]
     for job in jobs:

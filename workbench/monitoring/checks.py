@@ -251,7 +251,7 @@ def check(
         last_n = last_n or (None if window else cfg.drift.last_n)
         window = window or cfg.drift.window
         since = None if last_n else utcnow() - parse_window(window)
-        with DbClass.borrow(db, project.logs) as use:
+        with DbClass.borrow(db, project.logs_root) as use:
             frame, outputs = _predictions(use, cfg.model_name, version, profile, since, last_n)
             metric = _metric(use, project, task, version, since, last_n)
         counter = Counter(profile)
@@ -378,4 +378,4 @@ def append(project: Project, result: CheckResult) -> None:
     if "current" in result.metric:
         rows.append({**base, **_metric_row(result)})
     if rows:
-        ParquetLog(project.logs, "drift").append(rows)
+        ParquetLog(project.logs_root, "drift").append(rows)

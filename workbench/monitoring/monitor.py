@@ -42,7 +42,7 @@ class MonitorOutcome:
 def last_trigger(project: Project) -> datetime | None:
     from workbench.store.db import Db
 
-    with Db(project.logs) as db:
+    with Db(project.logs_root) as db:
         rows = db.rows(
             "SELECT max(ts) AS ts FROM audit WHERE action = ? AND model = ?",
             [TRIGGER, project.config.model_name],

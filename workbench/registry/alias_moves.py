@@ -102,7 +102,7 @@ def current_aliases(project: Project) -> dict[str, int]:
 
 def moves(project: Project, db: Db | None = None) -> list[dict[str, Any]]:
     """Every audited move of this project's model's aliases, oldest first."""
-    with Db.borrow(db, project.logs) as use:
+    with Db.borrow(db, project.logs_root) as use:
         return use.rows(
             "SELECT ts, actor, action, alias, from_version, to_version, reason FROM audit "
             f"WHERE model = ? AND action IN ({', '.join('?' * len(MOVES))}) ORDER BY ts",
@@ -202,7 +202,7 @@ def _recover(project: Project) -> None:
         return
     row["ts"] = datetime.fromisoformat(row["ts"])
     if current_aliases(project).get(row["alias"]) == row["to_version"]:
-        with Db(project.logs) as db:
+        with Db(project.logs_root) as db:
             (seen,) = db.rows(
                 "SELECT count(*) AS n FROM audit WHERE model = ? AND alias = ? AND ts = ?",
                 [row["model"], row["alias"], row["ts"]],

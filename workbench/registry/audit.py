@@ -52,7 +52,7 @@ def make_row(
 
 
 def append(project: Project, row: dict[str, Any]) -> dict[str, Any]:
-    ParquetLog(project.logs, "audit").append([row])
+    ParquetLog(project.logs_root, "audit").append([row])
     return row
 
 

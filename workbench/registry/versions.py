@@ -124,7 +124,7 @@ def alias_history(
     """Alias moves of this project's model, oldest first. Moves found in MLflow that no audit
     row explains are recorded first (as `external`, by `mlflow`), and versions left pending by
     a dead pipeline are settled."""
-    with Db.borrow(db, project.logs) as use:
+    with Db.borrow(db, project.logs_root) as use:
         settle_versions(project, use)
         history = alias_moves.moves(project, use)
         if alias_moves.differences(history, aliases(project)) or alias_moves.cut_short(project):
@@ -358,7 +358,7 @@ def settle_versions(project: Project, db: Db | None = None) -> list[int]:
 def _done(project: Project, move: dict[str, Any], version: int, db: Db | None) -> bool:
     if not move.get("job_id"):
         return False
-    with Db.borrow(db, project.logs) as use:
+    with Db.borrow(db, project.logs_root) as use:
         job = json.dumps(move["job_id"])
         (row,) = use.rows(
             "SELECT count(*) AS n FROM audit WHERE model = ? AND alias = ? AND action = ? "

@@ -348,7 +348,7 @@ def status(project: Project, window_s: float, db: Any = None) -> dict[str, Any]:
         since = datetime.fromisoformat(state.canary.started_at)
     prod = production_version(project, state)
     task = _task(project, prod)
-    with Db.borrow(db, project.logs) as use:
+    with Db.borrow(db, project.logs_root) as use:
         stats = serving_stats.variant_stats(
             use, window_s, model=project.config.model_name, metric_since=since, task=task
         )

@@ -88,7 +88,7 @@ def ingest(project: Project, path: Path, task: ModelTask | None = None) -> int:
             f"request_id={first['request_id']!r}, label={first['raw']!r}); nothing ingested"
         )
     now = utcnow()
-    ParquetLog(project.logs, "labels").append(
+    ParquetLog(project.logs_root, "labels").append(
         {"ts": now, "request_id": r, "label": v, "source": path.name}
         for r, v in frame.select("request_id", "label").iter_rows()
     )

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from workbench.project import LogsRoot
 from workbench.store.parquet_log import COLUMNS, SCHEMAS, ParquetLog, utcnow
 
 Features = Mapping[str, Any] | str
@@ -67,7 +68,7 @@ def one_line(text: object, limit: int = 500) -> str:
 class PredictionLogger:
     def __init__(
         self,
-        logs_root: Path,
+        logs_root: Path | LogsRoot,
         max_rows: int = 5_000,
         interval_s: float = 1.0,
         max_queued: int | None = None,

@@ -261,7 +261,7 @@ class InferenceServer(ReadEndpoints):
         ]
         # A file write per request: labels arrive in batches, far rarer than predictions.
         await asyncio.get_running_loop().run_in_executor(
-            None, ParquetLog(self.project.logs, "labels").append, rows
+            None, ParquetLog(self.project.logs_root, "labels").append, rows
         )
         await respond(send, 200, dumps({"accepted": len(rows)}))
 
@@ -396,7 +396,7 @@ def serve(
     cfg = project.config.serving
     token = os.environ.get(cfg.token_env) or None
     sock = bind(host, port)
-    logger = PredictionLogger(project.logs, cfg.log_max_rows, cfg.log_interval_s)
+    logger = PredictionLogger(project.logs_root, cfg.log_max_rows, cfg.log_interval_s)
     url = public_url or f"http://{host}:{sock.getsockname()[1]}"
     app = InferenceServer(project, logger, alias, token, url, job_id)
     reconciler = threading.Thread(target=app.reconcile_forever, name="reconciler", daemon=True)

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from workbench.store.parquet_log import COLUMNS, DUCKDB_TYPES, ParquetLog
+from workbench.project import LogsRoot
+from workbench.store.parquet_log import COLUMNS, DUCKDB_TYPES, SCHEMAS, ParquetLog, as_root
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.dataset as pads
 
 # name -> (log, SQL over `src`, which reads the log's files)
 _VIEWS: dict[str, tuple[str, str]] = {
@@ -65,13 +67,17 @@ class Db:
     `with Db(logs) as db:` closes it at the end; `with Db.borrow(db, logs) as db:` uses the
     caller's `db` when it has one (left open) and else opens and closes its own."""
 
-    def __init__(self, logs_root: Path) -> None:
-        self.logs_root = logs_root
+    def __init__(self, logs_root: Path | LogsRoot) -> None:
+        self.root = as_root(logs_root)
+        self.logs_root = self.root.local
         # No extension is ever fetched or loaded behind a query's back: offline there is
         # nothing to fetch, and a read-only console must not write an extension to disk.
         self.con = duckdb.connect(":memory:", config=_SAFE)
         self._lock = threading.RLock()
-        self._stamps: dict[str, tuple[int, int] | None] = {}
+        self._stamps: dict[str, object] = {}
+        #: A shared log's live files as a lazy Arrow dataset, registered as `_src_<log>` on
+        #: the connection and on every cursor (DuckDB scans it with filter pushdown).
+        self._remote: dict[str, pads.Dataset] = {}
         for log, columns in COLUMNS.items():
             # Plain DDL: registering an Arrow table would make DuckDB import pandas (~0.25 s).
             cols = [f'"{name}" {DUCKDB_TYPES[kind]}' for name, kind in columns]
@@ -80,7 +86,7 @@ class Db:
         self._create_views(force=True)
 
     def _source(self, log: str) -> str:
-        files = ParquetLog(self.logs_root, log).files()
+        files = ParquetLog(self.root, log).files()
         if not files:
             return f"_empty_{log}"
         listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
@@ -90,15 +96,33 @@ class Db:
         """(Re)create the views of every log whose manifest changed since the last look."""
         with self._lock:
             for log in COLUMNS:
-                stamp = ParquetLog(self.logs_root, log).stamp()
-                if not force and self._stamps.get(log, ()) == stamp:
-                    continue
-                src = self._source(log)
+                plog = ParquetLog(self.root, log)
+                if plog.remote is not None:
+                    snap = plog.remote.snapshot()
+                    stamp: object = snap.live
+                    if not force and self._stamps.get(log, ()) == stamp:
+                        continue
+                    src = self._remote_source(plog, snap.live)
+                else:
+                    stamp = plog.stamp()
+                    if not force and self._stamps.get(log, ()) == stamp:
+                        continue
+                    src = self._source(log)
                 for view, (view_log, sql) in _VIEWS.items():
                     if view_log == log:
                         body = f"WITH src AS (SELECT * FROM {src}) {sql}"
                         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
                 self._stamps[log] = stamp
+
+    def _remote_source(self, plog: ParquetLog, live: tuple[str, ...]) -> str:
+        assert plog.remote is not None
+        self._remote.pop(plog.name, None)
+        if not live:
+            return f"_empty_{plog.name}"
+        dataset = plog.remote.dataset(live, SCHEMAS[plog.name])
+        self.con.register(f"_src_{plog.name}", dataset)
+        self._remote[plog.name] = dataset
+        return f"_src_{plog.name}"
 
     def refresh(self) -> None:
         """Point the views at the current live files (a few stat calls when nothing changed)."""
@@ -108,7 +132,10 @@ class Db:
         """A connection of its own for this caller (thread-safe), with current views."""
         with self._lock:
             self._create_views()
-            return self.con.cursor()
+            cur = self.con.cursor()
+            for log, dataset in self._remote.items():
+                cur.register(f"_src_{log}", dataset)
+            return cur
 
     def query(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.cursor().execute(sql, params or [])
@@ -153,6 +180,6 @@ class Db:
         self.close()
 
     @classmethod
-    def borrow(cls, db: Db | None, logs_root: Path) -> AbstractContextManager[Db]:
+    def borrow(cls, db: Db | None, logs_root: Path | LogsRoot) -> AbstractContextManager[Db]:
         """`db` itself, left open, when the caller has one; else a new Db, closed after."""
         return contextlib.nullcontext(db) if db is not None else cls(logs_root)

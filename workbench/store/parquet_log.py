@@ -22,8 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.project import LogsRoot
+
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from workbench.store.s3_log import S3Log
 
 #: Each log's columns as (name, type). Types: string, int64, float64, timestamp_us,
 #: timestamp_ms (UTC), map<string,float64>, map<string,string>. Plain data, so that readers
@@ -174,6 +178,11 @@ class _ArrowSchemas(Mapping[str, "pa.Schema"]):
 
 SCHEMAS = _ArrowSchemas()
 
+#: The logs `[logs] uri` puts in S3, written by every server, monitor, job and CI run of a
+#: team. `runs` and `metrics` stay local: they are each Workbench's cache of the tracking
+#: store (rebuilt from it), and sharing them would only have every Workbench write the same rows.
+SHARED_LOGS = frozenset({"predictions", "labels", "drift", "jobs", "audit"})
+
 #: How many files a partition may hold before `compact` merges them.
 COMPACT_AT = 32
 #: Seconds a file replaced by compaction stays on disk for queries that listed it already.
@@ -220,14 +229,25 @@ def _to_table(log: str, rows: Iterable[Mapping[str, Any]] | pa.Table) -> pa.Tabl
     return pa.table(cols, schema=schema)
 
 
-class ParquetLog:
-    """One log (`audit`, `jobs`, ...) under `<logs>/<name>/`."""
+def as_root(logs_root: Path | LogsRoot) -> LogsRoot:
+    return logs_root if isinstance(logs_root, LogsRoot) else LogsRoot(logs_root)
 
-    def __init__(self, logs_root: Path, name: str) -> None:
+
+class ParquetLog:
+    """One log (`audit`, `jobs`, ...) under `<logs>/<name>/`, or in S3 when the root has a
+    `uri` and the log is one of SHARED_LOGS (then `remote` does the work, see s3_log.py)."""
+
+    def __init__(self, logs_root: Path | LogsRoot, name: str) -> None:
         if name not in COLUMNS:
             raise KeyError(f"unknown log {name!r}")
+        root = as_root(logs_root)
         self.name = name
-        self.folder = logs_root / name
+        self.folder = root.local / name  # local even for a shared log (its _quarantine/)
+        self.remote: S3Log | None = None
+        if root.uri is not None and name in SHARED_LOGS:
+            from workbench.store.s3_log import S3Log
+
+            self.remote = S3Log(root, name)
 
     @property
     def schema(self) -> pa.Schema:
@@ -272,8 +292,16 @@ class ParquetLog:
             return None
         return (st.st_ino, st.st_mtime_ns)
 
+    def uris(self) -> list[str]:
+        """The live files as paths (local) or s3:// URIs (shared)."""
+        if self.remote is not None:
+            return self.remote.uris()
+        return [str(f) for f in self.files()]
+
     def files(self) -> list[Path]:
-        """The live files, as listed by the manifest."""
+        """The live files of a local log, as listed by the manifest."""
+        if self.remote is not None:
+            raise TypeError(f"log {self.name!r} is in S3: use uris()")
         if not self.folder.exists():
             return []
         return sorted(self.folder / rel for rel in self._read_manifest()["files"])
@@ -282,12 +310,15 @@ class ParquetLog:
         self,
         rows: Iterable[Mapping[str, Any]] | pa.Table,
         partition: Mapping[str, str] | None = None,
-    ) -> Path | None:
-        """Write rows as one new file. Partition defaults to `date=YYYY-MM-DD` (UTC)."""
+    ) -> Path | str | None:
+        """Write rows as one new file (its path, or s3:// URI). Partition defaults to
+        `date=YYYY-MM-DD` (UTC)."""
         table = _to_table(self.name, rows)
         if table.num_rows == 0:
             return None
         part = partition or {"date": utcnow().strftime("%Y-%m-%d")}
+        if self.remote is not None:
+            return self.remote.append(table, part)
         folder = self.folder.joinpath(*(f"{k}={v}" for k, v in part.items()))
         name = f"part-{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
         written = _atomic_write(table, folder, name)
@@ -305,6 +336,8 @@ class ParquetLog:
 
     def compact(self, folder: Path | None = None) -> int:
         """Merge the files of each partition into one. Returns how many files were merged."""
+        if self.remote is not None:
+            return self.remote.compact()
         with self._locked():
             manifest = self._read_manifest()
             live = [self.folder / f for f in manifest["files"]]

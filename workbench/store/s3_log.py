@@ -1,0 +1,339 @@
+"""A shared Parquet log in S3-compatible object storage, for many writers on many machines.
+
+Layout under `s3://bucket/prefix/<log>/`:
+
+    date=YYYY-MM-DD/part-<time>-<uuid>.parquet      one object per append (one PUT each)
+    date=YYYY-MM-DD/compact-<time>-<uuid>.parquet   merged by a compaction
+    _gen/<n, 20 digits>.json                        the compaction generations
+
+An append is one PUT of a uniquely named object: S3 shows an object whole or not at all, so no
+reader sees half a file, a writer killed mid-append leaves nothing (an unfinished upload is
+invisible), and writers never wait for each other. Which files are live is decided by the
+newest generation, `{"compacted": [...], "retired": [{"path", "at"}]}`: every `part-` object
+not retired, plus the `compact-` objects the generation names. A compaction merges a
+partition's live files into a new `compact-` object (invisible until named) and publishes
+generation n+1 with a conditional PUT (If-None-Match: *), so of two compactions only one wins
+(the loser deletes its merged object): a reader sees the parts or the merged file, never both
+and never neither. Retired objects are deleted a grace period later, as on local disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import ConfigError, DataError
+from workbench.project import LogsRoot
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.fs as pafs
+
+#: A partition with this many live files is merged when a compaction runs.
+COMPACT_AT = 32
+#: An append starts a compaction with this chance: about one compaction per COMPACT_AT
+#: appends across all writers (more would race and waste their merges; see the benchmark).
+COMPACT_CHANCE = 1 / COMPACT_AT
+#: Seconds a retired object stays for queries that listed it already.
+RETIRE_GRACE_S = 120.0
+#: Generations kept behind the newest one (readers that listed an older one retry).
+KEEP_GENERATIONS = 16
+ENDPOINT_ENVS = ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The live files of a log at one moment, and the generation that decided them."""
+
+    gen: int
+    state: dict[str, Any]
+    live: tuple[str, ...]  # bucket/key paths, sorted
+    parts: dict[str, float]  # every listed data object -> its mtime (epoch seconds)
+    gens: tuple[int, ...]
+
+
+def endpoint(root: LogsRoot) -> str | None:
+    names = (root.endpoint_env,) if root.endpoint_env else ENDPOINT_ENVS
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    if root.endpoint_env:
+        raise ConfigError(f"[logs] endpoint_env: ${root.endpoint_env} is not set")
+    return None
+
+
+_clients: dict[tuple[str | None, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def filesystem(root: LogsRoot) -> pafs.S3FileSystem:
+    import pyarrow.fs as pafs
+
+    url = endpoint(root)
+    key = (url, "fs")
+    with _clients_lock:
+        if key not in _clients:
+            opts: dict[str, Any] = {
+                "region": os.environ.get("AWS_DEFAULT_REGION")
+                or os.environ.get("AWS_REGION")
+                or "us-east-1",
+                "connect_timeout": 5.0,
+                "request_timeout": 30.0,
+                "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=2),
+            }
+            if url:
+                scheme, _, host = url.partition("://")
+                opts.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+            _clients[key] = pafs.S3FileSystem(**opts)
+        return _clients[key]
+
+
+def client(root: LogsRoot) -> Any:
+    """A boto3 S3 client (for the conditional PUT pyarrow does not offer)."""
+    url = endpoint(root)
+    with _clients_lock:
+        if (url, "boto3") not in _clients:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError:
+                raise ConfigError(
+                    "[logs] uri = s3://... needs boto3 (pip install 'workbench-mlops[team]')"
+                ) from None
+            cfg = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2})
+            _clients[(url, "boto3")] = boto3.client("s3", endpoint_url=url, config=cfg)
+        return _clients[(url, "boto3")]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+class S3Log:
+    """One log (`predictions`, `audit`, ...) under `<uri>/<name>/`."""
+
+    def __init__(self, root: LogsRoot, name: str) -> None:
+        assert root.uri is not None
+        self.root = root
+        self.name = name
+        self.uri = f"{root.uri}/{name}"
+        self.base = self.uri.removeprefix("s3://")  # bucket/prefix/name, as pyarrow names it
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (ConfigError, DataError):
+            raise
+        except Exception as exc:  # pyarrow's OSError, botocore's errors: one line
+            where = endpoint(self.root) or "the default AWS endpoint"
+            raise DataError(f"logs {self.uri} ({where}): {what}: {_one_line(exc)}") from None
+
+    # Reading ------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        import pyarrow.fs as pafs
+
+        fs = filesystem(self.root)
+        for attempt in range(3):
+            with self._errors("cannot list"):
+                infos = fs.get_file_info(
+                    pafs.FileSelector(self.base, recursive=True, allow_not_found=True)
+                )
+            if not infos:  # an empty log, or no bucket at all (a typo must not read as empty)
+                self._check_bucket()
+            gens: list[int] = []
+            parts: dict[str, float] = {}
+            for info in infos:
+                rel = info.path[len(self.base) + 1 :]
+                if rel.startswith("_gen/") and rel.endswith(".json"):
+                    gens.append(int(rel[5:-5]))
+                elif rel.endswith(".parquet") and info.type == pafs.FileType.File:
+                    parts[info.path] = info.mtime.timestamp() if info.mtime else 0.0
+            gen = max(gens, default=0)
+            try:
+                state = self._read_gen(gen)
+            except FileNotFoundError:  # deleted behind us: KEEP_GENERATIONS newer ones exist
+                if attempt == 2:
+                    raise DataError(f"logs {self.uri}: generations change too fast") from None
+                continue
+            retired = {e["path"] for e in state["retired"]}
+            live = [p for p in parts if p.rsplit("/", 1)[-1].startswith("part-")]
+            live = [p for p in live if p not in retired] + list(state["compacted"])
+            return Snapshot(gen, state, tuple(sorted(live)), parts, tuple(sorted(gens)))
+        raise AssertionError("unreachable")
+
+    def _check_bucket(self) -> None:
+        import pyarrow.fs as pafs
+
+        bucket = self.base.split("/", 1)[0]
+        with self._errors("cannot look up the bucket"):
+            found = filesystem(self.root).get_file_info(bucket).type != pafs.FileType.NotFound
+        if not found:
+            where = endpoint(self.root) or "the default AWS endpoint"
+            raise DataError(f"logs {self.uri} ({where}): no bucket {bucket!r}")
+
+    def _gen_path(self, gen: int) -> str:
+        return f"{self.base}/_gen/{gen:020d}.json"
+
+    def _read_gen(self, gen: int) -> dict[str, Any]:
+        if gen == 0:
+            return {"compacted": [], "retired": []}
+        fs = filesystem(self.root)
+        with self._errors(f"cannot read generation {gen}"):
+            try:
+                with fs.open_input_stream(self._gen_path(gen)) as fh:
+                    data = json.loads(fh.read())
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                if "NoSuchKey" in str(exc) or "does not exist" in str(exc):
+                    raise FileNotFoundError(gen) from None
+                raise
+        return {"compacted": list(data["compacted"]), "retired": list(data["retired"])}
+
+    def uris(self) -> list[str]:
+        return [f"s3://{p}" for p in self.snapshot().live]
+
+    def dataset(self, paths: tuple[str, ...], schema: pa.Schema) -> pads.Dataset:
+        """A lazy Arrow dataset over `paths` with the `date` partition column (DuckDB scans
+        it with projection and filter pushdown)."""
+        import pyarrow as pa
+        import pyarrow.dataset as pads
+
+        hive = pads.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
+        with self._errors("cannot open"):
+            return pads.dataset(
+                list(paths),
+                schema=schema.append(pa.field("date", pa.string())),
+                format="parquet",
+                filesystem=filesystem(self.root),
+                partitioning=hive,
+                partition_base_dir=self.base,
+            )
+
+    # Writing ------------------------------------------------------------------------------
+    def append(self, table: pa.Table, partition: Mapping[str, str]) -> str:
+        """One PUT of a new object; sometimes a compaction after it."""
+        folder = "/".join(f"{k}={v}" for k, v in partition.items())
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = f"{self.base}/{folder}/part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+        with self._errors("cannot write"):
+            self._put(path, table)
+        if random.random() < COMPACT_CHANCE:
+            # The rows are in: a failed compaction must not fail the append (a caller that
+            # retried it would write them twice). The next one tries again.
+            with contextlib.suppress(DataError):
+                self.compact(min_files=COMPACT_AT)
+        return f"s3://{path}"
+
+    def compact(self, min_files: int = 2) -> int:
+        """Merge each partition holding `min_files` live files or more into one object and
+        publish the next generation. Returns how many files were merged (0 when another
+        compaction published first: its generation stands, ours is dropped)."""
+        import pyarrow.dataset as pads
+
+        snap = self.snapshot()
+        now = time.time()
+        fs = filesystem(self.root)
+        state = snap.state
+        expired = [e["path"] for e in state["retired"] if now - e["at"] > RETIRE_GRACE_S]
+        by_part: dict[str, list[str]] = {}
+        for p in snap.live:
+            by_part.setdefault(p.rsplit("/", 1)[0], []).append(p)
+        merged: list[str] = []
+        written: list[str] = []
+        for folder, paths in sorted(by_part.items()):
+            if len(paths) < max(2, min_files):
+                continue
+            with self._errors("cannot compact"):
+                # One dataset: its fragments are fetched in parallel (500 GETs one after
+                # another took ~10x longer); every file has the log's schema.
+                table = pads.dataset(paths, filesystem=fs, format="parquet").to_table()
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+                out = f"{folder}/compact-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+                self._put(out, table)
+            written.append(out)
+            merged += paths
+        orphans = self._orphans(snap, now)
+        if not written and not expired and not orphans:
+            return 0
+        self._delete(expired + orphans)
+        gone = set(merged)
+        new_state = {
+            "compacted": [p for p in state["compacted"] if p not in gone] + written,
+            "retired": [e for e in state["retired"] if e["path"] not in set(expired)]
+            + [{"path": p, "at": now} for p in merged],
+        }
+        if not self._publish(snap.gen + 1, new_state):
+            self._delete(written)  # never named by a generation: no reader can see them
+            return 0
+        old = [g for g in snap.gens if g < snap.gen + 1 - KEEP_GENERATIONS]
+        self._delete([self._gen_path(g) for g in old])
+        return len(merged)
+
+    def _put(self, path: str, table: pa.Table) -> None:
+        """The whole file in one PUT (built in memory: a batch is small, and one PUT is all
+        or nothing where a multipart upload killed midway leaves parts behind)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        bucket, _, key = path.partition("/")
+        client(self.root).put_object(Bucket=bucket, Key=key, Body=sink.getvalue().to_pybytes())
+
+    def _orphans(self, snap: Snapshot, now: float) -> list[str]:
+        """Merged objects no generation named (a compaction lost, or was killed), once old
+        enough that their compaction is surely over."""
+        named = set(snap.state["compacted"]) | {e["path"] for e in snap.state["retired"]}
+        return [
+            p
+            for p, mtime in snap.parts.items()
+            if p.rsplit("/", 1)[-1].startswith("compact-")
+            and p not in named
+            and now - mtime > RETIRE_GRACE_S
+        ]
+
+    def _publish(self, gen: int, state: dict[str, Any]) -> bool:
+        """PUT generation `gen` only if no one has (If-None-Match: *)."""
+        import botocore.exceptions
+
+        bucket, _, key = self._gen_path(gen).partition("/")
+        body = json.dumps({**state, "gen": gen, "at": time.time()}).encode()
+        with self._errors(f"cannot publish generation {gen}"):
+            try:
+                client(self.root).put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+            except botocore.exceptions.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                    return False
+                raise
+        return True
+
+    def _delete(self, paths: list[str]) -> None:
+        by_bucket: dict[str, list[str]] = {}
+        for p in paths:
+            bucket, _, key = p.partition("/")
+            by_bucket.setdefault(bucket, []).append(key)
+        with self._errors("cannot delete retired files"):
+            for bucket, keys in by_bucket.items():
+                for i in range(0, len(keys), 1000):
+                    objects = [{"Key": k} for k in keys[i : i + 1000]]
+                    answer = client(self.root).delete_objects(
+                        Bucket=bucket, Delete={"Objects": objects, "Quiet": True}
+                    )
+                    if answer.get("Errors"):  # kept retired: the next compaction retries
+                        raise OSError(f"{answer['Errors'][0].get('Message', 'delete failed')}")
