@@ -16,7 +16,7 @@ from typing import Any
 from workbench.jobs import docker_engine, images
 from workbench.plugins import JobSpec, Runner, RunObserver, StopWatcher, error_line, lines_of
 from workbench.project import Project
-from workbench.store import tracking
+from workbench.store import backends, tracking
 
 STOP_GRACE_S = 10
 #: Who a job runs as when Workbench itself runs as root: never root in the container.
@@ -44,7 +44,8 @@ def grant_store(project: Project, user: str, kind: str = "train") -> None:
         return
     ids = int(uid), int(gid or uid)
     project.ensure_store()
-    for path in (project.store, project.mlflow_db, project.artifacts, project.jobs_dir):
+    db = [project.mlflow_db] if project.tracking_uri.startswith("sqlite:") else []
+    for path in (project.store, *db, project.artifacts, project.jobs_dir):
         if path.exists():
             os.chown(path, *ids)
     if kind != "serve":
@@ -94,6 +95,7 @@ def container_config(project: Project, spec: JobSpec, image: str) -> dict[str, A
         "HOME": "/tmp",
         "WORKBENCH_USER": os.environ.get("WORKBENCH_USER") or _user(),
         **({"WORKBENCH_GIT_COMMIT": c} if (c := tracking.git_commit(project.root)) else {}),
+        **backends.job_env(project),  # a remote store's URIs and credentials
         **spec.env,
     }
     kwargs: dict[str, Any] = {
@@ -109,7 +111,11 @@ def container_config(project: Project, spec: JobSpec, image: str) -> dict[str, A
         "working_dir": "/tmp",
         "name": f"wb-{spec.job_id}",
     }
-    if spec.ports:
+    if not project.is_embedded_store and any(
+        backends.loopback(u) for u in (project.tracking_uri, project.registry_uri)
+    ):
+        kwargs["network_mode"] = "host"  # the store answers on the host's loopback
+    elif spec.ports:
         kwargs["ports"] = {f"{inside}/tcp": outside for inside, outside in spec.ports.items()}
     if cfg.cpus:
         kwargs["nano_cpus"] = int(cfg.cpus * 1e9)

@@ -10,9 +10,21 @@ import time
 
 import psutil
 
+from workbench.errors import WorkbenchError
 from workbench.plugins import JobSpec, Runner, RunObserver, StopWatcher, error_line
+from workbench.project import Project
+from workbench.store import backends
 
 STOP_GRACE_S = 10
+
+
+def _store_env(spec: JobSpec) -> dict[str, str]:
+    """A remote store's URIs and credential variables (none for the embedded store); its
+    URI without a password, which this process's MLFLOW_TRACKING_URI may hold."""
+    try:
+        return backends.job_env(Project.load(spec.project_root))
+    except WorkbenchError:  # the job itself will say what is wrong with the project
+        return {}
 
 
 class LocalRunner(Runner):
@@ -25,7 +37,7 @@ class LocalRunner(Runner):
         return True
 
     def run(self, spec: JobSpec, observer: RunObserver) -> tuple[int, str | None]:
-        env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **_store_env(spec), **spec.env, "PYTHONUNBUFFERED": "1"}
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             proc = subprocess.Popen(

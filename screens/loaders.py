@@ -246,7 +246,7 @@ def system_usage(run_id: str, metrics: dict[str, Any]) -> SystemUsage | None:
 def load_system_usage(project: Project, run_id: str) -> SystemUsage | None:
     """A run's latest system metrics, live from MLflow's store (read-only, no mlflow import:
     a running job's samples show before any sync)."""
-    from workbench.store.mlflow_tables import read_latest_metrics
+    from workbench.store.backends import reader_for
 
-    latest = read_latest_metrics(project.mlflow_db, [run_id]).get(run_id, {})
+    latest = reader_for(project).read_latest_metrics([run_id]).get(run_id, {})
     return system_usage(run_id, latest)

@@ -1,6 +1,7 @@
 """Models: registered versions with their aliases and metrics, and the alias history.
 `p` promotes the selected version to production, `r` rolls production back; both ask for a
-reason in a ConfirmDialog and call the registry in a thread worker."""
+reason in a ConfirmDialog and call the registry in a thread worker. The top line says who you
+are on the store and what you may do there (asked in a worker: a tracking server may be slow)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,13 @@ class ModelsScreen(WorkbenchScreen):
             self.target = target
             self.error = error
 
+    class Identified(Message):
+        """Who you are on the store, as one line."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
     class Moved(Message):
         """An alias move finished: ok with a summary, or an error to show."""
 
@@ -73,6 +81,8 @@ class ModelsScreen(WorkbenchScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        self.whoami = Static("", id="whoami")
+        yield self.whoami
         with Vertical(id="versions-box") as box:
             self.versions_box = box
             box.border_title = "Versions"
@@ -93,6 +103,7 @@ class ModelsScreen(WorkbenchScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self._identify()
         self.no_versions.display = False
         self.no_history.display = False
         metric = f"holdout_{self.project.config.metric}"
@@ -123,6 +134,20 @@ class ModelsScreen(WorkbenchScreen):
         with self.wb.database() as db:
             data = loaders.load_models(self.project, db)
         self.post_message(self.Loaded(data))
+
+    @work(thread=True, exclusive=True, group="models-identity", exit_on_error=False)
+    def _identify(self) -> None:
+        from workbench.errors import WorkbenchError
+        from workbench.registry.identity import identity
+
+        try:
+            text = identity(self.project).line()
+        except WorkbenchError as exc:
+            text = f"store: {exc}"
+        self.post_message(self.Identified(text))
+
+    def on_models_screen_identified(self, message: Identified) -> None:
+        self.whoami.update(Text(message.text))
 
     def on_models_screen_loaded(self, message: Loaded) -> None:
         data = self.data = message.data

@@ -305,6 +305,71 @@ class MonitorSection(_Section):
     # canary at this share when a server runs (0: register it only)
 
 
+#: URI schemes `[store] tracking_uri` / `registry_uri` accept (what MLflow accepts for a store).
+STORE_SCHEMES = (
+    "sqlite",
+    "postgresql",
+    "postgresql+psycopg2",
+    "postgresql+psycopg",
+    "http",
+    "https",
+)
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def store_uri_problem(uri: str) -> str | None:
+    """Why `uri` cannot be a tracking/registry store (None: it can). Never quotes the URI:
+    it may hold a password."""
+    from urllib.parse import urlsplit
+
+    scheme, sep, _ = uri.partition("://")
+    if not sep or scheme.lower() not in STORE_SCHEMES:
+        return f"must start with one of {', '.join(s + '://' for s in STORE_SCHEMES)}"
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 (a port that is no number raises here)
+    except ValueError as exc:
+        return f"not a valid URI ({exc})"
+    if parts.password is not None:
+        where = (
+            "set MLFLOW_TRACKING_PASSWORD, or name the variable that holds it"
+            if scheme.lower().startswith("http")
+            else "name the environment variable that holds it"
+        )
+        return f"holds a password (user:password@): refused in workbench.toml; {where} in " + (
+            "[store] password_env"
+        )
+    if scheme.lower() == "sqlite" and not uri.startswith("sqlite:///"):
+        return "a SQLite store is sqlite:///relative/path.db or sqlite:////absolute/path.db"
+    return None
+
+
+class StoreSection(_Section):
+    """`[store]`: where MLflow keeps runs and models. Default: the embedded SQLite store
+    (`.workbench/mlflow.db`); a team points it at PostgreSQL or a tracking server. Credentials
+    never live here: `*_env` name the variables that hold them."""
+
+    tracking_uri: str | None = None
+    registry_uri: str | None = None  # default: tracking_uri
+    username_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    password_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    token_env: str | None = Field(default=None, pattern=_ENV_NAME)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _uris(cls, raw: Any) -> Any:
+        # Before field checks, and reported against the section (not the value): a refused
+        # URI is never echoed back, since it may hold a password.
+        if isinstance(raw, dict):
+            for key in ("tracking_uri", "registry_uri"):
+                value = raw.get(key)
+                if isinstance(value, str):
+                    problem = store_uri_problem(value)
+                    if problem:
+                        raise ValueError(f"{key} {problem}")
+        return raw
+
+
 class TuiSection(_Section):
     theme: str | None = None
     keys: dict[str, str] = Field(default_factory=dict, description="binding id -> key")
@@ -351,6 +416,7 @@ class Config(_Section):
     serving: ServingSection = ServingSection()
     drift: DriftSection = DriftSection()
     monitor: MonitorSection = MonitorSection()
+    store: StoreSection = StoreSection()
     tui: TuiSection = TuiSection()
     logs: LogsSection = LogsSection()
 

@@ -11,6 +11,9 @@ from workbench.config import CONFIG_FILE, Config, load_config
 from workbench.errors import ConfigError
 
 STORE_DIR = ".workbench"
+#: Override `[store] tracking_uri` / `registry_uri` (a CI job pointing at a team server).
+TRACKING_URI_ENV = "WORKBENCH_TRACKING_URI"
+REGISTRY_URI_ENV = "WORKBENCH_REGISTRY_URI"
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -66,12 +69,45 @@ class Project:
         return Path(override) if override else self.root / STORE_DIR
 
     @property
+    def _store_uri(self) -> str | None:
+        """`WORKBENCH_TRACKING_URI` (a CI job's override), else `[store] tracking_uri`."""
+        return os.environ.get(TRACKING_URI_ENV) or self.config.store.tracking_uri
+
+    @property
     def mlflow_db(self) -> Path:
+        """The SQLite store: `.workbench/mlflow.db`, or the file a sqlite:/// URI names
+        (relative to the project)."""
+        uri = self._store_uri
+        if uri and uri.lower().startswith("sqlite:///"):
+            path = Path(uri[len("sqlite:///") :])
+            return path if path.is_absolute() else self.root / path
         return self.store / "mlflow.db"
 
     @property
     def tracking_uri(self) -> str:
-        return f"sqlite:///{self.mlflow_db}"
+        """The MLflow tracking store as configured (never with a password: one only joins it
+        at connection time, see workbench.store.backends)."""
+        uri = self._store_uri
+        if uri is None or uri.lower().startswith("sqlite:"):
+            return f"sqlite:///{self.mlflow_db}"
+        return uri
+
+    @property
+    def registry_uri(self) -> str:
+        """The model registry's store: `WORKBENCH_REGISTRY_URI`, `[store] registry_uri`, or
+        the tracking store."""
+        uri = os.environ.get(REGISTRY_URI_ENV) or self.config.store.registry_uri
+        if uri is None:
+            return self.tracking_uri
+        if uri.lower().startswith("sqlite:"):
+            path = Path(uri[len("sqlite:///") :])
+            return f"sqlite:///{path if path.is_absolute() else self.root / path}"
+        return uri
+
+    @property
+    def is_embedded_store(self) -> bool:
+        """Whether runs and models live in a local SQLite file (the default)."""
+        return self.tracking_uri.startswith("sqlite:") and self.registry_uri.startswith("sqlite:")
 
     @property
     def artifacts(self) -> Path:

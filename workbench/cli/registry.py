@@ -1,4 +1,4 @@
-"""The model registry: `models`, `register`, `promote`, `rollback`, `history`, `audit`."""
+"""The model registry: `models`, `register`, `promote`, `rollback`, `history`, `audit`, `whoami`."""
 
 from __future__ import annotations
 
@@ -177,4 +177,22 @@ def audit(limit: int, as_json: bool) -> int:
             r["reason"],
         )
     console().print(table)
+    return 0
+
+
+@commands.command(
+    "whoami", "who you are on the project's MLflow store and what you may do", json=True
+)
+def whoami(as_json: bool) -> int:
+    from workbench.registry.identity import identity
+
+    project = load_project()
+    me = identity(project)
+    if as_json:
+        print_json(me.to_dict())
+        return 0
+    print(f"user:  {me.user or 'anonymous'}")
+    print(f"store: {me.store_location}")
+    perm = f" ({me.permission})" if me.permission else ""
+    print(f"model: {me.model}: {me.may()}{perm if me.can_edit_model else ''}")
     return 0

@@ -12,16 +12,15 @@ import time
 
 from workbench.project import Project
 from workbench.registry.alias_moves import mlflow_call
-from workbench.store import mlflow_tables as mlflow_store
-from workbench.store import tracking
+from workbench.store import backends, tracking
 
 #: MLflow's run status for a job settled as failed / stopped.
 RUN_STATUS = {"failed": "FAILED", "stopped": "KILLED"}
 
 
 def running_runs(project: Project, job_id: str, run_id: str | None = None) -> list[str]:
-    """The job's runs that MLflow still has as RUNNING (one SQLite read, no mlflow import)."""
-    return mlflow_store.running_run_ids(project.mlflow_db, "workbench.job_id", job_id, run_id)
+    """The job's runs that MLflow still has as RUNNING (one read of the store, no mlflow import)."""
+    return backends.reader_for(project).running_run_ids("workbench.job_id", job_id, run_id)
 
 
 def end_runs(

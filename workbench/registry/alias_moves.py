@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench.errors import RegistryError
 from workbench.project import Project
-from workbench.registry import audit
-from workbench.store import mlflow_tables as mlflow_store
+from workbench.registry import audit, identity
+from workbench.store import backends
 from workbench.store.db import Db
 from workbench.store.parquet_log import utcnow
 
@@ -97,7 +97,7 @@ def refusal(exc: Exception) -> RegistryError:
 
 
 def current_aliases(project: Project) -> dict[str, int]:
-    return mlflow_store.read_aliases(project.mlflow_db, project.config.model_name)
+    return backends.reader_for(project, registry=True).read_aliases(project.config.model_name)
 
 
 def moves(project: Project, db: Db | None = None) -> list[dict[str, Any]]:
@@ -168,13 +168,25 @@ def move_locked(
     row = audit.make_row(action, name, alias, before, version, reason, by, **details)
     _write_wal(project, row)
     try:
-        mlflow_call(client.set_registered_model_alias, name, alias, str(version))
+        _set_alias(project, client, alias, version)
     except BaseException:
         _wal_path(project).unlink(missing_ok=True)  # MLflow did not move: nothing to audit
         raise
     audit.append(project, row)
     _wal_path(project).unlink(missing_ok=True)
     return row
+
+
+def _set_alias(project: Project, client: MlflowClient, alias: str, version: int) -> None:
+    """Set the alias in MLflow; a store that refuses this user is one line saying so."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.set_registered_model_alias(project.config.model_name, alias, str(version))
+    except MlflowException as exc:
+        if exc.error_code == "PERMISSION_DENIED":
+            raise identity.denied(project) from None
+        raise refusal(exc) from None
 
 
 def _write_wal(project: Project, row: dict[str, Any]) -> None:

@@ -8,8 +8,9 @@ Workbench are recorded as moves by `mlflow` when found.
 
 A pipeline registers its version with its intent (the aliases to move) as a tag and marks it
 settled once they moved; a version whose pipeline died in between is settled on the next read
-on this host (see `settle_versions`). Reads go to the SQLite store directly (no mlflow import);
-writes go through MlflowClient, and an MlflowException becomes one line (RegistryError).
+on this host (see `settle_versions`). Reads go through the store's reader (store/backends.py,
+no mlflow import); writes go through MlflowClient, and an MlflowException becomes one line
+(RegistryError).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from workbench.registry.alias_moves import (
     MOVES as MOVES,  # re-exported: the actions that move aliases
 )
 from workbench.registry.alias_moves import locked, mlflow_call, refusal
-from workbench.store import mlflow_tables as mlflow_store
-from workbench.store import tracking
+from workbench.store import backends, tracking
 from workbench.store.db import Db
 from workbench.store.parquet_log import utcnow
+from workbench.store.reader import StoreReader
 
 #: Version tags: what the registering pipeline meant to do, and how that ended.
 INTENT_TAG = "workbench.intent"
@@ -62,10 +63,14 @@ class VersionInfo:
         return int(version), value
 
 
+def _registry(project: Project) -> StoreReader:
+    return backends.reader_for(project, registry=True)
+
+
 def list_versions(project: Project) -> list[VersionInfo]:
-    versions = mlflow_store.read_model_versions(project.mlflow_db, project.config.model_name)
+    versions = _registry(project).read_model_versions(project.config.model_name)
     run_ids = [v.run_id for v in versions if v.run_id]
-    metrics = mlflow_store.read_latest_metrics(project.mlflow_db, run_ids)
+    metrics = backends.reader_for(project).read_latest_metrics(run_ids)
     return [
         VersionInfo(
             version=v.version,
@@ -81,7 +86,7 @@ def list_versions(project: Project) -> list[VersionInfo]:
 
 
 def aliases(project: Project) -> dict[str, int]:
-    return mlflow_store.read_aliases(project.mlflow_db, project.config.model_name)
+    return backends.reader_for(project, registry=True).read_aliases(project.config.model_name)
 
 
 def register(
@@ -167,10 +172,7 @@ def check_version(
     project: Project, version: int, error: type[WorkbenchError] = RegistryError
 ) -> None:
     """`error` naming the versions there are when the model has no `version`."""
-    have = [
-        v.version
-        for v in mlflow_store.read_model_versions(project.mlflow_db, project.config.model_name)
-    ]
+    have = [v.version for v in _registry(project).read_model_versions(project.config.model_name)]
     if version not in have:
         listed = ", ".join(map(str, have)) or "none"
         raise error(
@@ -304,8 +306,8 @@ def _tag(client: Any, project: Project, version: int, key: str, value: str) -> N
 
 def _pending(project: Project) -> dict[int, dict[str, Any]]:
     """Versions registered with an intent that is neither settled nor marked incomplete."""
-    rows = mlflow_store.read_version_tags(
-        project.mlflow_db, project.config.model_name, (INTENT_TAG, SETTLED_TAG, INCOMPLETE_TAG)
+    rows = backends.reader_for(project, registry=True).read_version_tags(
+        project.config.model_name, (INTENT_TAG, SETTLED_TAG, INCOMPLETE_TAG)
     )
     tags: dict[int, dict[str, str]] = {}
     for version, key, value in rows:

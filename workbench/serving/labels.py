@@ -33,11 +33,13 @@ def labels_task(project: Project) -> ModelTask:
     folder can be read."""
     from workbench.serving import deployments
     from workbench.serving.predictors import task_of
-    from workbench.store import mlflow_tables as mlflow_store
+    from workbench.store import backends
 
     version = deployments.production_version(project)
     if version is None:
-        versions = mlflow_store.read_model_versions(project.mlflow_db, project.config.model_name)
+        versions = backends.reader_for(project, registry=True).read_model_versions(
+            project.config.model_name
+        )
         version = max((v.version for v in versions), default=None)
     if version is not None:
         try:

@@ -23,17 +23,19 @@ start without them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from workbench.errors import WorkbenchError
 from workbench.serving.signature import ModelError, Signature, read_mlmodel, signature_from_mlmodel
-from workbench.store import mlflow_tables as mlflow_store
+from workbench.store import backends
 from workbench.tasks import ModelTask
 
 if TYPE_CHECKING:
     from workbench.project import Project
+    from workbench.store.reader import StoreReader
 
 #: Below this many rows the booster scores on one thread (thread start-up dominates otherwise).
 SMALL_BATCH = 1000
@@ -57,16 +59,28 @@ class Predictor(Protocol):
 
 def model_dir_for(project: Project, version: int) -> Path:
     """The local directory (holding `MLmodel`) of registered version `version` of the
-    project's model. Reads MLflow's SQLite store directly; never imports mlflow."""
+    project's model. Read through the store's reader (never imports mlflow) for a model whose
+    artifacts are local; one stored remotely (mlflow-artifacts:/, s3://, ...) is downloaded
+    once into `.workbench/cache/models/<name>/<version>/` and loaded from there."""
     name = project.config.model_name
-    versions = mlflow_store.read_model_versions(project.mlflow_db, name)
+    what = f"model {name} version {version}"
+    cached = _cache_dir(project, name, version)
+    if not project.is_embedded_store and (cached / "MLmodel").is_file():
+        return cached  # a registered version's model never changes: no store read needed
+    reader = backends.reader_for(project, registry=True)
+    versions = reader.read_model_versions(name)
     mv = next((v for v in versions if v.version == version), None)
     if mv is None:
         raise ModelError(f"model {name} has no version {version}")
-    path = _resolve_source(project.mlflow_db, mv.source, f"model {name} version {version}")
+    uri = _resolve_source(backends.reader_for(project), mv.source, what)
+    path = _local_path(uri) or _download(project, uri, cached)
     if not (path / "MLmodel").is_file():
-        raise ModelError(f"model {name} version {version}: no MLmodel file in {path}")
+        raise ModelError(f"{what}: no MLmodel file in {path}")
     return path
+
+
+def _cache_dir(project: Project, name: str, version: int) -> Path:
+    return project.store / "cache" / "models" / name / str(version)
 
 
 #: (store, model, version) -> its task: a version's model folder never changes.
@@ -75,7 +89,7 @@ _TASKS: dict[tuple[str, str, int], ModelTask] = {}
 
 def task_of(project: Project, version: int) -> ModelTask:
     """The task of registered version `version` (its `workbench_task.json`); cached."""
-    key = (str(project.mlflow_db), project.config.model_name, version)
+    key = (project.registry_uri, project.config.model_name, version)
     task = _TASKS.get(key)
     if task is None:
         from workbench.errors import WorkbenchError
@@ -89,34 +103,73 @@ def task_of(project: Project, version: int) -> ModelTask:
     return task
 
 
-def _resolve_source(db: Path, source: str | None, what: str) -> Path:
+def _resolve_source(reader: StoreReader, source: str | None, what: str) -> str:
+    """The artifact URI (or path) of a version's model, logged models and runs:/ resolved."""
     if not source:
         raise ModelError(f"{what} has no source")
     if source.startswith("models:/"):
         model_id = source[len("models:/") :].strip("/")
         if not model_id.startswith("m-") or "/" in model_id:
             raise ModelError(f"{what}: source {source} is not a logged model (models:/m-<id>)")
-        location = mlflow_store.logged_model_location(db, model_id)
+        location = reader.logged_model_location(model_id)
         if location is None:
-            raise ModelError(f"{what}: logged model {model_id} is not in {db}")
-        return _local_path(location, what)
+            raise ModelError(f"{what}: logged model {model_id} is not in {reader.location}")
+        return location
     if source.startswith("runs:/"):
         run_id, _, sub = source[len("runs:/") :].partition("/")
-        artifact_uri = mlflow_store.run_artifact_uri(db, run_id)
+        artifact_uri = reader.run_artifact_uri(run_id)
         if artifact_uri is None:
-            raise ModelError(f"{what}: run {run_id} is not in {db}")
-        return _local_path(artifact_uri, what) / sub
-    return _local_path(source, what)
+            raise ModelError(f"{what}: run {run_id} is not in {reader.location}")
+        return artifact_uri.rstrip("/") + ("/" + sub if sub else "")
+    return source
 
 
-def _local_path(uri: str, what: str) -> Path:
-    """A file: URI or a plain path as a local Path; anything remote is an error."""
+def _local_path(uri: str) -> Path | None:
+    """A file: URI or a plain path as a local Path; None for anything remote."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
     if parsed.scheme == "" or (len(parsed.scheme) == 1 and uri[1:3] in (":\\", ":/")):
         return Path(uri)  # a plain path (or a Windows drive letter)
-    raise ModelError(f"{what} is stored at {uri}, which is not a local path")
+    return None
+
+
+def _download(project: Project, uri: str, dst: Path) -> Path:
+    """Download the model at remote `uri` into `dst`, atomically (a temporary folder beside
+    it, renamed): a server that dies mid-way leaves no half model to load next time."""
+    import shutil
+    import tempfile
+
+    from workbench.store import tracking
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        tracking.setup(project)  # the store's URIs and credentials, for mlflow-artifacts:/
+        import mlflow
+
+        try:
+            with tracking.remote_errors(project):
+                got = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp))
+        except Exception as exc:  # any artifact store's failure, as the server's one line
+            if isinstance(exc, WorkbenchError):
+                raise ModelError(str(exc)) from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ModelError(f"cannot download {uri}: {first}") from None
+        folder = Path(got)
+        if folder != tmp:  # the model's own folder inside tmp
+            folder = folder.rename(tmp.with_name(tmp.name + "m"))
+            shutil.rmtree(tmp)
+            tmp = folder
+        try:
+            os.replace(tmp, dst)
+        except OSError:  # another process put it there first
+            if not (dst / "MLmodel").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dst
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -1,22 +1,30 @@
 """The runs index: a Parquet copy of MLflow's runs, queried through DuckDB.
 
-`sync()` reads MLflow's SQLite store (read-only, no mlflow import) and appends a row for every
-run that is new or changed since the last sync (status, end time, metrics, params or tags),
-so runs logged by plain MLflow scripts into the same store show up too. Per-step metric
+`sync()` reads MLflow's store through its reader (store/backends.py, no mlflow import) and
+appends a row for every run that is new or changed since the last sync (status, end time,
+metrics, params or tags), so runs logged by plain MLflow scripts into the same store show up
+too. The first sync reads every run; later ones ask the reader only for runs that may have
+changed since the last sync (minus a margin for clocks that disagree), which keeps a sync
+against a team's tracking server cheap. Per-step metric
 history is kept per run (one file a run, replaced atomically when the run changes).
 The `runs` view picks the newest row per run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import math
+import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.project import Project
+from workbench.store.backends import reader_for, redact
 from workbench.store.db import Db
-from workbench.store.mlflow_tables import StoreRun, read_metric_history, read_runs
+from workbench.store.mlflow_tables import StoreRun
 from workbench.store.parquet_log import ParquetLog, utcnow
 
 if TYPE_CHECKING:
@@ -24,6 +32,12 @@ if TYPE_CHECKING:
 
 #: Columns every runs frame has before the flattened metric and param columns.
 BASE_COLUMNS = ["run_id", "run_name", "experiment", "status", "start_time", "end_time", "user"]
+
+
+#: In the store folder: when the last sync read the store (and which store it was).
+SYNC_STATE = "runs.sync.json"
+#: Later syncs ask for runs changed since the last one less this (the server's clock may lag).
+SYNC_MARGIN_MS = 10 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,11 @@ def sync(project: Project, db: Db | None = None) -> SyncResult:
                 "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY synced_at DESC) = 1"
             )
         }
-    runs = read_runs(project.mlflow_db)
+    reader = reader_for(project)
+    state_path = project.store / SYNC_STATE
+    since = _last_sync(state_path, redact(project.tracking_uri)) if known else None
+    started_ms = int(time.time() * 1000)
+    runs = reader.read_runs(None if since is None else since - SYNC_MARGIN_MS)
     now = utcnow()
     changed: list[dict[str, Any]] = []
     for run in runs:
@@ -90,7 +108,7 @@ def sync(project: Project, db: Db | None = None) -> SyncResult:
         )
     if changed:
         ParquetLog(project.logs, "runs").append(changed)
-        history = read_metric_history(project.mlflow_db, [r["run_id"] for r in changed])
+        history = reader.read_metric_history([r["run_id"] for r in changed])
         ParquetLog(project.logs, "metrics").append(
             {
                 "synced_at": now,
@@ -103,7 +121,34 @@ def sync(project: Project, db: Db | None = None) -> SyncResult:
             for run_id, points in history.items()
             for k, s, v, ts in points
         )
-    return SyncResult(total=len(runs), changed=len(changed))
+    _save_sync(state_path, redact(project.tracking_uri), started_ms)
+    total = len(runs) if since is None else len(set(known) | {r.run_id for r in runs})
+    return SyncResult(total=total, changed=len(changed))
+
+
+def _last_sync(path: os.PathLike[str], store: str) -> int | None:
+    """When the last sync of `store` read it (ms), or None: read every run."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            state = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("store") != store:
+        return None
+    since = state.get("read_ms")
+    return since if isinstance(since, int) else None
+
+
+def _save_sync(path: os.PathLike[str], store: str, read_ms: int) -> None:
+    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"store": store, "read_ms": read_ms}, fh)
+        os.replace(tmp, path)
+    except OSError:  # best effort: without it the next sync reads every run again
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def metric_keys(db: Db) -> list[str]:

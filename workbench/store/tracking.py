@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
 from workbench.project import Project
+from workbench.store import backends
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -187,40 +188,81 @@ def ensure_mlflow_store(project: Project) -> None:
 
 
 def setup(project: Project) -> str:
-    """Point mlflow at the project's store (created once, see ensure_mlflow_store); create the
-    experiment. Returns its id."""
+    """Point mlflow at the project's stores (the embedded one created once, see
+    ensure_mlflow_store; a remote one checked to answer first); create the experiment.
+    Returns its id. A remote store that fails is one line (WorkbenchError) naming it."""
     _quiet()
     project.ensure_store()
+    embedded = project.is_embedded_store
+    if not embedded:
+        backends.apply_credentials(project)
+        backends.check_reachable(project, project.tracking_uri)
+        if project.registry_uri != project.tracking_uri:
+            backends.check_reachable(project, project.registry_uri)
+    import mlflow
+
+    _quiet()  # importing mlflow sets its loggers back to INFO (its store-creation lines)
+    if project.tracking_uri.startswith("sqlite:"):
+        ensure_mlflow_store(project)
+    mlflow.set_tracking_uri(backends.connect_uri(project, project.tracking_uri))
+    mlflow.set_registry_uri(backends.connect_uri(project, project.registry_uri))
+    with remote_errors(project):
+        exp_id = _experiment(project)
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def _experiment(project: Project) -> str:
+    """The project's experiment, created if need be: its artifacts under `.workbench/` for
+    the embedded store; for a remote one where the server puts them (its default artifact
+    root or proxied artifacts), never a path on this machine."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    _quiet()  # importing mlflow sets its loggers back to INFO (its store-creation lines)
-    ensure_mlflow_store(project)
-    mlflow.set_tracking_uri(project.tracking_uri)
-    mlflow.set_registry_uri(project.tracking_uri)
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(project.experiment_name)
-    if exp is None:
-        try:
-            exp_id = client.create_experiment(
-                project.experiment_name, artifact_location=project.artifacts.as_uri()
-            )
-        except MlflowException:  # another process created it first
-            exp = client.get_experiment_by_name(project.experiment_name)
-            if exp is None:
-                raise
-            exp_id = exp.experiment_id
-    else:
-        exp_id = exp.experiment_id
-    mlflow.set_experiment(experiment_id=exp_id)
-    return exp_id
+    if exp is not None:
+        return str(exp.experiment_id)
+    location = project.artifacts.as_uri() if project.tracking_uri.startswith("sqlite:") else None
+    try:
+        return str(client.create_experiment(project.experiment_name, artifact_location=location))
+    except MlflowException:  # another process created it first
+        exp = client.get_experiment_by_name(project.experiment_name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
+
+
+@contextlib.contextmanager
+def remote_errors(project: Project) -> Iterator[None]:
+    """A remote store's connection and credential failures as one line naming the store."""
+    if project.is_embedded_store:
+        yield
+        return
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        code = str(getattr(exc, "error_code", ""))
+        first = (str(getattr(exc, "message", exc)).strip().splitlines() or [code])[0]
+        if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or "401" in first[:200]:
+            raise backends.unreachable(project.tracking_uri, first[:300]) from None
+        if "Max retries exceeded" in first or "Connection" in first[:300]:
+            raise backends.unreachable(project.tracking_uri, "no answer") from None
+        raise
+    except OSError as exc:
+        raise backends.unreachable(project.tracking_uri, str(exc)[:300]) from None
 
 
 def client(project: Project) -> MlflowClient:
     setup(project)
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
+    return MlflowClient(
+        tracking_uri=backends.connect_uri(project, project.tracking_uri),
+        registry_uri=backends.connect_uri(project, project.registry_uri),
+    )
 
 
 def git_commit(root: os.PathLike[str] | str) -> str | None:
