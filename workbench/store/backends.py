@@ -23,18 +23,16 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from workbench.config import store_uri_problem
 from workbench.errors import UsageError, WorkbenchError
-from workbench.store import mlflow_tables
-from workbench.store.mlflow_tables import StoreModelVersion, StoreRun
+from workbench.store.mlflow_tables import SqliteReader
 
 if TYPE_CHECKING:
     from workbench.project import Project
-    from workbench.store.reader import MetricPoint, StoreReader
+    from workbench.store.reader import StoreReader
 
 #: `[store]` key -> the variable MLflow reads it from.
 _MLFLOW_CREDENTIALS = {
@@ -244,41 +242,6 @@ def _check_postgres(url: str, shown: str) -> None:
 
 
 # -- the fast read path ------------------------------------------------------------------------
-
-
-class SqliteReader:
-    """The embedded store: MLflow's SQLite tables read directly (mlflow_tables.py)."""
-
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = Path(db_path)
-        self.location = str(self.db_path)
-
-    def read_runs(self, since_ms: int | None = None) -> list[StoreRun]:
-        return mlflow_tables.read_runs(self.db_path)  # all of them: cheap locally
-
-    def read_metric_history(self, run_ids: list[str]) -> dict[str, list[MetricPoint]]:
-        return mlflow_tables.read_metric_history(self.db_path, run_ids)
-
-    def read_model_versions(self, name: str | None = None) -> list[StoreModelVersion]:
-        return mlflow_tables.read_model_versions(self.db_path, name)
-
-    def read_aliases(self, name: str) -> dict[str, int]:
-        return mlflow_tables.read_aliases(self.db_path, name)
-
-    def read_latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, float]]:
-        return mlflow_tables.read_latest_metrics(self.db_path, run_ids)
-
-    def read_version_tags(self, name: str, keys: Iterable[str]) -> list[tuple[int, str, str]]:
-        return mlflow_tables.read_version_tags(self.db_path, name, keys)
-
-    def running_run_ids(self, tag: str, value: str, run_id: str | None = None) -> list[str]:
-        return mlflow_tables.running_run_ids(self.db_path, tag, value, run_id)
-
-    def logged_model_location(self, model_id: str) -> str | None:
-        return mlflow_tables.logged_model_location(self.db_path, model_id)
-
-    def run_artifact_uri(self, run_id: str) -> str | None:
-        return mlflow_tables.run_artifact_uri(self.db_path, run_id)
 
 
 #: (store URI, credentials' digest) -> its reader.

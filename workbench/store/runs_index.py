@@ -38,6 +38,9 @@ BASE_COLUMNS = ["run_id", "run_name", "experiment", "status", "start_time", "end
 SYNC_STATE = "runs.sync.json"
 #: Later syncs ask for runs changed since the last one less this (the server's clock may lag).
 SYNC_MARGIN_MS = 10 * 60 * 1000
+#: A shared store is read in full at least this often: an incremental read cannot see a tag
+#: edited, or a metric logged, on a run that ended before the last sync.
+FULL_SYNC_MS = 15 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,15 @@ def sync(project: Project, db: Db | None = None) -> SyncResult:
         }
     reader = reader_for(project)
     state_path = project.store / SYNC_STATE
-    since = _last_sync(state_path, redact(project.tracking_uri)) if known else None
     started_ms = int(time.time() * 1000)
+    # The embedded store is read whole every time (10,000 runs in a few ms, and nothing can be
+    # missed); a shared one incrementally, and in full every FULL_SYNC_MS.
+    last = _last_sync(state_path, redact(project.tracking_uri))
+    since: int | None = None
+    shared = known and not project.is_embedded_store
+    if shared and last is not None and started_ms - last[1] <= FULL_SYNC_MS:
+        since = last[0]
+    full = since is None
     runs = reader.read_runs(None if since is None else since - SYNC_MARGIN_MS)
     now = utcnow()
     changed: list[dict[str, Any]] = []
@@ -121,13 +131,15 @@ def sync(project: Project, db: Db | None = None) -> SyncResult:
             for run_id, points in history.items()
             for k, s, v, ts in points
         )
-    _save_sync(state_path, redact(project.tracking_uri), started_ms)
+    full_ms = started_ms if full or last is None else last[1]  # last is set when not full
+    _save_sync(state_path, redact(project.tracking_uri), started_ms, full_ms)
     total = len(runs) if since is None else len(set(known) | {r.run_id for r in runs})
     return SyncResult(total=total, changed=len(changed))
 
 
-def _last_sync(path: os.PathLike[str], store: str) -> int | None:
-    """When the last sync of `store` read it (ms), or None: read every run."""
+def _last_sync(path: os.PathLike[str], store: str) -> tuple[int, int] | None:
+    """When the last sync of `store` read it and when it last read it whole (ms), or None:
+    read every run."""
     try:
         with open(path, encoding="utf-8") as fh:
             state = json.load(fh)
@@ -135,16 +147,18 @@ def _last_sync(path: os.PathLike[str], store: str) -> int | None:
         return None
     if not isinstance(state, dict) or state.get("store") != store:
         return None
-    since = state.get("read_ms")
-    return since if isinstance(since, int) else None
+    since, full = state.get("read_ms"), state.get("full_ms")
+    if not isinstance(since, int) or not isinstance(full, int):
+        return None
+    return since, full
 
 
-def _save_sync(path: os.PathLike[str], store: str, read_ms: int) -> None:
+def _save_sync(path: os.PathLike[str], store: str, read_ms: int, full_ms: int) -> None:
     tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(tmp), exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"store": store, "read_ms": read_ms}, fh)
+            json.dump({"store": store, "read_ms": read_ms, "full_ms": full_ms}, fh)
         os.replace(tmp, path)
     except OSError:  # best effort: without it the next sync reads every run again
         with contextlib.suppress(OSError):
