@@ -6,6 +6,7 @@
     WORKBENCH_TEST_S3         http://127.0.0.1:PORT                           (any key works)
     WORKBENCH_TEST_MLFLOW     http://127.0.0.1:PORT   basic auth: ADMIN, ALICE (edits), BOB (reads)
     WORKBENCH_TEST_RAY        http://127.0.0.1:8265                           (the Jobs API)
+    WORKBENCH_TEST_RAY_PYTHON the cluster's Python (jobs name it: `[ray] python`)
 
 A test asks for one with the fixtures below. When the variable is unset the test is skipped,
 unless WORKBENCH_REQUIRE_SERVICES=1 (CI sets it once the services answer): then it fails, so
@@ -16,6 +17,7 @@ experiment and model names, so tests share the servers without seeing each other
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -104,3 +106,8 @@ def mlflow_server(monkeypatch: pytest.MonkeyPatch) -> str:
 def ray_address() -> str:
     """The Ray cluster's Jobs API address (a head and one worker node on 127.0.0.1)."""
     return service("RAY")
+
+
+def ray_python() -> str:
+    """The Python the cluster's nodes run (it has Workbench's dependencies)."""
+    return os.environ.get("WORKBENCH_TEST_RAY_PYTHON") or sys.executable

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import mlflow_client, run_cli
+from tests.services import ray_python
 from workbench.demo import samples
 from workbench.jobs import control
 from workbench.project import Project
@@ -20,7 +21,7 @@ from workbench.project import Project
 pytestmark = pytest.mark.integration
 
 #: The cluster's Python (it has Workbench's dependencies; Workbench's code goes with the job).
-CLUSTER_PYTHON = "/work/main/.venv/bin/python"
+CLUSTER_PYTHON = ray_python()
 ROWS = 600
 
 
