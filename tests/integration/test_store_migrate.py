@@ -114,10 +114,8 @@ def _assert_same(project: Project, target: str, result: dict[str, Any], prefix: 
         for key in before.data.metrics:
             assert _history(dest, new, key) == _history(source, old, key), key
     name = project.config.model_name
-    assert (
-        dest.get_registered_model(prefix + name).aliases
-        == source.get_registered_model(name).aliases
-    )
+    aliases = lambda c, n: {a: int(v) for a, v in c.get_registered_model(n).aliases.items()}  # noqa: E731
+    assert aliases(dest, prefix + name) == aliases(source, name)
     for v in source.search_model_versions(f"name = '{name}'"):
         mv = dest.get_model_version(prefix + name, v.version)
         assert mv.run_id == runs[v.run_id] and mv.description == v.description
