@@ -12,20 +12,6 @@ commands = Commands()
 
 store = commands.group("store", "the project's MLflow store: migrate it to a team's MLflow")
 
-# \b keeps click from rewrapping the examples
-MIGRATE_EPILOG = """\
-\b
-Copies runs (metrics with every step, params, tags, dataset inputs, artifacts), logged
-models, registered models, versions (same numbers), aliases and the alias history, then
-counts both sides (exit 1 naming what differs). A rerun copies only what is missing.
-Examples:
-  workbench store migrate --to http://mlflow.team:5000 --dry-run
-  workbench store migrate --to postgresql+psycopg2://mlflow@db/mlflow \\
-      --artifacts-destination s3://team-mlflow/artifacts
-Credentials: MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (a server), PGPASSWORD or
-the URI (a database); S3: AWS_* and MLFLOW_S3_ENDPOINT_URL.
-"""
-
 
 @store.action("migrate", "copy the embedded store to a team's MLflow and verify it", json=True)
 @click.option(

@@ -123,7 +123,19 @@ def _runs(con: sqlite3.Connection) -> list[SourceRun]:
         "r.artifact_uri FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
         "WHERE r.lifecycle_stage = 'active' ORDER BY r.start_time, r.run_uuid"
     ).fetchall()
-    runs = {r[0]: SourceRun(*r[:3], r[3] or "FINISHED", *r[4:]) for r in rows}
+    runs = {
+        r[0]: SourceRun(
+            run_id=r[0],
+            experiment=r[1],
+            name=r[2],
+            status=r[3] or "FINISHED",
+            start_time=r[4],
+            end_time=r[5],
+            user=r[6],
+            artifact_uri=r[7],
+        )
+        for r in rows
+    }
     for run_id, key, value in con.execute("SELECT run_uuid, key, value FROM params"):
         if run_id in runs:
             runs[run_id].params[key] = value
@@ -153,7 +165,7 @@ def _inputs(con: sqlite3.Connection, runs: dict[str, SourceRun]) -> None:
     tags: dict[str, dict[str, str]] = defaultdict(dict)
     for uuid, key, value in con.execute("SELECT input_uuid, name, value FROM input_tags"):
         tags[uuid][key] = value
-    for uuid, run_id, *ds in con.execute(
+    for uuid, run_id, name, digest, kind, where, schema, profile in con.execute(
         "SELECT i.input_uuid, i.destination_id, d.name, d.digest, d.dataset_source_type, "
         "d.dataset_source, d.dataset_schema, d.dataset_profile FROM inputs i "
         "JOIN datasets d ON d.dataset_uuid = i.source_id "
@@ -161,7 +173,8 @@ def _inputs(con: sqlite3.Connection, runs: dict[str, SourceRun]) -> None:
         "ORDER BY i.rowid"
     ):
         if run_id in runs:
-            runs[run_id].datasets.append(DatasetIn(*ds, tags=tags.get(uuid, {})))
+            found = DatasetIn(name, digest, kind, where, schema, profile, tags.get(uuid, {}))
+            runs[run_id].datasets.append(found)
     for run_id, model_id in con.execute(
         "SELECT source_id, destination_id FROM inputs WHERE source_type = 'RUN_INPUT' "
         "AND destination_type = 'MODEL_INPUT' ORDER BY rowid"

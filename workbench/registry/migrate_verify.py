@@ -99,9 +99,9 @@ def target_side(client: Any, source: src.Source, maps: Mapping) -> Side:
             for key, n in got.items():
                 counts[key] += n
             histories[old] = points
-    for model in source.logged_models:
-        new = maps.logged_models.get(model.model_id)
-        if new and client.get_logged_model(new).tags.get(MIGRATED_TAG) == model.model_id:
+    for logged in source.logged_models:
+        new = maps.logged_models.get(logged.model_id)
+        if new and client.get_logged_model(new).tags.get(MIGRATED_TAG) == logged.model_id:
             counts["logged models"] += 1
     versions: dict[str, list[int]] = {}
     aliases: dict[str, dict[str, int]] = {}
