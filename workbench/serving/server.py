@@ -44,7 +44,7 @@ from workbench.serving.endpoints import (
     respond,
 )
 from workbench.serving.label_payloads import parse_labels
-from workbench.serving.metrics import ServerMetrics
+from workbench.serving.metrics import Metrics, ServerMetrics
 from workbench.serving.payloads import PayloadError, parse_records
 from workbench.serving.prediction_log import LogRefused, PredictionLogger, one_line
 from workbench.serving.routes import Routes, Variant
@@ -77,7 +77,7 @@ class InferenceServer(ReadEndpoints):
         self.job_id = job_id
         self.max_batch = project.config.serving.max_batch
         self.routes: Routes | None = None
-        self.metrics = ServerMetrics()
+        self.metrics: Metrics = ServerMetrics()
         rule = project.config.serving.canary
         self.windows = {v: LiveWindow(rule.window_s) for v in ("production", "canary")}
         self.last_error: str | None = None
@@ -85,6 +85,8 @@ class InferenceServer(ReadEndpoints):
         self._spec: tuple[int, dict[str, Any]] | None = None
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
+        self.tag = ""  # a worker's "[worker N] " before each line it prints
+        self.extra_headers: list[tuple[bytes, bytes]] = []  # on every prediction's response
 
     # --- ASGI -------------------------------------------------------------------------------
 
@@ -187,7 +189,8 @@ class InferenceServer(ReadEndpoints):
         except PayloadError as exc:
             line = exc.line()
             self._log_failure(body, variant, 422, line, started, path)
-            return await respond(send, 422, dumps({"error": line, "detail": exc.detail()}))
+            body_422 = dumps({"error": line, "detail": exc.detail()})
+            return await respond(send, 422, body_422, self.extra_headers)
         if routes.sticky_key is not None:
             variant = routes.pick(parsed.records[0])
         try:
@@ -204,7 +207,7 @@ class InferenceServer(ReadEndpoints):
             line = f"the model (v{variant.version}) failed: {type(exc).__name__}: {exc}"
             line = line.splitlines()[0][:500]
             self._log_failure(body, variant, 500, line, started, path)
-            return await respond(send, 500, dumps({"error": line}))
+            return await respond(send, 500, dumps({"error": line}), self.extra_headers)
         given = parsed.request_ids
         if any(given):
             fresh = iter(self.logger.new_ids(given.count(None)))
@@ -230,7 +233,8 @@ class InferenceServer(ReadEndpoints):
         self.metrics.observe(path, name, version, 200, seconds, len(outputs))
         self.windows[name].add(latency_ms, False)
         payload.update(model=model, version=version, variant=name)
-        await respond(send, 200, dumps(payload), [(b"x-request-id", header_value(ids[0]))])
+        headers = [(b"x-request-id", header_value(ids[0])), *self.extra_headers]
+        await respond(send, 200, dumps(payload), headers)
 
     def _log_failure(
         self, body: bytes, variant: Variant, status: int, line: str, started: float, path: str
@@ -323,34 +327,45 @@ class InferenceServer(ReadEndpoints):
                     first = self.routes is None
                     self.routes = routes  # the swap: one assignment, seen by the next request
                     if applied is None or (canary and applied[1] is None):
-                        self.windows["canary"].clear()
+                        self.canary_started(canary.version if canary else None)
                     applied = want
                     for version in [v for v in cache if v not in (prod, canary and canary.version)]:
                         del cache[version]
                     self.last_error = None
                     if first:
-                        print(
+                        self.say(
                             f"serving {self.model}@{self.alias} (v{prod}) at {self.public_url} "
-                            f"(API docs: {self.public_url}/docs)",
-                            flush=True,
+                            f"(API docs: {self.public_url}/docs)"
                         )
                     else:
-                        print(f"now serving: {json.dumps(routes.describe())}", flush=True)
+                        self.say(f"now serving: {json.dumps(routes.describe())}")
                 if applied_gen != state.generation:
                     applied_gen = state.generation
-                    deployments.write_server(self.project, self.report(applied_gen))
-                    last_report = time.monotonic()
+                    last_report = self.publish(applied_gen, last_report, changed=True)
                 if self.routes and self.routes.canary:
                     self._judge_canary(rule)
             except (WorkbenchError, ModelError, OSError, ValueError) as exc:
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if message != self.last_error:
-                    print(f"error: {message}", file=sys.stderr, flush=True)
+                    self.say(f"error: {message}", error=True)
                 self.last_error = message
-            if time.monotonic() - last_report > 2.0:
-                deployments.write_server(self.project, self.report(applied_gen))
-                last_report = time.monotonic()
+            last_report = self.publish(applied_gen, last_report)
             self._stop.wait(poll_s)
+
+    def say(self, line: str, error: bool = False) -> None:
+        print(f"{self.tag}{line}", file=sys.stderr if error else sys.stdout, flush=True)
+
+    def publish(self, applied: int, last_report: float, changed: bool = False) -> float:
+        """Write the server's report when the applied generation changed, and every 2 s (a
+        heartbeat); returns when it was last written."""
+        if changed or time.monotonic() - last_report > 2.0:
+            deployments.write_server(self.project, self.report(applied))
+            return time.monotonic()
+        return last_report
+
+    def canary_started(self, version: int | None) -> None:
+        """A canary is served from now on: its window starts empty."""
+        self.windows["canary"].clear()
 
     def _judge_canary(self, rule: Any) -> None:
         reason = judge(rule, self.windows["production"].stats(), self.windows["canary"].stats())
@@ -358,7 +373,7 @@ class InferenceServer(ReadEndpoints):
             return
         # Production takes all traffic now; the state change and audit record follow.
         self.routes = Routes(self.routes.production, generation=self.routes.generation)
-        print(f"auto-rollback: {reason}", flush=True)
+        self.say(f"auto-rollback: {reason}")
         deployments.rollback_canary(self.project, f"auto-rollback: {reason}", actor="auto-rollback")
 
     def stop(self) -> None:
@@ -390,15 +405,33 @@ def serve(
     alias: str | None = None,
     public_url: str | None = None,
     job_id: str | None = None,
+    workers: int = 1,
 ) -> int:
-    import uvicorn
-
+    """Serve until SIGINT or SIGTERM: in this process, or (workers > 1) in that many forked
+    worker processes on one socket (workbench.serving.workers)."""
     cfg = project.config.serving
     token = os.environ.get(cfg.token_env) or None
     sock = bind(host, port)
-    logger = PredictionLogger(project.logs, cfg.log_max_rows, cfg.log_interval_s)
     url = public_url or f"http://{host}:{sock.getsockname()[1]}"
-    app = InferenceServer(project, logger, alias, token, url, job_id)
+    kwargs: dict[str, Any] = {"alias": alias, "token": token, "public_url": url, "job_id": job_id}
+    if workers > 1:
+        from workbench.serving.workers import supervise
+
+        return supervise(project, sock, url, workers, kwargs)
+    logger = PredictionLogger(project.logs, cfg.log_max_rows, cfg.log_interval_s)
+    app = InferenceServer(project, logger, **kwargs)
+    try:
+        run_app(app, sock)
+    finally:
+        deployments.clear_server(project, os.getpid())
+        print(f"stopped; {logger.written} predictions logged", flush=True)
+    return 0
+
+
+def run_app(app: InferenceServer, sock: socket.socket) -> None:
+    """Run `app` (and its reconciler) on `sock` until SIGINT or SIGTERM, then flush its log."""
+    import uvicorn
+
     reconciler = threading.Thread(target=app.reconcile_forever, name="reconciler", daemon=True)
     reconciler.start()
     config = uvicorn.Config(
@@ -420,16 +453,25 @@ def serve(
     finally:
         app.stop()
         reconciler.join(timeout=5)
-        logger.close()  # every buffered prediction reaches Parquet before we exit
-        deployments.clear_server(project, os.getpid())
-        print(f"stopped; {logger.written} predictions logged", flush=True)
-    return 0
+        app.logger.close()  # every buffered prediction reaches Parquet before we exit
 
 
 def _have(module: str, fallback: str) -> str:
     import importlib.util
 
     return module if importlib.util.find_spec(module) else fallback
+
+
+def workers_for(project: Project, given: int | None) -> int:
+    """--workers, else [serving].workers, else one per core (at most 8)."""
+    workers = given if given is not None else project.config.serving.workers
+    if workers is None:
+        from workbench.serving.workers import default_workers
+
+        return default_workers()
+    if workers < 1:
+        raise UsageError(f"--workers must be 1 or more (got {workers})")
+    return workers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -440,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alias", default=None)
     parser.add_argument("--public-url", default=None)
     parser.add_argument("--job-id", default=None)
+    parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
     try:
         project = Project.load(Path(args.project))
@@ -451,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
             args.alias,
             args.public_url,
             args.job_id,
+            workers_for(project, args.workers),
         )
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
