@@ -168,8 +168,11 @@ def test_a_failing_canary_is_rolled_back_once_on_both_workers_counts(
         version = _register_failing_model(project, tmp_path)
         production = deployments.production_version(project)
         deploy = ("deploy", str(version), "--canary", "--traffic", "100", "--wait", "120")
-        assert cli(project, *deploy) == 0
-        assert deployments.wait_applied(project, 1, 1), output(server)  # by both workers
+        if cli(project, *deploy) != 0 or not deployments.wait_applied(project, 1, 1):
+            for pid in (deployments.read_server(project) or {}).get("worker_pids", []):
+                os.kill(pid, signal.SIGUSR1)  # their stacks, in the output
+            time.sleep(1)
+            raise AssertionError("not applied by both workers: " + output(server))
         conns = one_connection_per_worker(server)
         # 12 failing requests on each worker: 24 >= min_requests (20), but neither worker
         # alone has 20, so only the merged counts can decide the rollback

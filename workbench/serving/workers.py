@@ -23,6 +23,7 @@ What the workers share, and how:
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import fcntl
 import json
 import os
@@ -348,6 +349,7 @@ def _child(
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         _die_with(supervisor)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: its stacks
         cfg = project.config.serving
         logger = PredictionLogger(project.logs, cfg.log_max_rows, cfg.log_interval_s)
         app = WorkerServer(
