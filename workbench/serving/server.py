@@ -6,10 +6,9 @@ socket and the model, because every microsecond per request shows in the through
 requests are validated against the model's signature, scored on the event loop (a LightGBM
 row costs ~20 us), logged to the prediction log (a deque append) and counted.
 
-Routing lives in one immutable `Routes` value. A reconciler thread polls the deployment state
-(workbench.serving.deployments), loads the models a new state needs, then swaps `Routes` in one
-assignment: promote, rollback and traffic changes never drop a request. The same thread
-judges the canary (workbench.serving.canary_rule) and rolls it back on its own when it is worse.
+Routing is one immutable `Routes` value: a reconciler thread polls the deployment state, loads
+the models it needs, swaps `Routes` in one assignment (no change drops a request), and judges
+the canary (canary_rule), rolling it back when it is worse. Workers: serving.workers.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import hmac
+import importlib.util
 import json
 import os
 import signal
@@ -155,8 +155,7 @@ class InferenceServer(ReadEndpoints):
         await respond(send, 401, body, [(b"www-authenticate", b"Bearer")])
 
     async def _body(self, scope: dict[str, Any], receive: Receive) -> bytes | None:
-        """The request body, or None when it is over MAX_BODY (a Content-Length that says so
-        is refused before any of the body is read)."""
+        """The request body, or None when over MAX_BODY (a Content-Length says so first)."""
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if len(value) > 12 or (value.isdigit() and int(value) > MAX_BODY):
@@ -189,10 +188,12 @@ class InferenceServer(ReadEndpoints):
         except PayloadError as exc:
             line = exc.line()
             self._log_failure(body, variant, 422, line, started, path)
-            body_422 = dumps({"error": line, "detail": exc.detail()})
-            return await respond(send, 422, body_422, self.extra_headers)
+            error = dumps({"error": line, "detail": exc.detail()})
+            return await respond(send, 422, error, self.extra_headers)
         if routes.sticky_key is not None:
             variant = routes.pick(parsed.records[0])
+        if variant.name == "canary" and self.vetoed(routes):
+            variant = routes.production
         try:
             if len(parsed.records) < OFFLOAD_ROWS:
                 outputs = variant.predictor.predict(parsed.records)
@@ -356,8 +357,7 @@ class InferenceServer(ReadEndpoints):
         print(f"{self.tag}{line}", file=sys.stderr if error else sys.stdout, flush=True)
 
     def publish(self, applied: int, last_report: float, changed: bool = False) -> float:
-        """Write the server's report when the applied generation changed, and every 2 s (a
-        heartbeat); returns when it was last written."""
+        """The server's report, on a change and every 2 s; returns when it was written."""
         if changed or time.monotonic() - last_report > 2.0:
             deployments.write_server(self.project, self.report(applied))
             return time.monotonic()
@@ -375,6 +375,13 @@ class InferenceServer(ReadEndpoints):
         self.routes = Routes(self.routes.production, generation=self.routes.generation)
         self.say(f"auto-rollback: {reason}")
         deployments.rollback_canary(self.project, f"auto-rollback: {reason}", actor="auto-rollback")
+
+    def vetoed(self, routes: Routes) -> bool:
+        """Whether `routes`' canary was rolled back already (one process: never, it swaps)."""
+        return False
+
+    def before_serving(self) -> None:
+        """Before the socket is served (one process: at once; /ready says it loads)."""
 
     def stop(self) -> None:
         self._stop.set()
@@ -407,8 +414,7 @@ def serve(
     job_id: str | None = None,
     workers: int = 1,
 ) -> int:
-    """Serve until SIGINT or SIGTERM: in this process, or (workers > 1) in that many forked
-    worker processes on one socket (workbench.serving.workers)."""
+    """Serve until SIGINT or SIGTERM (workers > 1: forked processes, serving.workers)."""
     cfg = project.config.serving
     token = os.environ.get(cfg.token_env) or None
     sock = bind(host, port)
@@ -434,6 +440,7 @@ def run_app(app: InferenceServer, sock: socket.socket) -> None:
 
     reconciler = threading.Thread(target=app.reconcile_forever, name="reconciler", daemon=True)
     reconciler.start()
+    app.before_serving()
     config = uvicorn.Config(
         app,
         loop=_have("uvloop", "asyncio"),
@@ -457,21 +464,7 @@ def run_app(app: InferenceServer, sock: socket.socket) -> None:
 
 
 def _have(module: str, fallback: str) -> str:
-    import importlib.util
-
     return module if importlib.util.find_spec(module) else fallback
-
-
-def workers_for(project: Project, given: int | None) -> int:
-    """--workers, else [serving].workers, else one per core (at most 8)."""
-    workers = given if given is not None else project.config.serving.workers
-    if workers is None:
-        from workbench.serving.workers import default_workers
-
-        return default_workers()
-    if workers < 1:
-        raise UsageError(f"--workers must be 1 or more (got {workers})")
-    return workers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -485,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
     try:
+        from workbench.serving.workers import workers_for
+
         project = Project.load(Path(args.project))
         cfg = project.config.serving
         return serve(

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.serving.canary_rule import WindowStats
-from workbench.serving.metrics import BUCKETS_S, Samples
+from workbench.serving.metrics import BUCKETS_S, Samples, _escape
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Per-variant totals: {variant: {version: (success counts per bucket (not cumulative), errors)}}
@@ -167,12 +167,21 @@ class SharedMetrics:
                 self._log_seen[name] = value
 
     def render(self, gauges: Samples | None = None, counters: Samples | None = None) -> str:
-        """Every worker's metrics, merged (the arguments, one worker's own, are not used)."""
-        from prometheus_client import CollectorRegistry, generate_latest
-
-        registry = CollectorRegistry()
-        registry.register(_Merged(self.path, self.started))
-        return generate_latest(registry).decode()
+        """Every worker's metrics, merged (the arguments, one worker's own, are not used), in
+        the text format with labels in ServerMetrics' order (prometheus_client sorts them)."""
+        out: list[str] = []
+        for family in _Merged(self.path, self.started).collect():
+            name = family.name + ("_total" if family.type == "counter" else "")
+            out += [
+                f"# HELP {name} {_escape(family.documentation)}",
+                f"# TYPE {name} {family.type}",
+            ]
+            for sample in family.samples:
+                inner = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sample.labels.items())
+                value = sample.value
+                text = str(int(value)) if float(value).is_integer() else repr(float(value))
+                out.append(f"{sample.name}{{{inner}}} {text}" if inner else f"{sample.name} {text}")
+        return "\n".join(out) + "\n"
 
     def read(self) -> tuple[Totals, dict[str, Any]]:
         """The merged totals: successful requests per latency bucket and server errors, per
@@ -224,6 +233,20 @@ def _collect(path: str) -> Iterator[Any]:
     yield from collector(CollectorRegistry(), path).collect()
 
 
+#: Labels in the order one process's ServerMetrics writes them.
+LABEL_ORDER = {
+    "workbench_requests": ("endpoint", "variant", "version", "status"),
+    "workbench_predictions": ("variant", "version"),
+    "workbench_request_duration_seconds": ("variant", "le"),
+}
+
+
+def _ordered(sample: Any, order: tuple[str, ...]) -> Any:
+    labels = {k: sample.labels[k] for k in order if k in sample.labels}
+    labels.update(sample.labels)
+    return sample._replace(labels=labels)
+
+
 class _Merged:
     """The merged families, less the pid-less noise: model_info rows of versions no worker
     serves any more (value 0) are left out; uptime is the server's."""
@@ -237,6 +260,9 @@ class _Merged:
         for family in _collect(self.path):
             if family.name == "workbench_model_info":
                 family.samples = [s for s in family.samples if s.value]
+            order = LABEL_ORDER.get(family.name)
+            if order:  # the merge sorts labels by name: put them as one process shows them
+                family.samples = [_ordered(s, order) for s in family.samples]
             yield family
         yield GaugeMetricFamily(
             "workbench_uptime_seconds", "Seconds since the server started.",

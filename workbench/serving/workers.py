@@ -26,16 +26,19 @@ import contextlib
 import faulthandler
 import fcntl
 import json
+import mmap
 import os
 import shutil
 import signal
 import socket
+import struct
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from workbench.errors import UsageError
 from workbench.project import Project
 from workbench.serving import deployments
 from workbench.serving.canary_rule import LiveWindow, WindowStats, judge
@@ -48,6 +51,8 @@ QUICK_DEATH_S = 5.0
 #: Quick deaths in a row of one worker slot before the supervisor gives up.
 MAX_QUICK_DEATHS = 5
 STOP_TIMEOUT_S = 30.0
+#: The shared rollback flag: (canary version, routes generation), little-endian int64s.
+VETO = struct.Struct("<qq")
 
 
 def default_workers() -> int:
@@ -57,6 +62,16 @@ def default_workers() -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     return max(1, min(cores, 8))
+
+
+def workers_for(project: Project, given: int | None) -> int:
+    """--workers, else [serving].workers, else one per core (at most 8)."""
+    workers = given if given is not None else project.config.serving.workers
+    if workers is None:
+        return default_workers()
+    if workers < 1:
+        raise UsageError(f"--workers must be 1 or more (got {workers})")
+    return workers
 
 
 class SharedView(LiveWindow):
@@ -106,6 +121,16 @@ class WorkerServer(InferenceServer):
         self._lock_fd: int | None = None
         self._live: tuple[float, dict[str, Any]] = (0.0, {})
         self._reported: tuple[int, float] = (-2, 0.0)  # (generation, when)
+        # The leader's rollback, seen by every worker at once (before the state file says
+        # so): (canary version, generation of the routes it was rolled back from).
+        with open(shared / "veto", "r+b") as fh:
+            self._veto = mmap.mmap(fh.fileno(), VETO.size)
+
+    def before_serving(self) -> None:
+        """Accept no connection before the model is loaded (or has failed to): the others
+        on the socket answer meanwhile, so a starting worker never answers 503."""
+        while self.routes is None and self.last_error is None and not self._stop.is_set():
+            time.sleep(0.05)
 
     # --- leadership ---------------------------------------------------------------------
 
@@ -160,6 +185,11 @@ class WorkerServer(InferenceServer):
 
     # --- the canary ---------------------------------------------------------------------
 
+    def vetoed(self, routes: Routes) -> bool:
+        version, generation = VETO.unpack_from(self._veto)
+        canary = routes.canary
+        return canary is not None and canary.version == version and routes.generation <= generation
+
     def canary_started(self, version: int | None) -> None:
         if self.leader:
             self.aggregate.canary_started(version)
@@ -172,6 +202,7 @@ class WorkerServer(InferenceServer):
         if reason is None:
             return
         version = self.routes.canary.version
+        VETO.pack_into(self._veto, 0, version, self.routes.generation)  # every worker, now
         self.routes = Routes(self.routes.production, generation=self.routes.generation)
         why = f"auto-rollback: {reason} (over {self.workers} workers)"
         if deployments.rollback_canary_once(project=self.project, version=version, reason=why):
@@ -204,6 +235,7 @@ def supervise(
 
     shared = Path(tempfile.mkdtemp(prefix="workbench-serve-"))
     (shared / "metrics").mkdir()
+    (shared / "veto").write_bytes(VETO.pack(0, -1))
     os.environ[ENV] = str(shared / "metrics")  # before any worker imports prometheus_client
     pool = _Pool(project, sock, workers, shared, server_kwargs)
     for sig in (signal.SIGINT, signal.SIGTERM):
