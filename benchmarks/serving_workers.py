@@ -181,7 +181,10 @@ def _measure_mlflow(
 ) -> WrkResult:
     env = os.environ.copy()
     env["MLFLOW_TRACKING_URI"] = project.tracking_uri
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    import uvicorn  # mlflow runs `uvicorn` from PATH: the one installed beside this mlflow
+
+    bins = [Path(sys.executable).parent, Path(uvicorn.__file__).parents[4] / "bin"]
+    env["PATH"] = os.pathsep.join([*map(str, bins), env.get("PATH", "")])
     env.pop("MLFLOW_MODELS_WORKERS", None)
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir)]
     cmd += ["--env-manager", "local", "--host", HOST, "-p", "{port}", "--workers", str(workers)]
