@@ -256,6 +256,7 @@ class ServingSection(_Section):
     max_batch: int = Field(default=10_000, ge=1)  # records per request
     log_max_rows: int = Field(default=5_000, ge=1)  # prediction log: rows per file at most
     log_interval_s: float = Field(default=1.0, gt=0)  # and a file at least this often
+    workers: int | None = Field(default=None, ge=1, le=64)  # processes (None: 1 per core, <= 8)
     canary: CanarySection = CanarySection()
 
     _serving_alias = field_validator("alias")(_alias)

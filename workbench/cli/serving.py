@@ -61,6 +61,11 @@ def _check_can_serve(project: Any, port: int, alias: str) -> None:
 @click.option(
     "--timeout", type=float, default=300.0, help="with --detach: seconds to wait for ready"
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="server processes on the port (default: [serving].workers, else one per core, <= 8)",
+)
 @click.option("--job-id", hidden=True)
 def serve(
     alias: str | None,
@@ -69,6 +74,7 @@ def serve(
     runner: str | None,
     detach: bool,
     timeout: float,
+    workers: int | None,
     job_id: str | None,
 ) -> int:
     if job_id:
@@ -82,12 +88,18 @@ def serve(
     _check_can_serve(project, port, alias or cfg.alias)
     _check_port_free(host, port)
     if detach:
-        return _detach(project, host, port, alias, runner, timeout)
-    return _foreground(project, host, port, alias or cfg.alias, runner, job_id)
+        return _detach(project, host, port, alias, runner, timeout, workers)
+    return _foreground(project, host, port, alias or cfg.alias, runner, job_id, workers)
 
 
 def _foreground(
-    project: Any, host: str, port: int, alias: str, runner: str | None, job_id: str | None
+    project: Any,
+    host: str,
+    port: int,
+    alias: str,
+    runner: str | None,
+    job_id: str | None,
+    workers: int | None = None,
 ) -> int:
     """Serve until Ctrl-C or SIGTERM (a graceful stop), as a job the runner starts."""
     from workbench.jobs.control import new_job_id, resolve_runner, run_job
@@ -102,6 +114,8 @@ def _foreground(
     url = f"http://{host}:{port}"
     server_args = ["--project", str(project.root), "--alias", alias, "--port", str(port)]
     server_args += ["--public-url", url, "--job-id", job_id]
+    if workers is not None:
+        server_args += ["--workers", str(workers)]
     ports: dict[int, tuple[str, int]] = {}
     if resolved.name == "docker":
         server_args += ["--host", "0.0.0.0"]  # inside the container; published on `host` only
@@ -135,11 +149,19 @@ def _foreground(
 
 
 def _detach(
-    project: Any, host: str, port: int, alias: str | None, runner: str | None, timeout: float
+    project: Any,
+    host: str,
+    port: int,
+    alias: str | None,
+    runner: str | None,
+    timeout: float,
+    workers: int | None = None,
 ) -> int:
     from workbench.serving import process as server_process
 
-    job_id, url, pid = server_process.start_detached(project, host, port, alias, runner, timeout)
+    job_id, url, pid = server_process.start_detached(
+        project, host, port, alias, runner, timeout, workers
+    )
     print(f"serving {project.config.model_name} at {url} (job {job_id}, pid {pid})")
     print(f"API docs: {url}/docs; stop it with: workbench stop {job_id}")
     return 0

@@ -249,10 +249,11 @@ def _models(con: sqlite3.Connection) -> list[SourceModel]:
 
 
 def _audit(project: Project, models: list[SourceModel]) -> None:
-    if not models or not (project.logs / "audit").exists():
+    shared = project.logs_root.uri is not None  # the audit log is in S3 ([logs] uri)
+    if not models or not (shared or (project.logs / "audit").exists()):
         return
     by_name = {m.name: m for m in models}
-    db = Db(project.logs)
+    db = Db(project.logs_root)
     try:
         rows = db.rows("SELECT * FROM audit ORDER BY ts")
     finally:

@@ -333,6 +333,37 @@ def rollback_canary(project: Project, reason: str, actor: str | None = None) -> 
     return after
 
 
+def rollback_canary_once(project: Project, version: int, reason: str) -> DeploymentState | None:
+    """The automatic rollback of canary `version`: one state change and one audit record, or
+    None when that canary is gone already (another worker or a person got there first)."""
+    gone: list[Canary] = []
+
+    def mutate(s: DeploymentState) -> DeploymentState:
+        if s.canary is None or s.canary.version != version:
+            raise _Unchanged
+        gone.append(s.canary)
+        return replace(s, canary=None)
+
+    try:
+        after = change(project, mutate, "canary.rollback", reason, actor="auto-rollback")
+    except _Unchanged:
+        return None
+    audit.record(
+        project,
+        "canary.rollback",
+        project.config.model_name,
+        "canary",
+        version,
+        production_version(project, after),
+        reason,
+        by="auto-rollback",
+        automatic=True,
+        traffic=gone[0].traffic,
+        generation=after.generation,
+    )
+    return after
+
+
 def status(project: Project, window_s: float, db: Any = None) -> dict[str, Any]:
     """The deployment (desired and applied), the server and per-variant stats from the log.
     Pass the caller's `Db` to reuse its connection (a poll every second should)."""

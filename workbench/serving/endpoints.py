@@ -12,7 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from workbench import __version__
-from workbench.serving.metrics import ServerMetrics
+from workbench.serving.metrics import Metrics
 
 if TYPE_CHECKING:
     from workbench.project import Project
@@ -58,7 +58,8 @@ class ReadEndpoints:
     model: str
     alias: str
     logger: PredictionLogger
-    metrics: ServerMetrics
+    metrics: Metrics
+    extra_headers: list[tuple[bytes, bytes]]  # a worker's x-worker-pid
     windows: dict[str, LiveWindow]
     routes: Any  # workbench.serving.server.Routes | None
     last_error: str | None
@@ -67,7 +68,7 @@ class ReadEndpoints:
     _spec: tuple[int, dict[str, Any]] | None  # (production version, its spec)
 
     async def _health(self, send: Send) -> None:
-        await respond(send, 200, b'{"status":"ok"}')
+        await respond(send, 200, b'{"status":"ok"}', self.extra_headers)
 
     async def _ready(self, send: Send) -> None:
         routes = self.routes

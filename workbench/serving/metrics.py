@@ -6,10 +6,24 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import defaultdict
+from typing import Protocol
 
 #: Metric families by name: (help, [(labels, value)]).
 Samples = dict[str, tuple[str, list[tuple[dict[str, str], float]]]]
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics(Protocol):
+    """What the server counts with: ServerMetrics in one process; with several workers,
+    workbench.serving.shared_metrics.SharedMetrics (merged over every worker)."""
+
+    started: float
+
+    def observe(
+        self, endpoint: str, variant: str, version: int, status: int, seconds: float, rows: int
+    ) -> None: ...
+
+    def render(self, gauges: Samples, counters: Samples | None = None) -> str: ...
 
 
 class ServerMetrics:

@@ -30,6 +30,7 @@ def start_detached(
     alias: str | None = None,
     runner: str | None = None,
     timeout: float = 300.0,
+    workers: int | None = None,
 ) -> tuple[str, str, int]:
     """Start `workbench serve` in the background; return (job id, url, pid) once the server
     is ready. Its output goes to deployments/<model>.serve.out."""
@@ -45,6 +46,8 @@ def start_detached(
         cmd += ["--alias", alias]
     if runner:
         cmd += ["--runner", runner]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -6,10 +6,9 @@ socket and the model, because every microsecond per request shows in the through
 requests are validated against the model's signature, scored on the event loop (a LightGBM
 row costs ~20 us), logged to the prediction log (a deque append) and counted.
 
-Routing lives in one immutable `Routes` value. A reconciler thread polls the deployment state
-(workbench.serving.deployments), loads the models a new state needs, then swaps `Routes` in one
-assignment: promote, rollback and traffic changes never drop a request. The same thread
-judges the canary (workbench.serving.canary_rule) and rolls it back on its own when it is worse.
+Routing is one immutable `Routes` value: a reconciler thread polls the deployment state, loads
+the models it needs, swaps `Routes` in one assignment (no change drops a request), and judges
+the canary (canary_rule), rolling it back when it is worse. Workers: serving.workers.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import hmac
+import importlib.util
 import json
 import os
 import signal
@@ -44,7 +44,7 @@ from workbench.serving.endpoints import (
     respond,
 )
 from workbench.serving.label_payloads import parse_labels
-from workbench.serving.metrics import ServerMetrics
+from workbench.serving.metrics import Metrics, ServerMetrics
 from workbench.serving.payloads import PayloadError, parse_records
 from workbench.serving.prediction_log import LogRefused, PredictionLogger, one_line
 from workbench.serving.routes import Routes, Variant
@@ -77,7 +77,7 @@ class InferenceServer(ReadEndpoints):
         self.job_id = job_id
         self.max_batch = project.config.serving.max_batch
         self.routes: Routes | None = None
-        self.metrics = ServerMetrics()
+        self.metrics: Metrics = ServerMetrics()
         rule = project.config.serving.canary
         self.windows = {v: LiveWindow(rule.window_s) for v in ("production", "canary")}
         self.last_error: str | None = None
@@ -85,6 +85,8 @@ class InferenceServer(ReadEndpoints):
         self._spec: tuple[int, dict[str, Any]] | None = None
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
+        self.tag = ""  # a worker's "[worker N] " before each line it prints
+        self.extra_headers: list[tuple[bytes, bytes]] = []  # on every prediction's response
 
     # --- ASGI -------------------------------------------------------------------------------
 
@@ -153,8 +155,7 @@ class InferenceServer(ReadEndpoints):
         await respond(send, 401, body, [(b"www-authenticate", b"Bearer")])
 
     async def _body(self, scope: dict[str, Any], receive: Receive) -> bytes | None:
-        """The request body, or None when it is over MAX_BODY (a Content-Length that says so
-        is refused before any of the body is read)."""
+        """The request body, or None when over MAX_BODY (a Content-Length says so first)."""
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if len(value) > 12 or (value.isdigit() and int(value) > MAX_BODY):
@@ -187,9 +188,12 @@ class InferenceServer(ReadEndpoints):
         except PayloadError as exc:
             line = exc.line()
             self._log_failure(body, variant, 422, line, started, path)
-            return await respond(send, 422, dumps({"error": line, "detail": exc.detail()}))
+            error = dumps({"error": line, "detail": exc.detail()})
+            return await respond(send, 422, error, self.extra_headers)
         if routes.sticky_key is not None:
             variant = routes.pick(parsed.records[0])
+        if variant.name == "canary" and self.vetoed(routes):
+            variant = routes.production
         try:
             if len(parsed.records) < OFFLOAD_ROWS:
                 outputs = variant.predictor.predict(parsed.records)
@@ -204,7 +208,7 @@ class InferenceServer(ReadEndpoints):
             line = f"the model (v{variant.version}) failed: {type(exc).__name__}: {exc}"
             line = line.splitlines()[0][:500]
             self._log_failure(body, variant, 500, line, started, path)
-            return await respond(send, 500, dumps({"error": line}))
+            return await respond(send, 500, dumps({"error": line}), self.extra_headers)
         given = parsed.request_ids
         if any(given):
             fresh = iter(self.logger.new_ids(given.count(None)))
@@ -230,7 +234,8 @@ class InferenceServer(ReadEndpoints):
         self.metrics.observe(path, name, version, 200, seconds, len(outputs))
         self.windows[name].add(latency_ms, False)
         payload.update(model=model, version=version, variant=name)
-        await respond(send, 200, dumps(payload), [(b"x-request-id", header_value(ids[0]))])
+        headers = [(b"x-request-id", header_value(ids[0])), *self.extra_headers]
+        await respond(send, 200, dumps(payload), headers)
 
     def _log_failure(
         self, body: bytes, variant: Variant, status: int, line: str, started: float, path: str
@@ -323,34 +328,44 @@ class InferenceServer(ReadEndpoints):
                     first = self.routes is None
                     self.routes = routes  # the swap: one assignment, seen by the next request
                     if applied is None or (canary and applied[1] is None):
-                        self.windows["canary"].clear()
+                        self.canary_started(canary.version if canary else None)
                     applied = want
                     for version in [v for v in cache if v not in (prod, canary and canary.version)]:
                         del cache[version]
                     self.last_error = None
                     if first:
-                        print(
+                        self.say(
                             f"serving {self.model}@{self.alias} (v{prod}) at {self.public_url} "
-                            f"(API docs: {self.public_url}/docs)",
-                            flush=True,
+                            f"(API docs: {self.public_url}/docs)"
                         )
                     else:
-                        print(f"now serving: {json.dumps(routes.describe())}", flush=True)
+                        self.say(f"now serving: {json.dumps(routes.describe())}")
                 if applied_gen != state.generation:
                     applied_gen = state.generation
-                    deployments.write_server(self.project, self.report(applied_gen))
-                    last_report = time.monotonic()
+                    last_report = self.publish(applied_gen, last_report, changed=True)
                 if self.routes and self.routes.canary:
                     self._judge_canary(rule)
             except (WorkbenchError, ModelError, OSError, ValueError) as exc:
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if message != self.last_error:
-                    print(f"error: {message}", file=sys.stderr, flush=True)
+                    self.say(f"error: {message}", error=True)
                 self.last_error = message
-            if time.monotonic() - last_report > 2.0:
-                deployments.write_server(self.project, self.report(applied_gen))
-                last_report = time.monotonic()
+            last_report = self.publish(applied_gen, last_report)
             self._stop.wait(poll_s)
+
+    def say(self, line: str, error: bool = False) -> None:
+        print(f"{self.tag}{line}", file=sys.stderr if error else sys.stdout, flush=True)
+
+    def publish(self, applied: int, last_report: float, changed: bool = False) -> float:
+        """The server's report, on a change and every 2 s; returns when it was written."""
+        if changed or time.monotonic() - last_report > 2.0:
+            deployments.write_server(self.project, self.report(applied))
+            return time.monotonic()
+        return last_report
+
+    def canary_started(self, version: int | None) -> None:
+        """A canary is served from now on: its window starts empty."""
+        self.windows["canary"].clear()
 
     def _judge_canary(self, rule: Any) -> None:
         reason = judge(rule, self.windows["production"].stats(), self.windows["canary"].stats())
@@ -358,8 +373,15 @@ class InferenceServer(ReadEndpoints):
             return
         # Production takes all traffic now; the state change and audit record follow.
         self.routes = Routes(self.routes.production, generation=self.routes.generation)
-        print(f"auto-rollback: {reason}", flush=True)
+        self.say(f"auto-rollback: {reason}")
         deployments.rollback_canary(self.project, f"auto-rollback: {reason}", actor="auto-rollback")
+
+    def vetoed(self, routes: Routes) -> bool:
+        """Whether `routes`' canary was rolled back already (one process: never, it swaps)."""
+        return False
+
+    def before_serving(self) -> None:
+        """Before the socket is served (one process: at once; /ready says it loads)."""
 
     def stop(self) -> None:
         self._stop.set()
@@ -390,17 +412,35 @@ def serve(
     alias: str | None = None,
     public_url: str | None = None,
     job_id: str | None = None,
+    workers: int = 1,
 ) -> int:
-    import uvicorn
-
+    """Serve until SIGINT or SIGTERM (workers > 1: forked processes, serving.workers)."""
     cfg = project.config.serving
     token = os.environ.get(cfg.token_env) or None
     sock = bind(host, port)
-    logger = PredictionLogger(project.logs_root, cfg.log_max_rows, cfg.log_interval_s)
     url = public_url or f"http://{host}:{sock.getsockname()[1]}"
-    app = InferenceServer(project, logger, alias, token, url, job_id)
+    kwargs: dict[str, Any] = {"alias": alias, "token": token, "public_url": url, "job_id": job_id}
+    if workers > 1:
+        from workbench.serving.workers import supervise
+
+        return supervise(project, sock, url, workers, kwargs)
+    logger = PredictionLogger(project.logs_root, cfg.log_max_rows, cfg.log_interval_s)
+    app = InferenceServer(project, logger, **kwargs)
+    try:
+        run_app(app, sock)
+    finally:
+        deployments.clear_server(project, os.getpid())
+        print(f"stopped; {logger.written} predictions logged", flush=True)
+    return 0
+
+
+def run_app(app: InferenceServer, sock: socket.socket) -> None:
+    """Run `app` (and its reconciler) on `sock` until SIGINT or SIGTERM, then flush its log."""
+    import uvicorn
+
     reconciler = threading.Thread(target=app.reconcile_forever, name="reconciler", daemon=True)
     reconciler.start()
+    app.before_serving()
     config = uvicorn.Config(
         app,
         loop=_have("uvloop", "asyncio"),
@@ -420,15 +460,10 @@ def serve(
     finally:
         app.stop()
         reconciler.join(timeout=5)
-        logger.close()  # every buffered prediction reaches Parquet before we exit
-        deployments.clear_server(project, os.getpid())
-        print(f"stopped; {logger.written} predictions logged", flush=True)
-    return 0
+        app.logger.close()  # every buffered prediction reaches Parquet before we exit
 
 
 def _have(module: str, fallback: str) -> str:
-    import importlib.util
-
     return module if importlib.util.find_spec(module) else fallback
 
 
@@ -440,8 +475,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alias", default=None)
     parser.add_argument("--public-url", default=None)
     parser.add_argument("--job-id", default=None)
+    parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
     try:
+        from workbench.serving.workers import workers_for
+
         project = Project.load(Path(args.project))
         cfg = project.config.serving
         return serve(
@@ -451,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             args.alias,
             args.public_url,
             args.job_id,
+            workers_for(project, args.workers),
         )
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
