@@ -86,7 +86,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def _call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any, str]:
+    """Status, body and the answering worker's pid (the x-worker-pid header)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         data = None if body is None else json.dumps(body).encode()
@@ -96,7 +97,27 @@ def _call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any
     finally:
         conn.close()
     is_json = "json" in (resp.getheader("content-type") or "")
-    return resp.status, json.loads(text) if is_json else text.decode()
+    body = json.loads(text) if is_json else text.decode()
+    return resp.status, body, resp.getheader("x-worker-pid") or ""
+
+
+def _one_connection_per_worker(port: int, workers: int) -> dict[int, http.client.HTTPConnection]:
+    """Keep-alive connections, one answered by each worker (a new connection lands on
+    whichever worker accepts first)."""
+    found: dict[int, http.client.HTTPConnection] = {}
+    for _ in range(300):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        resp.read()
+        pid = int(resp.getheader("x-worker-pid") or 0)
+        if pid and pid not in found:
+            found[pid] = conn
+            if len(found) == workers:
+                return found
+        else:
+            conn.close()
+    raise AssertionError(f"only workers {sorted(found)} answered 300 new connections")
 
 
 def _serve(project: Project, workers: int) -> tuple[subprocess.Popen[bytes], int]:
@@ -163,13 +184,18 @@ def test_the_whole_loop_on_the_team_services(
     records = data.select(project.config.features).tail(REQUESTS).to_dicts()
     proc, port = _serve(project, workers=2)
     try:
-        pids: set[int] = set()
-        for record in records:
-            status, body = _call(port, "POST", "/predict", {"records": [record]})
-            assert status == 200, body
-            status, health = _call(port, "GET", "/health")
-            pids.add(int(health["worker_pid"]))
-        assert len(pids) == 2, pids  # both workers answered
+        conns = _one_connection_per_worker(port, workers=2)
+        for i, record in enumerate(records):
+            pid, conn = list(conns.items())[i % 2]
+            conn.request(
+                "POST", "/predict", json.dumps(record), {"content-type": "application/json"}
+            )
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200, body
+            assert int(resp.getheader("x-worker-pid") or 0) == pid  # both workers answered
+        for conn in conns.values():
+            conn.close()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
