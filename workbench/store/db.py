@@ -104,7 +104,7 @@ class Db:
             snaps = {}
             if len(remote) > 1 and not all(r.listed() for r in remote):
                 with ThreadPoolExecutor(len(remote)) as pool:  # one round trip, not five
-                    snaps = dict(zip(remote, pool.map(lambda r: r.snapshot(), remote)))
+                    snaps = dict(zip(remote, pool.map(lambda r: r.snapshot(), remote), strict=True))
             for plog in plogs:
                 log = plog.name
                 if plog.remote is not None:

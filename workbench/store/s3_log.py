@@ -64,7 +64,7 @@ KEEP_GENERATIONS = 16
 #: The longest `[logs] refresh_s`: a listing reused that long must still name only objects
 #: that exist, so retired ones must outlive it by far (config.LogsSection says 12 too).
 MAX_REFRESH_S = RETIRE_GRACE_S / 10
-assert 2.0 <= MAX_REFRESH_S and MAX_REFRESH_S * 10 <= RETIRE_GRACE_S, "grace << refresh_s"
+assert MAX_REFRESH_S >= 2.0 and MAX_REFRESH_S * 10 <= RETIRE_GRACE_S, "grace << refresh_s"
 ENDPOINT_ENVS = ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
 
 
