@@ -49,11 +49,16 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
     import pyarrow.fs as pafs
 
-#: A partition with this many live files is merged when a compaction runs. Measured on the
-#: S3 server (benchmarks/shared_logs.py compact_at): a read over N small files costs about
-#: READ_PER_FILE_MS more per file, while each compaction rewrites the partition's day so far;
-#: see COMPACT_AT_NOTE.
-COMPACT_AT = 32
+#: A partition with this many live files is merged when a compaction runs. Chosen by
+#: measurement (benchmarks/shared_logs.py compact_at, S3 20 ms away): every live file adds
+#: ~14 ms to each query (a Db open + count: 90 ms over 1 file, 250 over 16, 450 over 32,
+#: 1,000 over 64), while a compaction rewrites the partition's day so far, a fixed cost (0.35 s
+#: for a 200k-row day) plus ~22 ms a file: per append, 0.35/N s + 22 ms. 16 keeps queries
+#: interactive (~0.25 s at worst) for ~44 ms of background work per append (in the writer's
+#: thread: the prediction logger buffers meanwhile); 32 halves that extra work but doubles
+#: every query; below 8 the day's rewrite dominates. (On loopback S3 a file costs ~2.7 ms;
+#: the local log keeps 32: a local file costs no round trip.)
+COMPACT_AT = 16
 #: An append starts a compaction with this chance: about one compaction per COMPACT_AT
 #: appends across all writers (more would race and waste their merges; see the benchmark).
 COMPACT_CHANCE = 1 / COMPACT_AT
@@ -112,12 +117,16 @@ def forget_listings() -> None:
 
 
 def vanished(exc: BaseException) -> bool:
-    """Whether a query failed because an object it was reading is gone (a listing older than
-    the grace period, or a file deleted by hand). DuckDB reports it from the Arrow scan as
-    InvalidInputException "reading the stream registered as ... failed: IOError: Path does
-    not exist '...'" (reproduced in tests/integration/test_s3_log_cache.py)."""
+    """Whether a query failed reading an S3 object through a log's Arrow dataset: an object
+    gone since the listing (a listing older than the grace period, a file deleted by hand),
+    or a read that failed on the way; either way worth one new listing and one more try.
+    DuckDB reports it as InvalidInputException "reading the stream registered as
+    '_src_<log>' failed: IOError: ...": "Path does not exist '<path>'" when the scan asks
+    the object's size first, "AWS Error ... during GetObject operation" when it knows the
+    size from the listing (as `dataset` builds it). Reproduced in
+    tests/integration/test_s3_log_cache.py."""
     text = str(exc)
-    return "Path does not exist" in text or "NoSuchKey" in text or "[errno 2]" in text
+    return "reading the stream registered as '_src_" in text and "IOError" in text
 
 
 def filesystem(root: LogsRoot) -> pafs.S3FileSystem:
@@ -387,6 +396,16 @@ class S3Log:
         old = [g for g in snap.gens if g < snap.gen + 1 - KEEP_GENERATIONS]
         self._delete([self._gen_path(g) for g in old])
         return len(merged)
+
+    def put_aside(self, name: str, body: bytes) -> str:
+        """`body` as `_quarantine/<name>` beside the log, in one PUT (whole or not at all, like
+        an append; the listing reads only .parquet objects and _gen/). Returns its URI."""
+        bucket, _, prefix = self.base.partition("/")
+        with self._errors("cannot write the quarantine"):
+            client(self.root).put_object(
+                Bucket=bucket, Key=f"{prefix}/_quarantine/{name}", Body=body
+            )
+        return f"{self.uri}/_quarantine/{name}"
 
     def _put(self, path: str, table: pa.Table) -> int:
         """The whole file in one PUT (built in memory: a batch is small, and one PUT is all
