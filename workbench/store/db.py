@@ -135,7 +135,8 @@ class Db:
         return f"_src_{plog.name}"
 
     def refresh(self) -> None:
-        """Point the views at the current live files (a few stat calls when nothing changed)."""
+        """Point the views at the current live files (a few stat calls when nothing changed;
+        for a log in S3, this process's listing when younger than `[logs] refresh_s`)."""
         self._create_views()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -171,8 +172,9 @@ class Db:
         """A file can vanish under a query only if someone deletes it outside the manifest's
         grace period (or by hand), or a reader holds an S3 listing longer than the grace
         period; re-list the files and try again before giving up. A local file that vanished
-        is DuckDB's IOException; an S3 object, read through the Arrow dataset, fails the
-        scan as InvalidInputException naming the path (`s3_log.vanished`)."""
+        is DuckDB's IOException; an S3 object read through the Arrow dataset fails the scan
+        as InvalidInputException "reading the stream registered as '_src_<log>' failed:
+        IOError: ..." (`s3_log.vanished`); then the S3 listings are dropped and taken anew."""
         for attempt in range(3):
             try:
                 return fn()
