@@ -388,6 +388,13 @@ class LogsSection(_Section):
         description="env var holding the S3 endpoint (default AWS_ENDPOINT_URL, then "
         "MLFLOW_S3_ENDPOINT_URL)",
     )
+    refresh_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=12,  # s3_log.MAX_REFRESH_S: a tenth of the grace period retired files are kept
+        description="seconds a process reuses its listing of an S3 log before listing it "
+        "again (its own writes show at once; other writers' within this window)",
+    )
 
     @field_validator("uri")
     @classmethod

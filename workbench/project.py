@@ -36,6 +36,7 @@ class LogsRoot:
     local: Path
     uri: str | None = None
     endpoint_env: str | None = None
+    refresh_s: float = 2.0  # [logs] refresh_s: how long a listing of an S3 log is reused
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Project:
     def logs_root(self) -> LogsRoot:
         """The logs as Db and ParquetLog take them: local, or shared in S3 (`[logs] uri`)."""
         cfg = self.config.logs
-        return LogsRoot(self.logs, cfg.uri, cfg.endpoint_env)
+        return LogsRoot(self.logs, cfg.uri, cfg.endpoint_env, cfg.refresh_s)
 
     @property
     def jobs_dir(self) -> Path:

@@ -11,7 +11,8 @@ about a fifth of `json.dumps` per record; the GIL is shared, so that is throughp
 
 The writer never dies of a row: a batch Arrow cannot hold is split by request, the requests
 it can hold are written and the others are quarantined, as JSON lines in pure ASCII (every
-bad string escaped) with the reason, to `<logs>/predictions/_quarantine/<ts>.jsonl`. A file
+bad string escaped) with the reason, to `<logs>/predictions/_quarantine/<ts>.jsonl` (beside
+the log in S3 when it is shared, `[logs] uri`; locally if S3 refuses it too). A file
 that cannot be written (disk full, permissions) is retried with backoff while new rows queue
 up; the queue is bounded (`max_queued` rows), and when it is full, or if the writer thread
 stops anyway, `log_many` raises `LogRefused` naming why: the server answers 503 instead of
@@ -282,13 +283,11 @@ class PredictionLogger:
         self._taken += rows
         first = items[0][1] if items else ""
         name = f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.jsonl"
-        path = self.quarantine_dir / name
-        try:
-            self.quarantine_dir.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="ascii", errors="backslashreplace") as fh:
-                for entry, reason in items:
-                    for row in _rows(entry):
-                        fh.write(_safe_json({"reason": reason, **row}) + "\n")
+        try:  # beside the log: in S3 for a shared log (one PUT), else under quarantine_dir
+            lines = [
+                _safe_json({"reason": why, **row}) for entry, why in items for row in _rows(entry)
+            ]
+            path = self._log.put_aside(name, "".join(line + "\n" for line in lines))
         except Exception as exc:  # the disk is full too: count the loss and say so
             self.dropped += rows
             self._say(

@@ -3,13 +3,16 @@
 Views: runs, metrics, jobs, audit (and the raw event logs `jobs_events`, `runs_versions`).
 A view over a log with no files yet reads an empty table of the right schema. Views read the
 files each log's manifest lists (see parquet_log.py) and are rebuilt when it changes, so a
-query never sees a half-written file, or a compacted file beside its parts.
+query never sees a half-written file, or a compacted file beside its parts. Shared logs in S3
+are listed (in parallel) at most once per `[logs] refresh_s` per process (see s3_log.py); a
+query that meets an object deleted since its listing lists the logs anew and runs again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +22,7 @@ import duckdb
 
 from workbench.project import LogsRoot
 from workbench.store.parquet_log import COLUMNS, DUCKDB_TYPES, SCHEMAS, ParquetLog, as_root
+from workbench.store.s3_log import Snapshot, forget_listings, vanished
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -95,14 +99,20 @@ class Db:
     def _create_views(self, force: bool = False) -> None:
         """(Re)create the views of every log whose manifest changed since the last look."""
         with self._lock:
-            for log in COLUMNS:
-                plog = ParquetLog(self.root, log)
+            plogs = [ParquetLog(self.root, log) for log in COLUMNS]
+            remote = [p.remote for p in plogs if p.remote is not None]
+            snaps = {}
+            if len(remote) > 1 and not all(r.listed() for r in remote):
+                with ThreadPoolExecutor(len(remote)) as pool:  # one round trip, not five
+                    snaps = dict(zip(remote, pool.map(lambda r: r.snapshot(), remote), strict=True))
+            for plog in plogs:
+                log = plog.name
                 if plog.remote is not None:
-                    snap = plog.remote.snapshot()
+                    snap = snaps.get(plog.remote) or plog.remote.snapshot()
                     stamp: object = snap.live
                     if not force and self._stamps.get(log, ()) == stamp:
                         continue
-                    src = self._remote_source(plog, snap.live)
+                    src = self._remote_source(plog, snap)
                 else:
                     stamp = plog.stamp()
                     if not force and self._stamps.get(log, ()) == stamp:
@@ -114,18 +124,19 @@ class Db:
                         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
                 self._stamps[log] = stamp
 
-    def _remote_source(self, plog: ParquetLog, live: tuple[str, ...]) -> str:
+    def _remote_source(self, plog: ParquetLog, snap: Snapshot) -> str:
         assert plog.remote is not None
         self._remote.pop(plog.name, None)
-        if not live:
+        if not snap.live:
             return f"_empty_{plog.name}"
-        dataset = plog.remote.dataset(live, SCHEMAS[plog.name])
+        dataset = plog.remote.dataset(snap, SCHEMAS[plog.name])
         self.con.register(f"_src_{plog.name}", dataset)
         self._remote[plog.name] = dataset
         return f"_src_{plog.name}"
 
     def refresh(self) -> None:
-        """Point the views at the current live files (a few stat calls when nothing changed)."""
+        """Point the views at the current live files (a few stat calls when nothing changed;
+        for a log in S3, this process's listing when younger than `[logs] refresh_s`)."""
         self._create_views()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -138,7 +149,10 @@ class Db:
             return cur
 
     def query(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
-        return self.cursor().execute(sql, params or [])
+        cur: duckdb.DuckDBPyConnection = self._retrying(
+            lambda: self.cursor().execute(sql, params or [])
+        )
+        return cur
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         def run() -> list[dict[str, Any]]:
@@ -156,13 +170,21 @@ class Db:
 
     def _retrying(self, fn: Any) -> Any:
         """A file can vanish under a query only if someone deletes it outside the manifest's
-        grace period (or by hand); re-list the files and try again before giving up."""
+        grace period (or by hand), or a reader holds an S3 listing longer than the grace
+        period; re-list the files and try again before giving up. A local file that vanished
+        is DuckDB's IOException; an S3 object read through the Arrow dataset fails the scan
+        as InvalidInputException "reading the stream registered as '_src_<log>' failed:
+        IOError: ..." (`s3_log.vanished`); then the S3 listings are dropped and taken anew."""
         for attempt in range(3):
             try:
                 return fn()
-            except duckdb.IOException:
-                if attempt == 2:
+            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                if attempt == 2 or not (
+                    isinstance(exc, duckdb.IOException) or (self._remote and vanished(exc))
+                ):
                     raise
+                if self._remote:
+                    forget_listings()
                 self._create_views(force=True)
 
     def close(self) -> None:

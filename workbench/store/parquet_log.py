@@ -242,7 +242,7 @@ class ParquetLog:
             raise KeyError(f"unknown log {name!r}")
         root = as_root(logs_root)
         self.name = name
-        self.folder = root.local / name  # local even for a shared log (its _quarantine/)
+        self.folder = root.local / name  # local even for a shared log (put_aside's fallback)
         self.remote: S3Log | None = None
         if root.uri is not None and name in SHARED_LOGS:
             from workbench.store.s3_log import S3Log
@@ -333,6 +333,29 @@ class ParquetLog:
                 self._compact(manifest, [folder])
             self._write_manifest(manifest)
         return written
+
+    def put_aside(self, name: str, text: str) -> str:
+        """Rows set aside (JSON lines, pure ASCII) as `_quarantine/<name>` beside the log: in
+        S3 for a shared log (one PUT), else a local file written whole then renamed. When S3
+        refuses it (the outage that made the rows fail, most likely), the local folder takes
+        it. Returns where it went; raises OSError when both fail."""
+        body = text.encode("ascii", "backslashreplace")
+        if self.remote is not None:
+            from workbench.errors import DataError
+
+            try:
+                return self.remote.put_aside(name, body)
+            except DataError:
+                pass
+        folder = self.folder / "_quarantine"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            tmp.write_bytes(body)
+            os.replace(tmp, folder / name)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return str(folder / name)
 
     def compact(self, folder: Path | None = None) -> int:
         """Merge the files of each partition into one. Returns how many files were merged."""

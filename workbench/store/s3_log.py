@@ -15,6 +15,15 @@ partition's live files into a new `compact-` object (invisible until named) and 
 generation n+1 with a conditional PUT (If-None-Match: *), so of two compactions only one wins
 (the loser deletes its merged object): a reader sees the parts or the merged file, never both
 and never neither. Retired objects are deleted a grace period later, as on local disk.
+
+Listing a log (a LIST, a GET of the generation) costs tens of ms, so a process reuses its
+listing for `[logs] refresh_s` (2 s): the TUI, the monitor and `Db.cursor()` pay it once per
+window, not per query. The listing is the process's (shared by every S3Log of that log), its
+own appends are added to it at once and its compactions drop it, so a process always sees its
+own writes, and other writers' within the window. A listing that old is still readable because
+retired objects are kept RETIRE_GRACE_S, at least ten times the longest window (MAX_REFRESH_S).
+Should a reader outlive even that, the query fails on a vanished object and `Db` lists anew
+and runs it again (see `vanished`). Whether the bucket exists is asked once per process.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +49,16 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
     import pyarrow.fs as pafs
 
-#: A partition with this many live files is merged when a compaction runs.
-COMPACT_AT = 32
+#: A partition with this many live files is merged when a compaction runs. Chosen by
+#: measurement (benchmarks/shared_logs.py compact_at, S3 20 ms away): every live file adds
+#: ~14 ms to each query (a Db open + count: 90 ms over 1 file, 250 over 16, 450 over 32,
+#: 1,000 over 64), while a compaction rewrites the partition's day so far, a fixed cost (0.35 s
+#: for a 200k-row day) plus ~22 ms a file: per append, 0.35/N s + 22 ms. 16 keeps queries
+#: interactive (~0.25 s at worst) for ~44 ms of background work per append (in the writer's
+#: thread: the prediction logger buffers meanwhile); 32 halves that extra work but doubles
+#: every query; below 8 the day's rewrite dominates. (On loopback S3 a file costs ~2.7 ms;
+#: the local log keeps 32: a local file costs no round trip.)
+COMPACT_AT = 16
 #: An append starts a compaction with this chance: about one compaction per COMPACT_AT
 #: appends across all writers (more would race and waste their merges; see the benchmark).
 COMPACT_CHANCE = 1 / COMPACT_AT
@@ -49,6 +66,10 @@ COMPACT_CHANCE = 1 / COMPACT_AT
 RETIRE_GRACE_S = 120.0
 #: Generations kept behind the newest one (readers that listed an older one retry).
 KEEP_GENERATIONS = 16
+#: The longest `[logs] refresh_s`: a listing reused that long must still name only objects
+#: that exist, so retired ones must outlive it by far (config.LogsSection says 12 too).
+MAX_REFRESH_S = RETIRE_GRACE_S / 10
+assert MAX_REFRESH_S >= 2.0 and MAX_REFRESH_S * 10 <= RETIRE_GRACE_S, "grace << refresh_s"
 ENDPOINT_ENVS = ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
 
 
@@ -61,6 +82,7 @@ class Snapshot:
     live: tuple[str, ...]  # bucket/key paths, sorted
     parts: dict[str, float]  # every listed data object -> its mtime (epoch seconds)
     gens: tuple[int, ...]
+    sizes: dict[str, int]  # every listed data object -> its size in bytes
 
 
 def endpoint(root: LogsRoot) -> str | None:
@@ -76,6 +98,35 @@ def endpoint(root: LogsRoot) -> str | None:
 
 _clients: dict[tuple[str | None, str], Any] = {}
 _clients_lock = threading.Lock()
+
+# This process's listings: (endpoint, bucket/prefix/log) -> (snapshot, monotonic time the
+# LIST began). A write bumps the log's epoch, so that a listing begun before it (which may
+# miss the write) is not stored over the one the write updated.
+_listings: dict[tuple[str | None, str], tuple[Snapshot, float]] = {}
+_epochs: dict[tuple[str | None, str], int] = {}
+_listings_lock = threading.Lock()
+_buckets: set[tuple[str | None, str]] = set()  # buckets found, once per process
+
+
+def forget_listings() -> None:
+    """Drop every cached listing (the next read lists each log anew)."""
+    with _listings_lock:
+        for key in _listings:
+            _epochs[key] = _epochs.get(key, 0) + 1
+        _listings.clear()
+
+
+def vanished(exc: BaseException) -> bool:
+    """Whether a query failed reading an S3 object through a log's Arrow dataset: an object
+    gone since the listing (a listing older than the grace period, a file deleted by hand),
+    or a read that failed on the way; either way worth one new listing and one more try.
+    DuckDB reports it as InvalidInputException "reading the stream registered as
+    '_src_<log>' failed: IOError: ...": "Path does not exist '<path>'" when the scan asks
+    the object's size first, "AWS Error ... during GetObject operation" when it knows the
+    size from the listing (as `dataset` builds it). Reproduced in
+    tests/integration/test_s3_log_cache.py."""
+    text = str(exc)
+    return "reading the stream registered as '_src_" in text and "IOError" in text
 
 
 def filesystem(root: LogsRoot) -> pafs.S3FileSystem:
@@ -131,6 +182,9 @@ class S3Log:
         self.name = name
         self.uri = f"{root.uri}/{name}"
         self.base = self.uri.removeprefix("s3://")  # bucket/prefix/name, as pyarrow names it
+        if not 0 <= root.refresh_s <= MAX_REFRESH_S:
+            raise ConfigError(f"[logs] refresh_s: must be 0 to {MAX_REFRESH_S:g} seconds")
+        self._key = (endpoint(root), self.base)
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -143,7 +197,47 @@ class S3Log:
             raise DataError(f"logs {self.uri} ({where}): {what}: {_one_line(exc)}") from None
 
     # Reading ------------------------------------------------------------------------------
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, max_age: float | None = None) -> Snapshot:
+        """The live files: this process's listing if younger than `max_age` seconds
+        (default `[logs] refresh_s`), else a new one."""
+        age = self.root.refresh_s if max_age is None else max_age
+        with _listings_lock:
+            cached = _listings.get(self._key)
+            epoch = _epochs.get(self._key, 0)
+        if cached is not None and time.monotonic() - cached[1] <= age:
+            return cached[0]
+        began = time.monotonic()
+        snap = self._list()
+        with _listings_lock:
+            if _epochs.get(self._key, 0) == epoch:
+                _listings[self._key] = (snap, began)
+        return snap
+
+    def listed(self) -> bool:
+        """Whether this process holds a listing of the log young enough to reuse."""
+        with _listings_lock:
+            cached = _listings.get(self._key)
+        return cached is not None and time.monotonic() - cached[1] <= self.root.refresh_s
+
+    def forget(self) -> None:
+        """Drop this process's listing of the log (after a write it cannot describe)."""
+        with _listings_lock:
+            _epochs[self._key] = _epochs.get(self._key, 0) + 1
+            _listings.pop(self._key, None)
+
+    def _added(self, path: str, size: int) -> None:
+        """This process appended `path`: its listing shows it at once."""
+        with _listings_lock:
+            _epochs[self._key] = _epochs.get(self._key, 0) + 1
+            cached = _listings.get(self._key)
+            if cached is not None:
+                snap, began = cached
+                live = tuple(sorted((*snap.live, path)))
+                parts = {**snap.parts, path: time.time()}
+                sizes = {**snap.sizes, path: size}
+                _listings[self._key] = (replace(snap, live=live, parts=parts, sizes=sizes), began)
+
+    def _list(self) -> Snapshot:
         import pyarrow.fs as pafs
 
         fs = filesystem(self.root)
@@ -156,12 +250,14 @@ class S3Log:
                 self._check_bucket()
             gens: list[int] = []
             parts: dict[str, float] = {}
+            sizes: dict[str, int] = {}
             for info in infos:
                 rel = info.path[len(self.base) + 1 :]
                 if rel.startswith("_gen/") and rel.endswith(".json"):
                     gens.append(int(rel[5:-5]))
                 elif rel.endswith(".parquet") and info.type == pafs.FileType.File:
                     parts[info.path] = info.mtime.timestamp() if info.mtime else 0.0
+                    sizes[info.path] = info.size
             gen = max(gens, default=0)
             try:
                 state = self._read_gen(gen)
@@ -172,18 +268,22 @@ class S3Log:
             retired = {e["path"] for e in state["retired"]}
             live = [p for p in parts if p.rsplit("/", 1)[-1].startswith("part-")]
             live = [p for p in live if p not in retired] + list(state["compacted"])
-            return Snapshot(gen, state, tuple(sorted(live)), parts, tuple(sorted(gens)))
+            gens.sort()
+            return Snapshot(gen, state, tuple(sorted(live)), parts, tuple(gens), sizes)
         raise AssertionError("unreachable")
 
     def _check_bucket(self) -> None:
         import pyarrow.fs as pafs
 
         bucket = self.base.split("/", 1)[0]
+        if (self._key[0], bucket) in _buckets:
+            return
         with self._errors("cannot look up the bucket"):
             found = filesystem(self.root).get_file_info(bucket).type != pafs.FileType.NotFound
         if not found:
             where = endpoint(self.root) or "the default AWS endpoint"
             raise DataError(f"logs {self.uri} ({where}): no bucket {bucket!r}")
+        _buckets.add((self._key[0], bucket))
 
     def _gen_path(self, gen: int) -> str:
         return f"{self.base}/_gen/{gen:020d}.json"
@@ -207,22 +307,28 @@ class S3Log:
     def uris(self) -> list[str]:
         return [f"s3://{p}" for p in self.snapshot().live]
 
-    def dataset(self, paths: tuple[str, ...], schema: pa.Schema) -> pads.Dataset:
-        """A lazy Arrow dataset over `paths` with the `date` partition column (DuckDB scans
-        it with projection and filter pushdown)."""
+    def dataset(self, snap: Snapshot, schema: pa.Schema) -> pads.Dataset:
+        """A lazy Arrow dataset over the live files of `snap` with the `date` partition
+        column (DuckDB scans it with projection and filter pushdown). Each file's size comes
+        from the listing: the scan then skips a HEAD per file (~45% of a query over 20 files
+        20 ms away)."""
         import pyarrow as pa
         import pyarrow.dataset as pads
 
-        hive = pads.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
+        fmt = pads.ParquetFileFormat()
+        fs = filesystem(self.root)
+        frags = []
         with self._errors("cannot open"):
-            return pads.dataset(
-                list(paths),
-                schema=schema.append(pa.field("date", pa.string())),
-                format="parquet",
-                filesystem=filesystem(self.root),
-                partitioning=hive,
-                partition_base_dir=self.base,
-            )
+            for path in snap.live:
+                folder = path[len(self.base) + 1 :].rsplit("/", 1)[0]
+                keys = dict(seg.partition("=")[::2] for seg in folder.split("/") if "=" in seg)
+                where = pads.field("date") == keys.get("date")
+                size = snap.sizes.get(path)
+                frags.append(
+                    fmt.make_fragment(path, fs, partition_expression=where, file_size=size)
+                )
+            full = schema.append(pa.field("date", pa.string()))
+            return pads.FileSystemDataset(frags, full, fmt, fs)
 
     # Writing ------------------------------------------------------------------------------
     def append(self, table: pa.Table, partition: Mapping[str, str]) -> str:
@@ -231,7 +337,8 @@ class S3Log:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         path = f"{self.base}/{folder}/part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
         with self._errors("cannot write"):
-            self._put(path, table)
+            size = self._put(path, table)
+        self._added(path, size)
         if random.random() < COMPACT_CHANCE:
             # The rows are in: a failed compaction must not fail the append (a caller that
             # retried it would write them twice). The next one tries again.
@@ -243,9 +350,15 @@ class S3Log:
         """Merge each partition holding `min_files` live files or more into one object and
         publish the next generation. Returns how many files were merged (0 when another
         compaction published first: its generation stands, ours is dropped)."""
+        try:
+            return self._compact(min_files)
+        finally:  # published or not, this process's listing may be behind: list anew
+            self.forget()
+
+    def _compact(self, min_files: int) -> int:
         import pyarrow.dataset as pads
 
-        snap = self.snapshot()
+        snap = self.snapshot(max_age=0)  # the newest generation, or our publish loses
         now = time.time()
         fs = filesystem(self.root)
         state = snap.state
@@ -284,7 +397,17 @@ class S3Log:
         self._delete([self._gen_path(g) for g in old])
         return len(merged)
 
-    def _put(self, path: str, table: pa.Table) -> None:
+    def put_aside(self, name: str, body: bytes) -> str:
+        """`body` as `_quarantine/<name>` beside the log, in one PUT (whole or not at all, like
+        an append; the listing reads only .parquet objects and _gen/). Returns its URI."""
+        bucket, _, prefix = self.base.partition("/")
+        with self._errors("cannot write the quarantine"):
+            client(self.root).put_object(
+                Bucket=bucket, Key=f"{prefix}/_quarantine/{name}", Body=body
+            )
+        return f"{self.uri}/_quarantine/{name}"
+
+    def _put(self, path: str, table: pa.Table) -> int:
         """The whole file in one PUT (built in memory: a batch is small, and one PUT is all
         or nothing where a multipart upload killed midway leaves parts behind)."""
         import pyarrow as pa
@@ -292,8 +415,10 @@ class S3Log:
 
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
+        body = sink.getvalue().to_pybytes()
         bucket, _, key = path.partition("/")
-        client(self.root).put_object(Bucket=bucket, Key=key, Body=sink.getvalue().to_pybytes())
+        client(self.root).put_object(Bucket=bucket, Key=key, Body=body)
+        return len(body)
 
     def _orphans(self, snap: Snapshot, now: float) -> list[str]:
         """Merged objects no generation named (a compaction lost, or was killed), once old
