@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from workbench.config import store_uri_problem
+from workbench.config_sections import store_uri_problem
 from workbench.errors import UsageError, WorkbenchError
 from workbench.store.mlflow_tables import SqliteReader
 
