@@ -3,6 +3,7 @@ trained through MLflow) and on deterministic fixtures."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -29,6 +30,7 @@ from workbench.errors import JobFailed
 from workbench.jobs.events import Progress
 from workbench.jobs.observer import QUIET, JobObserver
 from workbench.project import Project
+from workbench.registry import audit
 from workbench.registry import versions as registry
 from workbench.store.db import Db
 
@@ -259,6 +261,36 @@ async def test_empty_project_says_how_to_start(empty_project: Project) -> None:
     severities = {s for s, _ in notes}
     assert "warning" in severities  # compare, promote: nothing to act on
     assert any("not set" in m for s, m in notes if s == "error")  # rollback: RegistryError
+
+
+async def test_models_screen_shows_who_you_are_and_what_you_may_do(
+    fixed_project: Project,
+) -> None:
+    app = WorkbenchApp(fixed_project, sync_on_start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ModelsScreen)
+        await wait_until(pilot, lambda: str(screen.whoami.content) != "", what="whoami")
+        line = str(screen.whoami.content)
+        assert line.startswith(audit.actor() + " on ") and "may promote" in line
+        assert str(fixed_project.mlflow_db) in line
+    # a store whose file this user may not write reads as such
+    fixed_project.mlflow_db.chmod(0o444)
+    try:
+        if os.access(fixed_project.mlflow_db, os.W_OK):  # root writes anyway
+            return
+        app = WorkbenchApp(fixed_project, sync_on_start=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, ModelsScreen)
+            await wait_until(pilot, lambda: str(screen.whoami.content) != "", what="whoami")
+            assert "may promote" not in str(screen.whoami.content)
+    finally:
+        fixed_project.mlflow_db.chmod(0o644)
 
 
 async def test_rollback_without_history_is_a_notification(fixed_project: Project) -> None:
