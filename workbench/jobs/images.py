@@ -49,9 +49,13 @@ JOB_DEPENDENCIES = (
     "uvicorn",
     "httptools",
     "uvloop",
+    "prometheus-client",
 )
 #: What a built-in trainer imports beyond JOB_DEPENDENCIES (pinned the same way).
 TRAINER_DEPENDENCIES: dict[str, tuple[str, ...]] = {"xgboost": ("xgboost",)}
+#: What a job needs to reach a team's services (a PostgreSQL store, S3 artifacts and logs),
+#: when the project uses them and the host has them (the `team` extra).
+TEAM_DEPENDENCIES = ("boto3", "psycopg2-binary")
 #: Where plugin distributions' files go in the image before they are installed.
 PLUGINS_DIR = "/opt/wbplugins"
 SKIP_DIRS = {STORE_DIR, ".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache"}
@@ -60,6 +64,13 @@ MAX_PROJECT_FILE = 5 * 2**20
 
 class BuildFailed(WorkbenchError):
     pass
+
+
+def _extra_dependencies(project: Project) -> tuple[str, ...]:
+    extra = TRAINER_DEPENDENCIES.get(project.config.trainer.plugin, ())
+    if not project.is_embedded_store or project.config.logs.uri:
+        extra += TEAM_DEPENDENCIES
+    return extra
 
 
 def _pins(extra: tuple[str, ...] = ()) -> list[str]:
@@ -153,7 +164,7 @@ def dockerfile(
         "RUN ldconfig -p | grep -q libgomp.so.1 || (apt-get update && apt-get install -y "
         "--no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*)",
         f"RUN python3 -m venv {VENV} && {VENV}/bin/pip install "
-        + " ".join(_pins(TRAINER_DEPENDENCIES.get(project.config.trainer.plugin, ()))),
+        + " ".join(_pins(_extra_dependencies(project))),
     ]
     if has_requirements:
         lines += [
