@@ -58,7 +58,11 @@ def identity(project: Project) -> Identity:
     if which == "sqlite":
         db = project.mlflow_db
         writable = os.access(db if db.exists() else db.parent, os.W_OK) or not db.parent.exists()
-        return Identity(audit.actor(), str(db), writable, model)
+        try:
+            shown = str(db.relative_to(project.root))  # .workbench/mlflow.db, as a user sees it
+        except ValueError:
+            shown = str(db)
+        return Identity(audit.actor().split("@", 1)[0], shown, writable, model)
     backends.apply_credentials(project)
     if which == "postgresql":
         user = urllib.parse.urlsplit(backends.connect_uri(project, uri)).username

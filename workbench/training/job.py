@@ -178,8 +178,28 @@ def log_inputs(
         name=Path(cfg.data.path).name,
         digest=snapshot,
     )
-    mlflow.log_input(dataset, context="training")
+    _log_input(dataset)
     return train_pd
+
+
+def _log_input(dataset: Any) -> None:
+    """`mlflow.log_input`, again when a concurrent writer inserted the same dataset first:
+    MLflow's store checks for the row, then inserts it, so two runs logging one dataset at
+    once (a sweep's parallel trials, two pipelines on a shared server) race on its unique key.
+    The second try finds the row."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(3):
+        try:
+            mlflow.log_input(dataset, context="training")
+            return
+        except MlflowException as exc:
+            text = str(exc).lower()
+            raced = "unique" in text or "duplicate key" in text or "integrityerror" in text
+            if attempt == 2 or not raced:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 class _MetricStream:
