@@ -121,25 +121,27 @@ def _one_connection_per_worker(port: int, workers: int) -> dict[int, http.client
 
 
 def _serve(project: Project, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    """`workbench serve --workers N` in the background, once every worker serves."""
+    from workbench.serving import deployments
+
     port = _free_port()
     cmd = [sys.executable, "-m", "workbench", "serve", "--project", str(project.root)]
     cmd += ["--port", str(port), "--runner", "local", "--workers", str(workers)]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    out = open(project.root / "serve.out", "wb")  # noqa: SIM115 - written until the server stops
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise AssertionError(f"the server exited: {out}")
-        try:
-            if _call(port, "GET", "/ready")[0] == 200:
-                return proc, port
-        except OSError:
-            pass
+            raise AssertionError(f"the server exited: {(project.root / 'serve.out').read_text()}")
+        report = deployments.read_server(project) or {}
+        if (
+            report.get("applied_generation", -1) >= 0
+            and len(report.get("worker_pids", [])) == workers
+        ):
+            return proc, port
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("the server was not ready in time")
+    raise AssertionError("the workers were not ready in time")
 
 
 def test_the_whole_loop_on_the_team_services(
