@@ -189,6 +189,20 @@ def test_migrate_to_postgres_with_s3_artifacts(
     assert all(r["ok"] for r in resumed["counts"])
     assert dest.get_run(some).info.lifecycle_stage == "deleted"
 
+    # --switch: the project now reads its runs and models from the target.
+    code, before, _ = run_cli(capsys, "--project", str(project.root), "models", "--json")
+    assert code == 0
+    switched = _migrate(capsys, project, *args, "--switch")
+    assert switched["switched"] is True
+    text = (project.root / "workbench.toml").read_text(encoding="utf-8")
+    assert f'tracking_uri = "{postgres_uri}"' in text
+    code, after, err = run_cli(capsys, "--project", str(project.root), "models", "--json")
+    assert code == 0, err
+    old, new = json.loads(before)["versions"], json.loads(after)["versions"]
+    shape = [(v["version"], v["aliases"]) for v in old]
+    assert [(v["version"], v["aliases"]) for v in new] == shape
+    assert {v["run_id"] for v in new} == {mapping["runs"][v["run_id"]] for v in old}
+
 
 def test_migrate_to_the_authenticated_server(
     trained_project: Project, mlflow_server: str, capsys: Any
