@@ -19,7 +19,7 @@ from tests.integration.test_shared_logs import COUNT, _rows
 from workbench.config import LogsSection
 from workbench.errors import ConfigError
 from workbench.project import LogsRoot
-from workbench.store import s3_log
+from workbench.store import s3_cache, s3_log
 from workbench.store.db import Db
 from workbench.store.parquet_log import ParquetLog
 
@@ -103,6 +103,7 @@ def test_another_process_is_seen_within_refresh_s(s3_bucket: str, tmp_path: Path
 def test_a_file_vanished_under_the_listing(
     s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(s3_cache, "FILE_BYTES", 0)  # scanned from S3 (held ones cannot vanish)
     root = _root(s3_bucket, tmp_path, refresh_s=12)
     for tag in ("a", "b", "c"):
         ParquetLog(root, "predictions").append(_rows(tag, 10))

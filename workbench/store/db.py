@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
@@ -27,6 +28,8 @@ from workbench.store.s3_log import Snapshot, forget_listings, vanished
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as pads
+
+T = TypeVar("T")
 
 # name -> (log, SQL over `src`, which reads the log's files)
 _VIEWS: dict[str, tuple[str, str]] = {
@@ -167,6 +170,12 @@ class Db:
         return self._retrying(
             lambda: self.cursor().sql(sql, params=params or None).to_arrow_table()
         )
+
+    def retrying(self, fn: Callable[[], T]) -> T:
+        """`fn()` (which takes its own `cursor()`), run again after a file vanished under it
+        (see `_retrying`): for callers that need the cursor itself, like the SQL console."""
+        result: T = self._retrying(fn)
+        return result
 
     def _retrying(self, fn: Any) -> Any:
         """A file can vanish under a query only if someone deletes it outside the manifest's

@@ -195,30 +195,31 @@ def run_query(
     thread to cancel). Raises SqlError, with one line, when the query is refused or fails."""
     check_read_only(sql)
     started = perf_counter()
-    for attempt in range(3):
+    cursors: list[duckdb.DuckDBPyConnection] = []
+
+    def attempt() -> QueryResult:
         cur = db.cursor()
+        cursors.append(cur)
+        cur.execute("SET TimeZone = 'UTC'")  # this cursor only: timestamps read as UTC
+        if on_cursor is not None:
+            on_cursor(cur)
+        return _fetch(cur, sql, limit, started)
+
+    try:
+        # A file listed by a view vanished (deleted by hand, long after compaction, or an
+        # S3 object gone since the listing): Db lists the files again and retries.
+        return db.retrying(attempt)
+    except duckdb.InterruptException:
+        raise SqlError("the query was cancelled") from None
+    except duckdb.Error as exc:
         try:
-            cur.execute("SET TimeZone = 'UTC'")  # this cursor only: timestamps read as UTC
-            if on_cursor is not None:
-                on_cursor(cur)
-            return _fetch(cur, sql, limit, started)
-        except duckdb.InterruptException:
-            raise SqlError("the query was cancelled") from None
-        except duckdb.IOException as exc:
-            # A file listed by a view vanished (deleted by hand, or long after compaction):
-            # list the files again and retry, as Db does.
-            if attempt == 2:
-                raise SqlError(_one_line(exc)) from None
-            db._create_views(force=True)
-        except duckdb.Error as exc:
-            try:
-                views_there = _view_names(cur)
-            except duckdb.Error:
-                views_there = []
-            raise SqlError(_one_line(exc, views_there)) from None
-        finally:
+            views_there = _view_names(cursors[-1]) if cursors else []
+        except duckdb.Error:
+            views_there = []
+        raise SqlError(_one_line(exc, views_there)) from None
+    finally:
+        for cur in cursors:
             cur.close()
-    raise AssertionError("unreachable")
 
 
 def _fetch(cur: duckdb.DuckDBPyConnection, sql: str, limit: int, started: float) -> QueryResult:
