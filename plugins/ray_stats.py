@@ -99,7 +99,7 @@ def _roots(address: str, submission_id: str) -> dict[int, bool]:
         for pid in _job_workers(address, str(driver.get("id") or info.get("job_id") or "")):
             roots.setdefault(pid, False)
     else:
-        supervisor = _state(address, "actors", "name", SUPERVISOR.format(submission_id))
+        supervisor = _state(address, "actors", [("name", SUPERVISOR.format(submission_id))])
         for actor in supervisor:
             if actor.get("state") == "ALIVE" and actor.get("pid"):
                 roots[int(actor["pid"])] = True
@@ -107,25 +107,36 @@ def _roots(address: str, submission_id: str) -> dict[int, bool]:
 
 
 def _job_workers(address: str, job_id: str) -> list[int]:
-    """The live Ray worker processes of the job (its tasks and actors) on this host."""
+    """The worker processes running the job's tasks and actors now (a sweep's trials), on
+    this host."""
     if not job_id:
         return []
-    return [
-        int(w["pid"])
-        for w in _state(address, "workers", "job_id", job_id)
-        if w.get("is_alive") and w.get("pid") and is_local(str(w.get("ip") or ""))
-    ]
+    pids: set[int] = set()
+    running = (("tasks", "RUNNING", "worker_pid"), ("actors", "ALIVE", "pid"))
+    for resource, state, pid_key in running:
+        for row in _state(address, resource, [("job_id", job_id), ("state", state)]):
+            pid = row.get(pid_key)
+            if pid and _node_is_local(address, str(row.get("node_id") or "")):
+                pids.add(int(pid))
+    return sorted(pids)
 
 
-def _state(address: str, resource: str, key: str, value: str) -> list[dict[str, Any]]:
-    """Ray's state API (`ray.util.state`'s REST form on the dashboard), one equality filter."""
-    params = {
-        "filter_keys": key,
-        "filter_predicates": "=",
-        "filter_values": value,
-        "detail": "1",
-        "timeout": str(int(HTTP_TIMEOUT_S[1])),
-    }
+_NODE_IPS: dict[str, str] = {}
+
+
+def _node_is_local(address: str, node_id: str) -> bool:
+    if node_id and node_id not in _NODE_IPS:
+        for node in _state(address, "nodes", []):
+            if node.get("node_id") and node.get("node_ip"):
+                _NODE_IPS[str(node["node_id"])] = str(node["node_ip"])
+    return is_local(_NODE_IPS.get(node_id, ""))
+
+
+def _state(address: str, resource: str, filters: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Ray's state API (`ray.util.state`'s REST form on the dashboard), equality filters."""
+    params: list[tuple[str, str]] = [("detail", "1"), ("timeout", str(int(HTTP_TIMEOUT_S[1])))]
+    for key, value in filters:
+        params += [("filter_keys", key), ("filter_predicates", "="), ("filter_values", value)]
     doc = _get(f"{address}/api/v0/{resource}", params)
     try:
         rows = doc["data"]["result"]["result"]
@@ -134,7 +145,7 @@ def _state(address: str, resource: str, key: str, value: str) -> list[dict[str, 
     return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
-def _get(url: str, params: dict[str, str] | None = None) -> Any:
+def _get(url: str, params: list[tuple[str, str]] | None = None) -> Any:
     import requests
 
     try:
