@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from workbench_plugins import ray_submit
+from workbench_plugins.ray_stats import JobProcesses
 from workbench_plugins.ray_submit import INSTALL, handle_of, parse_handle
 
 from workbench.errors import ConfigError
@@ -109,6 +110,9 @@ class _Tail:
 class RayRunner(Runner):
     name = "ray"
 
+    def __init__(self) -> None:
+        self._processes = JobProcesses()
+
     def available(self) -> bool:
         return ray_installed()
 
@@ -180,6 +184,15 @@ class RayRunner(Runner):
     def stop(self, handle: str) -> None:
         client, submission_id = self._client(handle)
         client.stop_job(submission_id)
+
+    def stats(self, handle: str) -> dict[str, float]:
+        """CPU % and memory of the running job's processes when its driver runs on this host;
+        {} otherwise (another host, ended, the cluster silent): never raises."""
+        return self._processes.stats(handle)
+
+    def pids(self, handle: str) -> list[int]:
+        """The running job's host pids (driver tree, its Ray workers) when on this host."""
+        return self._processes.pids(handle)
 
     def collect(self, handle: str, log_path: str) -> None:
         """A job that ended while nobody followed it: its whole log from the cluster."""

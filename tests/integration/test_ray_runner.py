@@ -188,3 +188,41 @@ def test_a_sweep_runs_its_trials_as_ray_tasks(
     assert [r.info.run_id for r in best] == [doc["best_run_id"]]
     assert parent.data.tags["workbench.sweep.best_run_id"] == doc["best_run_id"]
     assert doc["model_uri"]  # the best trial's model was logged
+
+
+def test_stats_and_pids_of_a_running_job_read_its_host_processes(
+    tiny: Project, ray_address: str
+) -> None:
+    import psutil
+
+    outcomes: list[control.JobOutcome] = []
+    runner = control.resolve_runner(tiny, "ray")
+    long = {"num_iterations": 200000, "early_stopping_round": 0}
+    thread = threading.Thread(
+        target=lambda: outcomes.append(control.run_training(tiny, runner, params=long))
+    )
+    thread.start()
+    ray = control.runner_for("ray")
+    try:
+        job = _wait_for(lambda: _running_ray_job(tiny, ray_address), 90)
+        pids = ray.pids(job.handle)
+        assert pids and all(psutil.pid_exists(p) for p in pids)
+        # the training process (our entrypoint) is among them, not Ray's supervisor actor
+        cmdlines = [" ".join(psutil.Process(p).cmdline()) for p in pids]
+        assert any("workbench.training" in c for c in cmdlines), cmdlines
+        ray.stats(job.handle)  # the first reading starts the CPU clock
+        time.sleep(1.0)
+        stats = ray.stats(job.handle)
+        assert set(stats) == {"cpu_percent", "memory_mb"}
+        assert 0 < stats["cpu_percent"] < 100 * (psutil.cpu_count() or 1) + 50
+        assert 20 < stats["memory_mb"] < 16_000
+        control.stop_job(tiny, job.job_id)
+    finally:
+        thread.join(60)
+    assert outcomes and outcomes[0].status == "stopped"
+    assert ray.stats(job.handle) == {} and ray.pids(job.handle) == []
+    # a handle the cluster does not know, or one of a cluster that is gone: empty, no error
+    assert ray.stats(f"wb-nope@{ray_address}") == {}
+    started = time.monotonic()
+    assert ray.stats("wb-nope@http://127.0.0.1:9") == {} and ray.pids("garbage") == []
+    assert time.monotonic() - started < 5
