@@ -2,9 +2,8 @@
 runner, so it runs as a local process or in a container).
 
 A plain ASGI app on uvicorn (httptools, uvloop when installed): no framework between the
-socket and the model, because every microsecond per request shows in the throughput. Predict
-requests are validated against the model's signature, scored on the event loop (a LightGBM
-row costs ~20 us), logged to the prediction log (a deque append) and counted.
+socket and the model. Predict requests are validated against the model's signature, scored on
+the event loop (a LightGBM row: ~20 us), logged (a deque append) and counted.
 
 Routing is one immutable `Routes` value: a reconciler thread polls the deployment state, loads
 the models it needs, swaps `Routes` in one assignment (no change drops a request), and judges
