@@ -11,6 +11,7 @@ import time
 import psutil
 
 from workbench.errors import WorkbenchError
+from workbench.jobs.processes import ProcessCache, usage
 from workbench.plugins import JobSpec, Runner, RunObserver, StopWatcher, error_line
 from workbench.project import Project
 from workbench.store import backends
@@ -31,7 +32,7 @@ class LocalRunner(Runner):
     name = "local"
 
     def __init__(self) -> None:
-        self._procs: dict[int, psutil.Process] = {}
+        self._cache = ProcessCache()
 
     def available(self) -> bool:
         return True
@@ -78,18 +79,8 @@ class LocalRunner(Runner):
     # --- control by handle (a pid), also from another process than the one that started it
     def _process(self, handle: str) -> psutil.Process | None:
         try:
-            pid = int(handle)
+            return self._cache.get(int(handle))
         except ValueError:
-            return None
-        proc = self._procs.get(pid)
-        try:
-            if proc is None or not proc.is_running():
-                proc = self._procs[pid] = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-            return proc
-        except psutil.Error:
-            self._procs.pop(pid, None)
             return None
 
     def status(self, handle: str) -> tuple[str, int | None]:
@@ -124,12 +115,4 @@ class LocalRunner(Runner):
 
     def stats(self, handle: str) -> dict[str, float]:
         proc = self._process(handle)
-        if proc is None:
-            return {}
-        try:
-            family = [proc, *proc.children(recursive=True)]
-            cpu = sum(p.cpu_percent(interval=None) for p in family)
-            rss = sum(p.memory_info().rss for p in family)
-        except psutil.Error:
-            return {}
-        return {"cpu_percent": cpu, "memory_mb": rss / 2**20}
+        return usage(self._cache.family(proc)) if proc is not None else {}

@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 import psutil
 from workbench_plugins.ray_submit import parse_handle
 
+from workbench.jobs.processes import ProcessCache, usage
+
 #: (connect, read) seconds for each request to the dashboard: the TUI polls these.
 HTTP_TIMEOUT_S = (1.0, 2.0)
 SUPERVISOR = "_ray_internal_job_actor_{}"
@@ -30,21 +32,13 @@ class JobProcesses:
     (its cpu_percent is the CPU use since the previous call, as for the local runner)."""
 
     def __init__(self) -> None:
-        self._procs: dict[int, psutil.Process] = {}
+        self._cache = ProcessCache()
 
     def pids(self, handle: str) -> list[int]:
         return [p.pid for p in self.processes(handle)]
 
     def stats(self, handle: str) -> dict[str, float]:
-        family = self.processes(handle)
-        if not family:
-            return {}
-        cpu, rss = 0.0, 0
-        for proc in family:
-            with contextlib.suppress(psutil.Error):
-                cpu += proc.cpu_percent(interval=None)
-                rss += proc.memory_info().rss
-        return {"cpu_percent": cpu, "memory_mb": rss / 2**20}
+        return usage(self.processes(handle))
 
     def processes(self, handle: str) -> list[psutil.Process]:
         """The running job's processes on this host ([] when it runs elsewhere, ended, or
@@ -56,28 +50,11 @@ class JobProcesses:
             return []
         found: dict[int, psutil.Process] = {}
         for pid, only_children in roots.items():
-            proc = self._process(pid)
-            if proc is None:
-                continue
-            family = [] if only_children else [proc]
-            with contextlib.suppress(psutil.Error):
-                family += proc.children(recursive=True)
-            for member in family:
-                kept = self._process(member.pid) or member
-                found.setdefault(kept.pid, kept)
+            proc = self._cache.get(pid)
+            if proc is not None:
+                for member in self._cache.family(proc, with_root=not only_children):
+                    found.setdefault(member.pid, member)
         return list(found.values())
-
-    def _process(self, pid: int) -> psutil.Process | None:
-        proc = self._procs.get(pid)
-        try:
-            if proc is None or not proc.is_running():
-                proc = self._procs[pid] = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-            return proc
-        except psutil.Error:
-            self._procs.pop(pid, None)
-            return None
 
 
 def _roots(address: str, submission_id: str) -> dict[int, bool]:

@@ -3,8 +3,10 @@ directly."""
 
 from __future__ import annotations
 
+import http.client
 import json
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,3 +60,30 @@ def plugins_forgotten() -> Iterator[None]:
     yield
     plugins._registry.cache_clear()
     plugins._FOUND.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def one_connection_per_worker(
+    connect: Callable[[], http.client.HTTPConnection], workers: int, tries: int = 300
+) -> dict[int, http.client.HTTPConnection]:
+    """Keep-alive connections, one answered by each worker of `serve --workers` (by the
+    x-worker-pid header; a new connection lands on whichever worker accepts first)."""
+    found: dict[int, http.client.HTTPConnection] = {}
+    for _ in range(tries):
+        conn = connect()
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        resp.read()
+        pid = int(resp.getheader("x-worker-pid") or 0)
+        if pid and pid not in found:
+            found[pid] = conn
+            if len(found) == workers:
+                return found
+        else:
+            conn.close()
+    raise AssertionError(f"only workers {sorted(found)} answered {tries} new connections")

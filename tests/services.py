@@ -20,6 +20,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -67,14 +68,12 @@ def postgres_uri() -> Iterator[str]:
 def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh bucket on the S3 server; the endpoint and keys are set in the environment the
     way a user sets them (MLFLOW_S3_ENDPOINT_URL, AWS_*). Yields `s3://bucket`."""
-    import boto3
-
     endpoint = service("S3")
     for key, value in {**S3_KEYS, "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_keys())
+    s3 = s3_client()
     name = unique("wb-")
     s3.create_bucket(Bucket=name)
     yield f"s3://{name}"
@@ -85,11 +84,26 @@ def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     s3.delete_bucket(Bucket=name)
 
 
-def _keys() -> dict[str, str]:
-    return {
-        "aws_access_key_id": S3_KEYS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": S3_KEYS["AWS_SECRET_ACCESS_KEY"],
-    }
+def s3_client() -> Any:
+    """A boto3 client of the test S3 server."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=service("S3"),
+        region_name="us-east-1",
+        aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def s3_keys(bucket: str, prefix: str = "") -> list[str]:
+    """Every object key in `bucket` under `prefix`."""
+    keys: list[str] = []
+    pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for page in pages:
+        keys += [obj["Key"] for obj in page.get("Contents", [])]
+    return keys
 
 
 @pytest.fixture

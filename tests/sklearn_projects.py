@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
+from tests.helpers import free_port
 from workbench.data import snapshot as data_mod
 from workbench.data import target as target_mod
 from workbench.project import Project
@@ -97,12 +97,6 @@ def holdout(project: Project) -> tuple[pd.DataFrame, pd.Series]:
     rows = frame[index]
     assert data_mod.split(target_mod.encode(frame, cfg, classes), cfg).holdout.height == len(rows)
     return data_mod.to_model_frame(rows, cfg), rows[cfg.data.target].to_pandas()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import free_port
 from workbench.cli.main import main
 from workbench.project import Project
 from workbench.registry import versions as registry
@@ -30,12 +31,6 @@ from workbench.serving import deployments
 from workbench.store.db import Db
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

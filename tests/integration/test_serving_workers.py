@@ -18,13 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_serving import (
-    Server,
-    _register_failing_model,
-    cli,
-    free_port,
-    predict_rows,
-)
+from tests import helpers
+from tests.helpers import free_port
+from tests.integration.test_serving import Server, _register_failing_model, cli, predict_rows
 from workbench.project import Project
 from workbench.serving import deployments
 from workbench.store.db import Db
@@ -64,22 +60,7 @@ def output(server: Server) -> str:
 
 
 def one_connection_per_worker(server: Server, workers: int = 2) -> dict[int, Any]:
-    """Keep-alive connections, one answered by each worker (new connections land on
-    whichever worker accepts first)."""
-    found: dict[int, http.client.HTTPConnection] = {}
-    for _ in range(200):
-        conn = server.conn()
-        conn.request("GET", "/health")
-        resp = conn.getresponse()
-        resp.read()
-        pid = int(resp.getheader("x-worker-pid") or 0)
-        if pid and pid not in found:
-            found[pid] = conn
-            if len(found) == workers:
-                return found
-        else:
-            conn.close()
-    raise AssertionError(f"only workers {sorted(found)} answered 200 new connections")
+    return helpers.one_connection_per_worker(server.conn, workers, tries=200)
 
 
 def post(conn: http.client.HTTPConnection, record: dict[str, Any]) -> tuple[int, Any, int]:

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.helpers import cli_json, run_cli
+from tests.helpers import cli_json, free_port, run_cli
 from tests.services import unique
-from tests.sklearn_projects import free_port, holdout
+from tests.sklearn_projects import holdout
 from workbench.project import Project
 from workbench.registry import migrate, migrate_registry, migrate_target
 from workbench.registry.migrate_runs import INCOMPLETE_TAG, MIGRATED_TAG

@@ -23,8 +23,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tests.helpers import cli_json, run_cli
-from tests.services import ALICE, BOB, S3_KEYS, ray_python, service, unique
+from tests.helpers import cli_json, free_port, one_connection_per_worker, run_cli
+from tests.services import ALICE, BOB, ray_python, s3_keys, unique
 from workbench.project import Project
 
 pytestmark = pytest.mark.integration
@@ -62,30 +62,6 @@ def _as(monkeypatch: pytest.MonkeyPatch, who: tuple[str, str]) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", who[1])
 
 
-def _s3_keys(bucket: str, prefix: str = "") -> list[str]:
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=service("S3"),
-        region_name="us-east-1",
-        aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
-    )
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [obj["Key"] for obj in page.get("Contents", [])]
-    return keys
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any, str]:
     """Status, body and the answering worker's pid (the x-worker-pid header)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -101,30 +77,11 @@ def _call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any
     return resp.status, body, resp.getheader("x-worker-pid") or ""
 
 
-def _one_connection_per_worker(port: int, workers: int) -> dict[int, http.client.HTTPConnection]:
-    """Keep-alive connections, one answered by each worker (a new connection lands on
-    whichever worker accepts first)."""
-    found: dict[int, http.client.HTTPConnection] = {}
-    for _ in range(300):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/health")
-        resp = conn.getresponse()
-        resp.read()
-        pid = int(resp.getheader("x-worker-pid") or 0)
-        if pid and pid not in found:
-            found[pid] = conn
-            if len(found) == workers:
-                return found
-        else:
-            conn.close()
-    raise AssertionError(f"only workers {sorted(found)} answered 300 new connections")
-
-
 def _serve(project: Project, workers: int) -> tuple[subprocess.Popen[bytes], int]:
     """`workbench serve --workers N` in the background, once every worker serves."""
     from workbench.serving import deployments
 
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "workbench", "serve", "--project", str(project.root)]
     cmd += ["--port", str(port), "--runner", "local", "--workers", str(workers)]
     out = open(project.root / "serve.out", "wb")  # noqa: SIM115 - written until the server stops
@@ -163,7 +120,7 @@ def test_the_whole_loop_on_the_team_services(
     assert result["version"] == 1 and result["model"] == model
     assert not project.mlflow_db.exists()  # nothing in the embedded store
     run_id = result["run_id"]
-    stored = [k for k in _s3_keys("mlflow", "artifacts/") if f"/{run_id}/" in k or "/m-" in k]
+    stored = [k for k in s3_keys("mlflow", "artifacts/") if f"/{run_id}/" in k or "/m-" in k]
     assert any(k.endswith("MLmodel") for k in stored), stored[:20]
     jobs = cli_json(capsys, *where, "jobs")
     assert any(j["runner"] == "ray" and j["status"] == "succeeded" for j in jobs)
@@ -186,7 +143,9 @@ def test_the_whole_loop_on_the_team_services(
     records = data.select(project.config.features).tail(REQUESTS).to_dicts()
     proc, port = _serve(project, workers=2)
     try:
-        conns = _one_connection_per_worker(port, workers=2)
+        conns = one_connection_per_worker(
+            lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=30), workers=2
+        )
         for i, record in enumerate(records):
             pid, conn = list(conns.items())[i % 2]
             conn.request(
@@ -207,7 +166,7 @@ def test_the_whole_loop_on_the_team_services(
     assert code == 0, err
     assert json.loads(out)[0]["n"] == REQUESTS
     bucket = s3_bucket.removeprefix("s3://")
-    assert any(k.startswith("logs/predictions/") for k in _s3_keys(bucket))
+    assert any(k.startswith("logs/predictions/") for k in s3_keys(bucket))
     assert not list((project.logs / "predictions").rglob("*.parquet"))  # none kept locally
 
     # Drift of those predictions against v1's reference, and the monitor's check, both
@@ -216,7 +175,7 @@ def test_the_whole_loop_on_the_team_services(
     assert code in (0, 1), err  # 1: a feature alerts (the sample's last rows drift)
     report = json.loads(out)
     assert report["version"] == 1 and report["n_rows"] == REQUESTS
-    assert any(k.startswith("logs/drift/") for k in _s3_keys(bucket))
+    assert any(k.startswith("logs/drift/") for k in s3_keys(bucket))
     code, out, err = run_cli(capsys, *where, "monitor", "--once", "--dry-run", "--json")
     assert code == 0, err
     checked = json.loads(out)
