@@ -182,6 +182,8 @@ def _find_head(chained: list[dict[str, Any]], given: str) -> dict[str, Any] | No
 def verify(root: LogsRoot, head: str | None = None) -> Report:
     """The chain of the audit log under `root`; `head`: a hash kept from earlier (`audit
     head`), which must still be in the chain (else records were removed from its end)."""
+    if head is not None and len(head.strip()) < 8:
+        raise UsageError(f"--head {head!r}: give the hash, or at least its first 8 characters")
     rows = read_rows(root)
     report = check(rows)
     if head is None or report.problem is not None:
