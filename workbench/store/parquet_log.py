@@ -219,7 +219,7 @@ def _to_table(log: str, rows: Iterable[Mapping[str, Any]] | pa.Table) -> pa.Tabl
 
     schema = SCHEMAS[log]
     if isinstance(rows, pa.Table):
-        return rows.select(schema.names).cast(schema)
+        return _conform(rows, schema)
     cols: dict[str, list[Any]] = {name: [] for name in schema.names}
     for row in rows:
         unknown = set(row) - set(cols)
