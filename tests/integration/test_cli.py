@@ -145,7 +145,8 @@ def test_promote_rollback_history_audit(
     code, out, _ = run_cli(capsys, "audit", "--project", root, "--json")
     assert code == 0
     audit = as_json(out)
-    assert len(audit) == 5
+    assert len(audit) == 7  # the 5 moves, and the pipeline's registrations of v1 and v2
+    assert sorted(r["seq"] for r in audit) == list(range(1, 8))  # one hash chain
     newest = audit[0]  # newest first
     assert (newest["action"], newest["from_version"], newest["to_version"]) == ("rollback", 2, 1)
     assert newest["reason"] == "y" and newest["model"] == "fraud_detection"

@@ -1,4 +1,4 @@
-"""The model registry: `models`, `register`, `promote`, `rollback`, `history`, `audit`, `whoami`."""
+"""The model registry: `models`, `register`, `promote`, `rollback`, `history`, `whoami`."""
 
 from __future__ import annotations
 
@@ -146,34 +146,6 @@ def history(alias: str | None, as_json: bool) -> int:
             fmt(r["from_version"]),
             fmt(r["to_version"]),
             r["actor"],
-            r["reason"],
-        )
-    console().print(table)
-    return 0
-
-
-@commands.command("audit", "the audit log", json=True)
-@click.option("--limit", type=int, default=100)
-def audit(limit: int, as_json: bool) -> int:
-    from workbench.store.db import Db
-
-    project = load_project()
-    rows = Db(project.logs_root).rows("SELECT * FROM audit ORDER BY ts DESC LIMIT ?", [limit])
-    if as_json:
-        print_json(rows)
-        return 0
-    from rich.table import Table
-
-    table = Table("when (UTC)", "who", "action", "model", "alias", "from", "to", "reason")
-    for r in rows:
-        table.add_row(
-            r["ts"].strftime("%Y-%m-%d %H:%M:%S"),
-            r["actor"],
-            r["action"],
-            r["model"],
-            r["alias"] or "-",
-            fmt(r["from_version"]),
-            fmt(r["to_version"]),
             r["reason"],
         )
     console().print(table)

@@ -130,22 +130,57 @@ def _foreground(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    outcome = run_job(
-        project,
-        "serve",
-        "workbench.serving",
-        server_args,
-        resolved,
-        JobObserver(on_log=lambda line: print(line, flush=True), should_stop=stop.is_set),
-        job_id=job_id,
-        ports=ports,
-        env=env,
-        ends_well="stopped",
-    )
+    facts = _serve_facts(project, alias, job_id, port, resolved.name, workers)
+    _audit(project, "serve.start", alias, facts, f"serve {alias} at {url}")
+    ended = "interrupted"
+    try:
+        outcome = run_job(
+            project,
+            "serve",
+            "workbench.serving",
+            server_args,
+            resolved,
+            JobObserver(on_log=lambda line: print(line, flush=True), should_stop=stop.is_set),
+            job_id=job_id,
+            ports=ports,
+            env=env,
+            ends_well="stopped",
+        )
+        ended = outcome.reason or outcome.status
+    finally:  # one row for the server, however many workers it ran
+        _audit(project, "serve.stop", alias, facts, f"server at {url} ended: {ended}"[:500])
     if outcome.status == "stopped":
         return 0
     print(f"error: the server ended: {outcome.reason}", file=sys.stderr)
     return 1
+
+
+def _serve_facts(
+    project: Any, alias: str, job_id: str, port: int, runner: str, workers: int | None
+) -> dict[str, Any]:
+    """The details of a serve.start/serve.stop row."""
+    from workbench.serving import deployments
+
+    version = deployments.production_version(project, alias=alias)
+    facts = {"job_id": job_id, "version": version, "port": port, "runner": runner}
+    return {**facts, "workers": workers} if workers is not None else facts
+
+
+def _audit(project: Any, action: str, alias: str | None, facts: dict[str, Any], why: str) -> None:
+    from workbench.registry import audit
+
+    model = project.config.model_name
+    audit.record(project, action, model, alias, None, facts.get("version"), why, **facts)
+
+
+def _deploy_facts(project: Any, version: int, canary: bool, **more: Any) -> dict[str, Any]:
+    """The details of a `deploy` row: what was deployed, how, and the server that runs."""
+    from workbench.serving import deployments
+
+    server = deployments.read_server(project) or {}
+    mode = "canary" if canary else "production"
+    facts = {"version": version, "mode": mode, "job_id": server.get("job_id")}
+    return {**facts, "port": project.config.serving.port, "server": server.get("url"), **more}
 
 
 def _detach(
@@ -203,6 +238,8 @@ def deploy(
         if not reason:
             raise UsageError("a reason is required to replace production (--reason TEXT)")
         row = registry.promote(project, version, reason, project.config.serving.alias)
+        facts = _deploy_facts(project, version, False, replaced=row["from_version"])
+        _audit(project, "deploy", row["alias"], facts, reason)
         print(
             f"{row['model']}@{row['alias']}: v{row['from_version'] or '-'} -> v{row['to_version']}"
         )
@@ -211,6 +248,9 @@ def deploy(
         return 0
     state = deployments.start_canary(project, version, traffic, sticky_key, reason or "")
     assert state.canary is not None
+    more = {"traffic": state.canary.traffic, "generation": state.generation}
+    facts = _deploy_facts(project, version, True, **more)
+    _audit(project, "deploy", project.config.serving.alias, facts, reason or f"canary v{version}")
     sticky = f", sticky by {state.canary.sticky_key}" if state.canary.sticky_key else ""
     applied = _applied_line(project, state.generation, wait)
     print(

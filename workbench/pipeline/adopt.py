@@ -23,7 +23,6 @@ from workbench.data import snapshot as data_mod
 from workbench.data import target as target_mod
 from workbench.errors import UsageError
 from workbench.project import Project
-from workbench.registry import audit
 from workbench.registry import versions as registry
 from workbench.store import tracking
 from workbench.tasks import ModelTask
@@ -122,7 +121,8 @@ def adopt(project: Project, uri: str, reason: str = "") -> AdoptResult:
             model_uri = job.log_model(project, model, parts, holdout_x, output, snapshot, run, task)
     run_id = run.info.run_id
     note = reason.strip() or f"registered from {uri}"
-    version = registry.register(project, run_id, model_uri, description=note)
-    details: dict[str, Any] = {"imported_from": uri, "run_id": run_id, "metrics": metrics}
-    audit.record(project, "register", cfg.model_name, None, None, version, note, **details)
+    # registry.register audits it ("register", with run_id and model_uri)
+    version = registry.register(
+        project, run_id, model_uri, description=note, imported_from=uri, metrics=metrics
+    )
     return AdoptResult(cfg.model_name, version, run_id, model_uri, uri, model.flavor, metrics)

@@ -1,4 +1,7 @@
-"""The audit log: who did what to which alias, when, from which version to which, and why."""
+"""The audit log: who did what to which alias, when, from which version to which, and why.
+
+Every row is a record of a hash chain (audit_chain.py: seq, prev_hash, hash), appended under
+a lock (local) or a conditional create (S3); `verify` (audit_verify.py) replays it."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from workbench.project import Project
-from workbench.store.parquet_log import ParquetLog, utcnow
+from workbench.registry import audit_chain
+from workbench.store.parquet_log import utcnow
 
 if TYPE_CHECKING:
     from workbench.store.db import Db
@@ -52,8 +56,8 @@ def make_row(
 
 
 def append(project: Project, row: dict[str, Any]) -> dict[str, Any]:
-    ParquetLog(project.logs_root, "audit").append([row])
-    return row
+    """Write `row` as the chain's next record; returns it with its seq, prev_hash and hash."""
+    return audit_chain.append(project.logs_root, row)
 
 
 def record(

@@ -95,9 +95,11 @@ def register(
     model_uri: str,
     description: str = "",
     intent: dict[str, Any] | None = None,
+    **details: Any,
 ) -> int:
     """A new version of the project's model; `intent` (see `new_intent`) is stored with it, in
-    the same write, so a kill right after this call leaves a version that says what was meant."""
+    the same write, so a kill right after this call leaves a version that says what was meant.
+    Audited as `register` (reason: the description), with `details` and the intent's."""
     client = tracking.client(project)
     from mlflow.exceptions import MlflowException
 
@@ -120,7 +122,12 @@ def register(
         description=description,
         tags=tags,
     )
-    return int(mv.version)
+    version = int(mv.version)
+    facts = {"run_id": run_id, "model_uri": model_uri, **(intent or {}).get("details", {})}
+    facts.update(details)
+    reason = description or f"registered from run {run_id}"
+    audit.record(project, "register", name, None, None, version, reason, **facts)
+    return version
 
 
 def alias_history(

@@ -43,6 +43,10 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("to_version", "int64"),
         ("reason", "string"),
         ("details", "string"),
+        # The hash chain (registry/audit_chain.py); null in rows from before it.
+        ("seq", "int64"),
+        ("prev_hash", "string"),
+        ("hash", "string"),
     ),
     "jobs": (
         ("ts", "timestamp_us"),
@@ -215,7 +219,7 @@ def _to_table(log: str, rows: Iterable[Mapping[str, Any]] | pa.Table) -> pa.Tabl
 
     schema = SCHEMAS[log]
     if isinstance(rows, pa.Table):
-        return rows.select(schema.names).cast(schema)
+        return _conform(rows, schema)
     cols: dict[str, list[Any]] = {name: [] for name in schema.names}
     for row in rows:
         unknown = set(row) - set(cols)
@@ -227,6 +231,16 @@ def _to_table(log: str, rows: Iterable[Mapping[str, Any]] | pa.Table) -> pa.Tabl
                 value = list(value.items())
             cols[name].append(value)
     return pa.table(cols, schema=schema)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` in `schema`; columns it lacks (a file from before they were added) are null."""
+    import pyarrow as pa
+
+    for field in schema:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(schema.names).cast(schema)
 
 
 def as_root(logs_root: Path | LogsRoot) -> LogsRoot:
@@ -390,9 +404,7 @@ class ParquetLog:
             if len(rels) < 2:
                 continue
             tables = [pq.read_table(self.folder / f, partitioning=None) for f in rels]
-            merged = pa.concat_tables(
-                [t.select(self.schema.names).cast(self.schema) for t in tables]
-            )
+            merged = pa.concat_tables([_conform(t, self.schema) for t in tables])
             name = f"compact-{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
             out = _atomic_write(merged, part, name)
             gone = set(rels)

@@ -171,9 +171,30 @@ def client(root: LogsRoot) -> Any:
         return _clients[(url, "boto3")]
 
 
+def put_new(root: LogsRoot, path: str, body: bytes) -> bool:
+    """PUT `bucket/key` only if no object is there (If-None-Match: *): False when one is."""
+    import botocore.exceptions
+
+    bucket, _, key = path.partition("/")
+    try:
+        client(root).put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+            return False
+        raise
+    return True
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
+
+
+def _schema(log: str) -> pa.Schema:
+    from workbench.store.parquet_log import SCHEMAS
+
+    return SCHEMAS[log]
 
 
 class S3Log:
@@ -388,7 +409,11 @@ class S3Log:
             with self._errors("cannot compact"):
                 # One dataset: its fragments are fetched in parallel (500 GETs one after
                 # another took ~10x longer); every file has the log's schema.
-                table = pads.dataset(paths, filesystem=fs, format="parquet").to_table()
+                # The log's schema, not the first file's: files from before a column was
+                # added (the audit chain's) must not drop it from the newer ones.
+                table = pads.dataset(
+                    paths, schema=_schema(self.name), filesystem=fs, format="parquet"
+                ).to_table()
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
                 out = f"{folder}/compact-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
                 self._put(out, table)
@@ -448,19 +473,9 @@ class S3Log:
 
     def _publish(self, gen: int, state: dict[str, Any]) -> bool:
         """PUT generation `gen` only if no one has (If-None-Match: *)."""
-        import botocore.exceptions
-
-        bucket, _, key = self._gen_path(gen).partition("/")
         body = json.dumps({**state, "gen": gen, "at": time.time()}).encode()
         with self._errors(f"cannot publish generation {gen}"):
-            try:
-                client(self.root).put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
-            except botocore.exceptions.ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
-                    return False
-                raise
-        return True
+            return put_new(self.root, self._gen_path(gen), body)
 
     def _delete(self, paths: list[str]) -> None:
         by_bucket: dict[str, list[str]] = {}
