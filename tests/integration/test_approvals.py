@@ -246,3 +246,27 @@ def test_current_user_is_the_env_then_the_team_store_then_the_os_user(
     assert approvals.current_user(team) == "bob"
     monkeypatch.setenv("TEAM_U", "carol")
     assert approvals.current_user(team) == "carol"
+
+
+def test_auto_promote_asks_instead_of_moving(
+    trained_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.jobs.control import resolve_runner
+    from workbench.jobs.observer import JobObserver
+    from workbench.pipeline import flow
+
+    path = trained_project.root / "workbench.toml"
+    text = path.read_text().replace("min_improvement = 0.0", "min_improvement = -1.0")
+    path.write_text(text.replace("num_iterations = 150", "num_iterations = 10"))
+    project = governed(trained_project, TWO_NEEDED)
+    as_user(monkeypatch, "ci")
+    steps: list[tuple[str, str, str]] = []
+    observer = JobObserver(on_step=lambda *s: steps.append(s))
+    result = flow.run(project, resolve_runner(project), observer, auto_promote=True)
+    assert result.gate["passed"] and result.request_id is not None
+    assert registry.aliases(project)["production"] == 1  # not moved: asked
+    (req,) = approvals.requests(project)
+    assert (req.id, req.version, req.requester) == (result.request_id, result.version, "ci")
+    assert req.reason.startswith("auto-promote: ")
+    (alias_step,) = [s for s in steps if s[0] == "alias"]
+    assert f"production needs approval: request {req.id}" in alias_step[2]
