@@ -101,6 +101,9 @@ def test_two_approvals_then_the_move(
     assert rid.startswith("r-") and len(rid) == 8
     assert registry.aliases(project)["production"] == 1  # not moved
 
+    code, out, err = run_cli(capsys, "--project", root, "approvals")
+    assert code == 0, err
+    assert rid in out and "dave" in out and "0/2" in out
     listed = cli_json(capsys, "--project", root, "approvals")
     assert [r["id"] for r in listed] == [rid]
     assert listed[0]["requester"] == "dave" and listed[0]["version"] == 2
