@@ -1,7 +1,9 @@
 """Models: registered versions with their aliases and metrics, and the alias history.
 `p` promotes the selected version to production, `r` rolls production back; both ask for a
 reason in a ConfirmDialog and call the registry in a thread worker. The top line says who you
-are on the store and what you may do there (asked in a worker: a tracking server may be slow)."""
+are on the store and what you may do there (asked in a worker: a tracking server may be slow).
+With [governance] approvals, `p` makes a request; the pending ones are listed (approvals_panel),
+`a` approves the selected one and `x` rejects it, each after a reason, in a worker."""
 
 from __future__ import annotations
 
@@ -17,9 +19,12 @@ from textual.widgets import DataTable, Footer, Header, Static
 from workbench_tui.base import DataChanged, WorkbenchScreen, describe_error
 from workbench_tui.dialogs import ConfirmDialog
 from workbench_tui.formatting import ellipsize, fmt_ms, fmt_value, fmt_version, short_id
+from workbench_tui.widgets.approvals_panel import ApprovalsPanel
 
 if TYPE_CHECKING:
     from workbench_tui.loaders import ModelsData
+
+    from workbench.registry.approvals import Request
 
 
 class ModelsScreen(WorkbenchScreen):
@@ -41,6 +46,20 @@ class ModelsScreen(WorkbenchScreen):
             id="models.rollback",
             tooltip="Move production back to the version that held it before (asks for a reason)",
         ),
+        Binding(
+            "a",
+            "approve",
+            "Approve",
+            id="models.approve",
+            tooltip="Approve the selected pending request ([governance]; asks for a reason)",
+        ),
+        Binding(
+            "x",
+            "reject",
+            "Reject",
+            id="models.reject",
+            tooltip="Reject the selected pending request ([governance]; asks for a reason)",
+        ),
     ]
 
     class Loaded(Message):
@@ -61,6 +80,13 @@ class ModelsScreen(WorkbenchScreen):
         def __init__(self, text: str) -> None:
             super().__init__()
             self.text = text
+
+    class RequestsLoaded(Message):
+        """The pending approval requests."""
+
+        def __init__(self, requests: list[Request]) -> None:
+            super().__init__()
+            self.requests = requests
 
     class Moved(Message):
         """An alias move finished: ok with a summary, or an error to show."""
@@ -92,6 +118,8 @@ class ModelsScreen(WorkbenchScreen):
                 "No registered versions yet — press t to train one.", classes="placeholder"
             )
             yield self.no_versions
+        self.approvals = ApprovalsPanel()
+        yield self.approvals
         with Vertical(id="history-box") as box:
             box.border_title = "Alias history (newest first)"
             self.history: DataTable[Any] = DataTable(cursor_type="row", id="history")
@@ -126,6 +154,7 @@ class ModelsScreen(WorkbenchScreen):
     def reload(self) -> None:
         self.versions.loading = self.data is None
         self._load()
+        self._load_requests()
 
     @work(thread=True, exclusive=True, group="models-load", exit_on_error=False)
     def _load(self) -> None:
@@ -134,6 +163,23 @@ class ModelsScreen(WorkbenchScreen):
         with self.wb.database() as db:
             data = loaders.load_models(self.project, db)
         self.post_message(self.Loaded(data))
+
+    @work(thread=True, exclusive=True, group="models-requests", exit_on_error=False)
+    def _load_requests(self) -> None:
+        from workbench.registry import approvals
+
+        self.post_message(self.RequestsLoaded(approvals.requests(self.project)))
+
+    def on_models_screen_requests_loaded(self, message: RequestsLoaded) -> None:
+        from workbench.registry import approvals
+
+        self.approvals.show(message.requests, approvals.now())
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "reject"):  # shown (and acting) while a request is pending
+            return bool(self.approvals.requests)
+        return super().check_action(action, parameters)
 
     @work(thread=True, exclusive=True, group="models-identity", exit_on_error=False)
     def _identify(self) -> None:
@@ -217,11 +263,15 @@ class ModelsScreen(WorkbenchScreen):
                 self._start_move()
                 self._move("promote", reason, version)
 
+        from workbench.registry import approvals_policy
+
+        needed = approvals_policy.required(self.project, alias)
+        asks = f" (needs {needed} approval(s): a request)" if needed else ""
         self.app.push_screen(
             ConfirmDialog(
-                f"Promote v{version} to {alias}",
-                f"{alias}: {fmt_version(current)} → v{version}",
-                "Promote",
+                f"{'Request' if needed else 'Promote'} v{version} to {alias}",
+                f"{alias}: {fmt_version(current)} → v{version}{asks}",
+                "Request" if needed else "Promote",
             ),
             callback=confirmed,
         )
@@ -229,13 +279,21 @@ class ModelsScreen(WorkbenchScreen):
     @work(thread=True, exclusive=True, group="models-registry", exit_on_error=False)
     def _move(self, action: str, reason: str, version: int | None = None) -> None:
         """Promote `version`, or roll back, in a worker; report with a Moved message."""
+        from workbench.registry import approvals
         from workbench.registry import versions as registry
 
         alias = self.production_alias
         try:
             if action == "promote":
                 assert version is not None
-                row = registry.promote(self.project, version, reason, alias=alias)
+                done = approvals.promote(self.project, version, reason, alias=alias)
+                if done.request is not None:
+                    q = done.request
+                    text = f"approval needed: request {q.id} asks for v{q.version} on {alias} "
+                    self.post_message(self.Moved(True, text + f"({q.needs()})"))
+                    return
+                assert done.row is not None
+                row = done.row
             else:
                 row = registry.rollback(self.project, reason, alias=alias)
         except Exception as exc:
@@ -282,6 +340,52 @@ class ModelsScreen(WorkbenchScreen):
             ),
             callback=confirmed,
         )
+
+    # --- approval requests ([governance]) --------------------------------------------------
+    def action_approve(self) -> None:
+        self._decide("approve")
+
+    def action_reject(self) -> None:
+        self._decide("reject")
+
+    def _decide(self, what: str) -> None:
+        if self.busy:
+            self.notify("a registry change is already running", severity="warning")
+            return
+        req = self.approvals.selected
+        if req is None:
+            self.notify("no pending approval request", severity="warning")
+            return
+
+        def confirmed(reason: str | None) -> None:
+            if reason:
+                self._start_move()
+                self._close_request(what, req.id, reason)
+
+        got = f"{len(req.approvals)}/{req.required} approvals"
+        self.app.push_screen(
+            ConfirmDialog(
+                f"{what.capitalize()} {req.id} by {req.requester}",
+                f"{req.alias}: {fmt_version(req.from_version)} → v{req.version} ({got})",
+                what.capitalize(),
+            ),
+            callback=confirmed,
+        )
+
+    @work(thread=True, exclusive=True, group="models-registry", exit_on_error=False)
+    def _close_request(self, what: str, request_id: str, reason: str) -> None:
+        from workbench.registry import approvals
+
+        try:
+            if what == "approve":
+                text = approvals.approve(self.project, request_id, reason).line()
+            else:
+                req = approvals.reject(self.project, request_id, reason)
+                text = f"{req.id} rejected: v{req.version} stays off {req.alias}"
+        except Exception as exc:
+            self.post_message(self.Moved(False, describe_error(exc)))
+        else:
+            self.post_message(self.Moved(True, text))
 
     # --- after a move --------------------------------------------------------------------
     def _start_move(self) -> None:

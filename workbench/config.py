@@ -11,7 +11,13 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from workbench.config_sections import LogsSection, RaySection, Section, StoreSection
+from workbench.config_sections import (
+    GovernanceSection,
+    LogsSection,
+    RaySection,
+    Section,
+    StoreSection,
+)
 from workbench.errors import ConfigError
 from workbench.names import alias_problem
 from workbench.tasks import ALL_METRICS, METRICS, TaskType, bare_metric, default_metric
@@ -302,6 +308,7 @@ class Config(_Section):
     store: StoreSection = StoreSection()
     tui: TuiSection = TuiSection()
     logs: LogsSection = LogsSection()
+    governance: GovernanceSection = GovernanceSection()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -138,3 +138,50 @@ class LogsSection(Section):
         if not value.startswith("s3://") or not bucket:
             raise ValueError("must be an s3://bucket/prefix URI")
         return value.rstrip("/")
+
+
+def _user_names(value: list[str]) -> list[str]:
+    for name in value:
+        if not name.strip() or name != name.strip():
+            raise ValueError(f"user names must be non-empty, without spaces around (got {name!r})")
+    return value
+
+
+class AliasGovernance(Section):
+    """`[governance.aliases.<alias>]`: who may move one alias of the model, and how."""
+
+    approvers: list[str] = Field(default_factory=list)  # who may approve (required 0: move)
+    required_approvals: int = Field(default=0, ge=0)  # 0: approvers move it directly
+    requesters: list[str] = Field(default_factory=list)  # who may request/move (empty: anyone)
+    rollback: list[str] = Field(default_factory=list)  # who may roll back (empty: anyone)
+
+    _names = field_validator("approvers", "requesters", "rollback")(_user_names)
+
+    @model_validator(mode="after")
+    def _enough_approvers(self) -> AliasGovernance:
+        have = len(set(self.approvers))
+        if self.required_approvals > have:
+            raise ValueError(
+                f"required_approvals = {self.required_approvals} needs at least that many "
+                f"approvers (approvers lists {have})"
+            )
+        return self
+
+
+class GovernanceSection(Section):
+    """`[governance]`: approvals for alias moves. No `[governance.aliases.X]`: X moves as it
+    always did (anyone may promote and roll back)."""
+
+    request_ttl_h: float = Field(default=72.0, gt=0)  # a pending request expires after this
+    aliases: dict[str, AliasGovernance] = Field(default_factory=dict)
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_names(cls, value: dict[str, AliasGovernance]) -> dict[str, AliasGovernance]:
+        from workbench.names import alias_problem
+
+        for alias in value:
+            problem = alias_problem(alias)
+            if problem:
+                raise ValueError(f"{alias!r}: {problem}")
+        return value

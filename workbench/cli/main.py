@@ -19,6 +19,7 @@ from workbench import __version__
 from workbench.cli import (
     audit,
     data,
+    governance,
     jobs,
     monitoring,
     registry,
@@ -37,6 +38,7 @@ MODULES: tuple[ModuleType, ...] = (
     data,
     training,
     registry,
+    governance,
     audit,
     jobs,
     serving,

@@ -80,19 +80,21 @@ def register(model_uri: str, reason: str, as_json: bool) -> int:
     return 0
 
 
-@commands.command("promote", "point an alias at a version")
+@commands.command(
+    "promote",
+    "point an alias at a version (or ask for approval, when [governance] requires it)",
+)
 @click.argument("version", type=int, metavar="VERSION")
 @click.option("--alias", help=_ALIAS_HELP)
 @click.option("--reason", required=True)
 def promote(version: int, alias: str | None, reason: str) -> int:
     from workbench import names
-    from workbench.registry import versions as registry
+    from workbench.registry import approvals
 
     if alias is not None:
         names.check_alias(alias)
     project = load_project()
-    row = registry.promote(project, version, reason, alias=alias)
-    print(f"{row['model']}@{row['alias']}: v{row['from_version'] or '-'} -> v{row['to_version']}")
+    print(approvals.promote(project, version, reason, alias=alias).line())
     return 0
 
 

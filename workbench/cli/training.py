@@ -345,6 +345,8 @@ def pipeline_run(
             f"{result.model} v{result.version} (run {result.run_id}): gate {gate['decision']}"
             f" — {gate['reason']}; aliases set: {', '.join(result.aliases_set)}"
         )
+        if result.request_id:  # [governance]: auto-promote asked instead of moving
+            print(f"promotion needs approval: request {result.request_id} (workbench approvals)")
     return 0
 
 

@@ -43,6 +43,7 @@ class PipelineResult:
     data_digest: str
     champion_version: int | None = None
     validation: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None  # the approval request auto-promote made instead of moving
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +136,34 @@ def _train_step(
     return outcome, result
 
 
+def _held_back(project: Project, alias: str) -> str | None:
+    """Why auto-promote must not move `alias` itself ([governance]): "request" when it needs
+    approvals (the pipeline asks instead), a refusal's line, or None (it moves)."""
+    from workbench.errors import RegistryError
+    from workbench.registry import approvals_policy
+
+    if approvals_policy.required(project, alias):
+        return "request"
+    try:
+        approvals_policy.check_move(project, alias)
+    except RegistryError as exc:
+        return str(exc)
+    return None
+
+
+def _request_promotion(project: Project, version: int, reason: str) -> tuple[str | None, str]:
+    """Ask for the production move the gate passed: (request id, a note for the step)."""
+    from workbench.errors import WorkbenchError
+    from workbench.registry import approvals
+
+    alias = project.config.registry.production_alias
+    try:
+        req = approvals.request(project, alias, version, reason)
+    except WorkbenchError as exc:
+        return None, f"; {alias} not moved, not requested ({exc})"
+    return req.id, f"; {alias} needs approval: request {req.id} ({req.needs()})"
+
+
 def run(
     project: Project,
     runner: Runner,
@@ -175,10 +204,10 @@ def run(
             f"pipeline candidate (gate {gate.decision}: {gate.reason})",
         )
     ]
-    if gate.passed and promote:
-        moves.append(
-            (cfg.registry.production_alias, "auto-promote", f"auto-promoted: {gate.reason}")
-        )
+    production = cfg.registry.production_alias
+    held = _held_back(project, production) if gate.passed and promote else None
+    if gate.passed and promote and held is None:
+        moves.append((production, "auto-promote", f"auto-promoted: {gate.reason}"))
     # The version carries what is meant for it, so a kill before the aliases moved is settled
     # by whoever looks next (registry.settle_versions), never left silent.
     intent = registry.new_intent(project, moves, run_id=result.run_id, job_id=outcome.job_id)
@@ -192,7 +221,12 @@ def run(
     step("register", "done", f"{cfg.model_name} v{version}")
 
     aliases_set = registry.apply_intent(project, version, intent)
-    step("alias", "done", ", ".join(aliases_set))
+    request_id, note = None, ""
+    if held == "request":
+        request_id, note = _request_promotion(project, version, f"auto-promote: {gate.reason}")
+    elif held:
+        note = f"; {production} not moved ({held})"
+    step("alias", "done", ", ".join(aliases_set) + note)
 
     return PipelineResult(
         run_id=result.run_id,
@@ -206,4 +240,5 @@ def run(
         data_digest=result.data_digest,
         champion_version=champion_version,
         validation={"rows": report.rows, "warnings": len(report.warnings)},
+        request_id=request_id,
     )

@@ -24,7 +24,7 @@ from typing import Any
 from workbench import names
 from workbench.errors import RegistryError, UsageError, WorkbenchError
 from workbench.project import Project
-from workbench.registry import alias_moves, audit
+from workbench.registry import alias_moves, approvals_policy, audit
 from workbench.registry.alias_moves import (
     MOVES as MOVES,  # re-exported: the actions that move aliases
 )
@@ -200,6 +200,7 @@ def move_alias(
     if not reason or not reason.strip():
         raise UsageError("a reason is required (--reason TEXT)")
     names.check_alias(alias, "alias")
+    approvals_policy.check_move(project, alias)  # [governance]: who may move it directly
     check_version(project, version)
     client = tracking.client(project)  # the slow part, outside the lock
     with locked(project):
@@ -223,6 +224,7 @@ def rollback(project: Project, reason: str, alias: str | None = None) -> dict[st
     if not reason or not reason.strip():
         raise UsageError("a reason is required (--reason TEXT)")
     alias = names.check_alias(alias or project.config.registry.production_alias, "alias")
+    approvals_policy.check_rollback(project, alias)
     client = tracking.client(project)
     with locked(project):
         _, target = rollback_target(project, alias)  # records outside moves first

@@ -1,6 +1,7 @@
 """The query layer: one in-process DuckDB connection with a view over every Parquet log.
 
-Views: runs, metrics, jobs, audit (and the raw event logs `jobs_events`, `runs_versions`).
+Views: runs, metrics, jobs, audit, approvals (and the raw event logs `jobs_events`,
+`runs_versions`).
 A view over a log with no files yet reads an empty table of the right schema. Views read the
 files each log's manifest lists (see parquet_log.py) and are rebuilt when it changes, so a
 query never sees a half-written file, or a compacted file beside its parts. Shared logs in S3
@@ -34,6 +35,7 @@ T = TypeVar("T")
 # name -> (log, SQL over `src`, which reads the log's files)
 _VIEWS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "SELECT * EXCLUDE (date) FROM src ORDER BY ts"),
+    "approvals": ("approvals", "SELECT * EXCLUDE (date) FROM src ORDER BY ts"),
     "jobs_events": ("jobs", "SELECT * EXCLUDE (date) FROM src"),
     "jobs": (
         "jobs",

@@ -48,6 +48,17 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("prev_hash", "string"),
         ("hash", "string"),
     ),
+    "approvals": (  # one row per event of an approval request (registry/approvals.py)
+        ("ts", "timestamp_us"),
+        ("request_id", "string"),
+        ("event", "string"),  # requested | approved | rejected | executed | expired
+        ("user", "string"),  # who (the bare user name)
+        ("model", "string"),
+        ("alias", "string"),
+        ("version", "int64"),
+        ("reason", "string"),
+        ("details", "string"),  # JSON: the request itself on `requested`
+    ),
     "jobs": (
         ("ts", "timestamp_us"),
         ("job_id", "string"),
@@ -185,7 +196,7 @@ SCHEMAS = _ArrowSchemas()
 #: The logs `[logs] uri` puts in S3, written by every server, monitor, job and CI run of a
 #: team. `runs` and `metrics` stay local: they are each Workbench's cache of the tracking
 #: store (rebuilt from it), and sharing them would only have every Workbench write the same rows.
-SHARED_LOGS = frozenset({"predictions", "labels", "drift", "jobs", "audit"})
+SHARED_LOGS = frozenset({"predictions", "labels", "drift", "jobs", "audit", "approvals"})
 
 #: How many files a partition may hold before `compact` merges them.
 COMPACT_AT = 32
