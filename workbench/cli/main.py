@@ -16,8 +16,19 @@ from types import ModuleType
 import click
 
 from workbench import __version__
-from workbench.cli import data, jobs, monitoring, registry, serving, setup, sql, store, training
-from workbench.cli.common import Group, project_dir, project_option, run
+from workbench.cli import (
+    data,
+    jobs,
+    monitoring,
+    registry,
+    roles,
+    serving,
+    setup,
+    sql,
+    store,
+    training,
+)
+from workbench.cli.common import Group, project_dir, project_option, read_only_option, run
 from workbench.cli.tui import open_tui
 
 # In the order `workbench --help` lists them.
@@ -26,6 +37,7 @@ MODULES: tuple[ModuleType, ...] = (
     data,
     training,
     registry,
+    roles,
     jobs,
     serving,
     monitoring,
@@ -43,6 +55,7 @@ MODULES: tuple[ModuleType, ...] = (
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @project_option
+@read_only_option
 @click.version_option(__version__, "--version", message="workbench %(version)s")
 @click.pass_context
 def cli(ctx: click.Context) -> int:
