@@ -264,8 +264,8 @@ class WorkbenchApp(App[int]):
         an action of a mutating binding (workbench_tui.mutating) only notifies, once."""
         if self.read_only:
             node = self if default_namespace is None else default_namespace
-            target, name, _ = self._parse_action(action, node, namespaces)
-            refused = mutating.refused_binding(target, name)
+            target, name, params = self._parse_action(action, node, namespaces)
+            refused = mutating.refused_binding(target, name, params)
             if refused is not None:
                 self.notify(mutating.refusal(refused), severity="warning", markup=False)
                 return True

@@ -108,14 +108,19 @@ def bindings_of(node: DOMNode) -> list[Binding]:
     return found
 
 
-def refused_binding(node: DOMNode, action_name: str) -> Binding | None:
-    """The mutating binding of `node` whose action is `action_name`, if any (an action no
-    binding names is not refused: it is not a key)."""
+def refused_binding(
+    node: DOMNode, action_name: str, params: tuple[object, ...] = ()
+) -> Binding | None:
+    """The mutating binding of `node` whose action is `action_name` (with these parameters,
+    else any), if any. An action no binding names is not refused: it is not a key."""
+    named: list[Binding] = []
     for binding in bindings_of(node):
-        _, name, _ = actions.parse(binding.action)
+        _, name, bound = actions.parse(binding.action)
         if name == action_name and binding.id and is_mutating(binding.id):
-            return binding
-    return None
+            if bound == tuple(params):
+                return binding
+            named.append(binding)
+    return named[0] if named else None
 
 
 def refusal(binding: Binding) -> str:
