@@ -158,3 +158,13 @@ async def test_not_read_only_by_default(fixed_project: Project) -> None:
         await pilot.press("p")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmDialog)
+
+
+def test_read_only_flag_reaches_the_app(fixed_project: Project) -> None:
+    """`workbench --read-only` (no command) opens the TUI in the same process: it is read-only."""
+    previous = readonly.force(True)
+    try:
+        assert WorkbenchApp(fixed_project, sync_on_start=False).read_only
+    finally:
+        readonly.force(previous)
+    assert not WorkbenchApp(fixed_project, sync_on_start=False).read_only

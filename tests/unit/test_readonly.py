@@ -149,6 +149,8 @@ def test_env_var_and_help(
     assert code == 0 and "--reason" in out
     code, out, _ = run_cli(capsys, "--read-only", "--help")
     assert code == 0 and "--read-only" in out
+    code, _, err = run_cli(capsys, "--read-only", "canary")  # a group alone: its usage error
+    assert code == 2 and "missing command" in err
     monkeypatch.setenv(readonly.ENV, "1")
     code, out, err = run_cli(capsys, "canary", "traffic", "5")
     assert (code, out) == (1, "")

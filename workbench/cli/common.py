@@ -150,8 +150,8 @@ class Guarded(click.Command):
     classification in `workbench.cli.mutating`. A group is checked only when it runs alone."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        has_sub = bool(getattr(ctx, "_protected_args", None) or ctx.args)
-        if not (isinstance(self, click.Group) and has_sub):
+        alone = not (getattr(ctx, "_protected_args", None) or ctx.args)
+        if not isinstance(self, click.Group) or (alone and self.invoke_without_command):
             from workbench.cli.mutating import check, command_path
 
             check(command_path(ctx))
