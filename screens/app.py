@@ -16,17 +16,19 @@ from __future__ import annotations
 import importlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
+from textual.actions import ActionParseResult
 from textual.app import App
 from textual.binding import BindingType
+from textual.dom import DOMNode
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import ModalScreen
-from workbench_tui import monitor_task
+from workbench_tui import monitor_task, mutating
 from workbench_tui.app_state import MonitorState, RunMonitorRound, StopTraining, TrainState
 from workbench_tui.base import DataChanged, describe_error
 from workbench_tui.commands import WorkbenchCommands
@@ -35,6 +37,7 @@ from workbench_tui.keys import APP_BINDINGS, binding_ids, help_sections
 from workbench_tui.overview import OverviewScreen
 from workbench_tui.train import TrainFinished, TrainLog, TrainProgress, TrainScreen, TrainStep
 
+from workbench import readonly
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
@@ -122,6 +125,8 @@ class WorkbenchApp(App[int]):
         self.first_paint_at: float | None = None
         self.runs_on_first_paint = 0
         tui = project.config.tui
+        #: `--read-only`, WORKBENCH_READ_ONLY or [tui] read_only: mutating keys only say so.
+        self.read_only = readonly.enabled(project)
         self.keymap_overrides: dict[str, str] = dict(tui.keys)
         if self.keymap_overrides:
             self.set_keymap(self.keymap_overrides)
@@ -181,8 +186,8 @@ class WorkbenchApp(App[int]):
             self.call_after_refresh(self.request_sync)
             if self.poll_interval:
                 self.set_interval(self.poll_interval, self.request_sync)
-        if self.project.config.monitor.enabled:
-            self.call_after_refresh(self.start_monitor)
+        if self.project.config.monitor.enabled and not self.read_only:
+            self.call_after_refresh(self.start_monitor)  # it records checks and retrains
 
     def on_unmount(self) -> None:
         self._stop_training.set()
@@ -249,6 +254,23 @@ class WorkbenchApp(App[int]):
         self.data_changed()
 
     # --- actions -------------------------------------------------------------------------
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Every key, footer click and palette command comes through here: in read-only mode
+        an action of a mutating binding (workbench_tui.mutating) only notifies, once."""
+        if self.read_only:
+            node = self if default_namespace is None else default_namespace
+            target, name, params = self._parse_action(action, node, namespaces)
+            refused = mutating.refused_binding(target, name, params)
+            if refused is not None:
+                self.notify(mutating.refusal(refused), severity="warning", markup=False)
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
+
     def action_refresh(self) -> None:
         self.request_sync(force=True)
 

@@ -74,6 +74,8 @@ class WorkbenchScreen(Screen[None]):
     def on_mount(self) -> None:
         self.title = "Workbench"
         self.sub_title = f"{self.project.name} · {self.MODE_TITLE}"
+        if getattr(self.app, "read_only", False):
+            self.sub_title += " · READ-ONLY"
         self.watch(self.app, "data_version", self._app_data_changed, init=False)
 
     def _app_data_changed(self) -> None:

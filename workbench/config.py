@@ -285,6 +285,8 @@ class MonitorSection(_Section):
 
 class TuiSection(_Section):
     theme: str | None = None
+    #: Every mutating key does nothing but say so (also `workbench --read-only`).
+    read_only: bool = False
     keys: dict[str, str] = Field(default_factory=dict, description="binding id -> key")
 
 

@@ -33,3 +33,8 @@ class RegistryError(WorkbenchError):
 
 class JobFailed(WorkbenchError):
     """A job (training, serving) ended badly; the message says why."""
+
+
+class ReadOnly(WorkbenchError):
+    """A change was asked for in read-only mode (`--read-only`, WORKBENCH_READ_ONLY,
+    `[tui] read_only`); nothing was changed."""

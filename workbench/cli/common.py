@@ -97,6 +97,24 @@ def load_project() -> Project:
     return Project.load(project_dir())
 
 
+def _read_only(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        from workbench import readonly
+
+        readonly.force(True)
+
+
+def read_only_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--read-only",
+        is_flag=True,
+        expose_value=False,
+        callback=_read_only,
+        help="refuse every command and TUI key that changes the project (also "
+        "WORKBENCH_READ_ONLY=1)",
+    )(f)
+
+
 # --- declaring commands --------------------------------------------------------------------
 
 
@@ -126,7 +144,21 @@ def _looks_positional(arg: str) -> bool:
     return bool(_NUMBER.match(arg)) or any(c.isspace() for c in arg)
 
 
-class Command(click.Command):
+class Guarded(click.Command):
+    """Refuses a mutating command in read-only mode, just before it runs (after its arguments
+    parsed, so `--help` and usage errors come first): the one place the CLI checks, by the
+    classification in `workbench.cli.mutating`. A group is checked only when it runs alone."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        alone = not (getattr(ctx, "_protected_args", None) or ctx.args)
+        if not isinstance(self, click.Group) or (alone and self.invoke_without_command):
+            from workbench.cli.mutating import check, command_path
+
+            check(command_path(ctx))
+        return super().invoke(ctx)
+
+
+class Command(Guarded):
     """A click command that reads an argument starting with `-` as argparse did: a negative
     number or text with a space in it is a positional argument, not an unknown option."""
 
@@ -176,7 +208,7 @@ def make_command(
 Decorator = Callable[[Callback], click.Command]
 
 
-class Group(click.Group):
+class Group(Guarded, click.Group):
     """A command group that lists its commands in the order they were declared."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -251,7 +283,10 @@ def _usage_line(exc: click.UsageError) -> str:
 def run(cli: click.Command, argv: Sequence[str] | None) -> int:
     """Parse and run; every error is one line on stderr and an exit code, never a traceback:
     2 for bad arguments or config, 1 for a failed operation, 130 on Ctrl-C."""
+    from workbench import readonly
+
     args = list(sys.argv[1:] if argv is None else argv)
+    was_read_only = readonly.force(False)  # only this run's --read-only counts
     try:
         with cli.make_context("workbench", args) as ctx:
             return int(cli.invoke(ctx) or 0)
@@ -276,6 +311,8 @@ def run(cli: click.Command, argv: Sequence[str] | None) -> int:
             raise
         error(f"unexpected {type(exc).__name__}: {_first_line(exc)} ({_keep_traceback()})")
         return 1
+    finally:
+        readonly.force(was_read_only)
 
 
 def _first_line(exc: BaseException) -> str:

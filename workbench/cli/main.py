@@ -23,13 +23,14 @@ from workbench.cli import (
     jobs,
     monitoring,
     registry,
+    roles,
     serving,
     setup,
     sql,
     store,
     training,
 )
-from workbench.cli.common import Group, project_dir, project_option, run
+from workbench.cli.common import Group, project_dir, project_option, read_only_option, run
 from workbench.cli.tui import open_tui
 
 # In the order `workbench --help` lists them.
@@ -39,6 +40,7 @@ MODULES: tuple[ModuleType, ...] = (
     training,
     registry,
     governance,
+    roles,
     audit,
     jobs,
     serving,
@@ -57,6 +59,7 @@ MODULES: tuple[ModuleType, ...] = (
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @project_option
+@read_only_option
 @click.version_option(__version__, "--version", message="workbench %(version)s")
 @click.pass_context
 def cli(ctx: click.Context) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from workbench import readonly
 from workbench.cli.common import Commands, load_project
 
 commands = Commands()
@@ -53,7 +54,7 @@ def drift(
     try:
         result = drift_checks.check(
             project, version=version, window=window, last_n=last, data=data,
-            on_progress=progress,
+            on_progress=progress, record=not readonly.enabled(),  # read-only: not recorded
         )  # fmt: skip
     finally:
         if progress is not None:
