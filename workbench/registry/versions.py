@@ -24,7 +24,7 @@ from typing import Any
 from workbench import names
 from workbench.errors import RegistryError, UsageError, WorkbenchError
 from workbench.project import Project
-from workbench.registry import alias_moves, audit
+from workbench.registry import alias_moves, audit, card_store
 from workbench.registry.alias_moves import (
     MOVES as MOVES,  # re-exported: the actions that move aliases
 )
@@ -120,6 +120,10 @@ def register(
         description=description,
         tags=tags,
     )
+    # Its card: now, or with an intent once the aliases moved (when the lock is released).
+    card_store.after_move(project, int(mv.version))
+    if not intent:
+        card_store.flush()
     return int(mv.version)
 
 
