@@ -41,6 +41,13 @@ class ModelsScreen(WorkbenchScreen):
             id="models.rollback",
             tooltip="Move production back to the version that held it before (asks for a reason)",
         ),
+        Binding(
+            "c",
+            "card",
+            "Card",
+            id="models.card",
+            tooltip="Show the selected version's model card: use, data, training, evaluation",
+        ),
     ]
 
     class Loaded(Message):
@@ -282,6 +289,15 @@ class ModelsScreen(WorkbenchScreen):
             ),
             callback=confirmed,
         )
+
+    def action_card(self) -> None:
+        from workbench_tui.card_view import CardScreen
+
+        version = self.selected_version
+        if version is None:
+            self.notify("no version selected", severity="warning")
+            return
+        self.app.push_screen(CardScreen(self.project, version))
 
     # --- after a move --------------------------------------------------------------------
     def _start_move(self) -> None:
