@@ -81,7 +81,8 @@ def gather(project: Project, ref: str | int, db: Db | None = None) -> dict[str, 
     with Db.borrow(db, project.logs_root) as use:
         facts["monitoring"] = card_logs.monitoring(project, mv.version, facts["evaluation"], use)
         facts["history"] = card_logs.history(project, mv.version, use)
-    return clean(facts)
+    cleaned: dict[str, Any] = clean(facts)
+    return cleaned
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def _intended_use(
     cfg = project.config
     classes = run.get("params", {}).get("classes")
     listed = (profile or {}).get("features") or []
-    ranges = {f.get("name"): f for f in listed if isinstance(f, dict)}
+    ranges: dict[str, Any] = {str(f.get("name")): f for f in listed if isinstance(f, dict)}
     features = []
     for name in cfg.features:
         spec = cfg.schema_.get(name)
@@ -377,7 +378,7 @@ def _iso(value: Any) -> str | None:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC)
-        return value.isoformat(timespec="seconds")
+        return str(value.isoformat(timespec="seconds"))
     return str(value)
 
 
