@@ -60,6 +60,13 @@ class ModelsScreen(WorkbenchScreen):
             id="models.reject",
             tooltip="Reject the selected pending request ([governance]; asks for a reason)",
         ),
+        Binding(
+            "c",
+            "card",
+            "Card",
+            id="models.card",
+            tooltip="Show the selected version's model card: use, data, training, evaluation",
+        ),
     ]
 
     class Loaded(Message):
@@ -386,6 +393,15 @@ class ModelsScreen(WorkbenchScreen):
             self.post_message(self.Moved(False, describe_error(exc)))
         else:
             self.post_message(self.Moved(True, text))
+
+    def action_card(self) -> None:
+        from workbench_tui.card_view import CardScreen
+
+        version = self.selected_version
+        if version is None:
+            self.notify("no version selected", severity="warning")
+            return
+        self.app.push_screen(CardScreen(self.project, version))
 
     # --- after a move --------------------------------------------------------------------
     def _start_move(self) -> None:

@@ -65,6 +65,7 @@ READING_KEYS: frozenset[str] = frozenset(
         "compare.*",
         "models.card",
         "models.lineage",
+        "card.*",
         "jobs.search",
         "jobs.follow",
         "jobs.clear_search",

@@ -18,6 +18,7 @@ import click
 from workbench import __version__
 from workbench.cli import (
     audit,
+    card,
     data,
     governance,
     jobs,
@@ -42,6 +43,7 @@ MODULES: tuple[ModuleType, ...] = (
     governance,
     roles,
     audit,
+    card,
     jobs,
     serving,
     monitoring,

@@ -4,8 +4,6 @@ section in place (comments kept) and write a `roles.grant`/`roles.revoke` audit 
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,41 +15,14 @@ from workbench.cli.common import (
     fmt,
     load_project,
     print_json,
-    project_dir,
     project_option,
 )
-from workbench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from workbench.project import Project
+    pass
 
 commands = Commands()
 _ROLE_CHOICE = click.Choice(["approver", "requester", "rollback"])
-
-
-def _project() -> Project:
-    """The project; before Config knows [governance] (another task of issue 13 adds it),
-    loaded with that section set aside. Remove the fallback once Config parses it."""
-    from workbench.config import CONFIG_FILE, Config
-    from workbench.project import Project, find_project_root
-
-    try:
-        return load_project()
-    except ConfigError:
-        if "governance" in Config.model_fields:
-            raise
-        given = project_dir()
-        root = Path(given).expanduser().resolve() if given else find_project_root()
-        root = root.parent if root.is_file() else root
-        path = root / CONFIG_FILE
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError):
-            return load_project()  # its own one-line error
-        if "governance" not in raw:
-            raise
-        raw.pop("governance")
-        return Project(root=root, config=Config.model_validate(raw))
 
 
 @click.group(
@@ -70,7 +41,7 @@ def roles(ctx: click.Context, as_json: bool) -> int:
         return 0
     from workbench.registry import roles as core
 
-    project = _project()
+    project = load_project()
     external = core.note_external_role_changes(project)
     table = core.alias_roles(core.governance(project))
     if as_json:
@@ -109,7 +80,7 @@ def _print_table(table: dict[str, dict[str, Any]]) -> None:
 def _change(user: str, alias: str, role: str, reason: str, grant: bool, anyone: bool) -> int:
     from workbench.registry import roles as core
 
-    project = _project()
+    project = load_project()
     row = core.change(project, user, alias, role, reason, grant=grant, allow_anyone=anyone)
     key = core.ROLES[role]
     if row is None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench.errors import RegistryError
 from workbench.project import Project
-from workbench.registry import audit, identity
+from workbench.registry import audit, card_store, identity
 from workbench.store import backends
 from workbench.store.db import Db
 from workbench.store.parquet_log import utcnow
@@ -78,6 +78,7 @@ def locked(project: Project) -> Iterator[None]:
         finally:
             depth[key] = 0
             fcntl.flock(fh, fcntl.LOCK_UN)
+            card_store.flush()  # the cards of the versions moved, outside the lock
 
 
 def mlflow_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -174,6 +175,7 @@ def move_locked(
         raise
     audit.append(project, row)
     _wal_path(project).unlink(missing_ok=True)
+    card_store.after_move(project, before, version)
     return row
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from workbench import names
 from workbench.errors import RegistryError, UsageError
 from workbench.project import Project
-from workbench.registry import alias_moves, audit, versions
+from workbench.registry import alias_moves, audit, roles, versions
 from workbench.registry import approvals_policy as policy
 from workbench.registry.approvals_policy import current_user as current_user
 from workbench.store import backends, tracking
@@ -276,6 +276,7 @@ def promote(project: Project, version: int, reason: str, alias: str | None = Non
     """Promote `version` to `alias` (default: production): directly, or as a request when
     `[governance.aliases.<alias>] required_approvals` asks for approvals."""
     alias = alias or project.config.registry.production_alias
+    roles.note_external_role_changes(project)
     rule = policy.rule(project, alias)
     if rule is not None and rule.required_approvals:
         asked = request(project, alias, version, reason)
@@ -321,6 +322,7 @@ def approve(project: Project, request_id: str, reason: str, user: str | None = N
     """Approve a pending request as `user` (an approver, not its requester); the approval
     that reaches the required number moves the alias (audited as `promote`, with the request
     and its approvers). An approver who approved already retries a move that failed."""
+    roles.note_external_role_changes(project)
     if not reason or not reason.strip():
         raise UsageError("a reason is required (--reason TEXT)")
     user = user or current_user(project)
@@ -358,6 +360,7 @@ def approve(project: Project, request_id: str, reason: str, user: str | None = N
 def reject(project: Project, request_id: str, reason: str, user: str | None = None) -> Request:
     """Close a pending request without moving anything (an approver, or its requester
     withdrawing it)."""
+    roles.note_external_role_changes(project)
     if not reason or not reason.strip():
         raise UsageError("a reason is required (--reason TEXT)")
     user = user or current_user(project)

@@ -24,7 +24,7 @@ from typing import Any
 from workbench import names
 from workbench.errors import RegistryError, UsageError, WorkbenchError
 from workbench.project import Project
-from workbench.registry import alias_moves, approvals_policy, audit
+from workbench.registry import alias_moves, approvals_policy, audit, card_store
 from workbench.registry.alias_moves import (
     MOVES as MOVES,  # re-exported: the actions that move aliases
 )
@@ -127,6 +127,10 @@ def register(
     facts.update(details)
     reason = description or f"registered from run {run_id}"
     audit.record(project, "register", name, None, None, version, reason, **facts)
+    # Its card: now, or with an intent once the aliases moved (when the lock is released).
+    card_store.after_move(project, version)
+    if not intent:
+        card_store.flush()
     return version
 
 

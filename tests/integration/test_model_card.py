@@ -1,0 +1,191 @@
+"""Model cards on the real trained project (v1 production, v2 staging, through the pipeline):
+the card's facts against the run's, the artifact kept with the version and rewritten after a
+promotion, the formats, and the Models screen's `c`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import mlflow_client, run_cli
+from workbench.project import Project
+from workbench.registry import card, card_render, card_store
+from workbench.registry import versions as registry
+
+pytestmark = pytest.mark.integration
+
+REASON = "ship it <script>alert('x')</script> | now"
+
+
+def _artifact(project: Project, run_id: str, path: str) -> str | None:
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(mlflow_client(project).download_artifacts(run_id, path, tmp)).read_text()
+    except Exception:
+        return None
+
+
+@pytest.fixture(scope="module")
+def carded(_trained_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A copy of the trained project; v2's stored card read before and after promoting v2."""
+    root = tmp_path_factory.mktemp("card") / "proj"
+    shutil.copytree(_trained_template, root)
+    project = Project.load(root)
+    v2 = next(v for v in registry.list_versions(project) if v.version == 2)
+    assert v2.run_id
+    before = _artifact(project, v2.run_id, card_store.JSON_PATH)
+    registry.promote(project, 2, REASON)
+    after = _artifact(project, v2.run_id, card_store.JSON_PATH)
+    return {"project": project, "run_id": v2.run_id, "before": before, "after": after}
+
+
+def _front_matter(text: str) -> dict[str, Any]:
+    assert text.startswith("---\n")
+    head, _, _ = text[4:].partition("\n---\n")
+    loaded: dict[str, Any] = yaml.safe_load(head)
+    return loaded
+
+
+def test_card_facts_match_the_run(carded: dict[str, Any]) -> None:
+    project: Project = carded["project"]
+    run = mlflow_client(project).get_run(carded["run_id"])
+    facts = card.gather(project, "production")
+    assert facts["version"] == 2 and "production" in facts["aliases"]
+    text = card_render.render_md(facts)
+
+    header = _front_matter(text)
+    (result,) = header["model-index"][0]["results"]
+    got = {m["type"]: m["value"] for m in result["metrics"]}
+    want = {k[8:]: v for k, v in run.data.metrics.items() if k.startswith("holdout_")}
+    assert got == pytest.approx(want) and "auc" in got
+    assert result["task"]["type"] == "tabular-classification"
+    assert header["library_name"] == "lightgbm"
+
+    (dataset,) = run.inputs.dataset_inputs
+    data = facts["training_data"]
+    assert data["digest"] == dataset.dataset.digest == result["dataset"]["revision"]
+    params = run.data.params
+    rows = sum(int(params[f"rows_{k}"]) for k in ("train", "valid", "holdout"))
+    assert data["rows"]["total"] == rows and data["rows"]["train"] == int(params["rows_train"])
+    assert data["time_range"]["column"] == "ts" and data["time_range"]["start"]
+    assert data["validation"]["passed"] is True and data["validation"]["rows"] == rows
+    for section in (
+        "## Intended use and limits",
+        "## Training data",
+        "## Training\n",
+        "## Evaluation",
+        "## Monitoring",
+        "## History",
+        "### Out of scope",
+    ):
+        assert section in text
+    assert project.config.project.description in text
+    assert f"`{dataset.dataset.digest}`" in text
+    assert facts["training"]["trainer"] == "lightgbm"
+    assert facts["training"]["params"]["learning_rate"] == params["learning_rate"]
+    gate = facts["evaluation"]["gate"]
+    description = mlflow_client(project).get_model_version(project.config.model_name, "2")
+    assert description.description == f"gate {gate['decision']}: {gate['reason']}"
+    assert gate["champion_version"] == 1 and gate["champion"]["holdout_auc"] == pytest.approx(
+        run.data.metrics["champion_holdout_auc"]
+    )
+    assert any(
+        "outside the ranges seen in training" in s for s in facts["intended_use"]["out_of_scope"]
+    )
+
+
+def test_stored_card_written_at_registration_and_rewritten_after_promotion(
+    carded: dict[str, Any],
+) -> None:
+    project: Project = carded["project"]
+    v1 = next(v for v in registry.list_versions(project) if v.version == 1)
+    stored_v1 = _artifact(project, v1.run_id or "", card_store.JSON_PATH)
+    assert stored_v1 is not None and json.loads(stored_v1)["version"] == 1
+    md = _artifact(project, v1.run_id or "", card_store.MD_PATH)
+    assert md is not None and md.startswith("---\n")
+
+    before, after = json.loads(carded["before"]), json.loads(carded["after"])
+    assert before["version"] == after["version"] == 2
+    assert "production" not in before["aliases"] and "production" in after["aliases"]
+    moves = after["history"]["alias_moves"]
+    promoted = [m for m in moves if m["action"] == "promote" and m["to_version"] == 2]
+    assert [m["reason"] for m in promoted] == [REASON]
+    assert not [m for m in before["history"]["alias_moves"] if m["reason"] == REASON]
+    # v1 lost production in that move: its card says so too
+    stored_v1_after = json.loads(_artifact(project, v1.run_id or "", card_store.JSON_PATH) or "{}")
+    assert "production" not in stored_v1_after["aliases"]
+
+
+def test_html_escapes_and_json_round_trips(
+    carded: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    project: Project = carded["project"]
+    page = tmp_path / "card.html"
+    code, out, err = run_cli(
+        capsys, "--project", str(project.root), "card", "2", "--format", "html", "--out", str(page)
+    )
+    assert code == 0, err
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<table>" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+    code, out, err = run_cli(
+        capsys, "--project", str(project.root), "card", "v2", "--format", "json"
+    )
+    assert code == 0, err
+    loaded = json.loads(out)
+    facts = card.gather(project, 2)
+    assert {**loaded, "generated_at": None} == {
+        **json.loads(card_render.render_json(facts)),
+        "generated_at": None,
+    }
+    assert loaded["history"]["alias_moves"][-1]["reason"] == REASON
+    assert loaded["front_matter"]["model-index"][0]["name"] == f"{project.config.model_name} v2"
+
+    code, out, err = run_cli(capsys, "--project", str(project.root), "card", "production")
+    assert code == 0 and _front_matter(out)["model-index"]
+    assert "\\<script\\>" in out  # escaped in the Markdown too
+
+
+def test_unknown_version_or_alias_is_one_line(
+    carded: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = str(carded["project"].root)
+    for ref, words in (("99", "no version 99 (versions: 1, 2)"), ("nope", "no version or alias")):
+        code, out, err = run_cli(capsys, "--project", root, "card", ref)
+        assert code == 1 and not out
+        assert len(err.strip().splitlines()) == 1 and words in err
+
+
+@pytest.mark.tui
+async def test_models_screen_c_opens_the_card(carded: dict[str, Any]) -> None:
+    from workbench_tui.app import WorkbenchApp
+    from workbench_tui.card_view import CardScreen
+    from workbench_tui.models import ModelsScreen
+
+    from tests.tui.helpers import settle, wait_until
+
+    app = WorkbenchApp(carded["project"], sync_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        assert isinstance(app.screen, ModelsScreen)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, CardScreen), what="card screen")
+        screen = app.screen
+        assert isinstance(screen, CardScreen)
+        await wait_until(pilot, lambda: bool(screen.markdown_text), what="card built")
+        assert (
+            f"v{screen.version}" in screen.markdown_text and "## Evaluation" in screen.markdown_text
+        )
+        await pilot.press("pagedown")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ModelsScreen)
