@@ -41,6 +41,13 @@ class ModelsScreen(WorkbenchScreen):
             id="models.rollback",
             tooltip="Move production back to the version that held it before (asks for a reason)",
         ),
+        Binding(
+            "L",
+            "lineage",
+            "Lineage",
+            id="models.lineage",
+            tooltip="Show the selected version's lineage: data, job, run, aliases, deployments",
+        ),
     ]
 
     class Loaded(Message):
@@ -196,6 +203,15 @@ class ModelsScreen(WorkbenchScreen):
         if not 0 <= row < len(self.data.versions):
             return None
         return self.data.versions[row].version
+
+    def action_lineage(self) -> None:
+        from workbench_tui.lineage import open_lineage
+
+        version = self.selected_version
+        if version is None or self.data is None:
+            self.notify("no version selected", severity="warning")
+            return
+        open_lineage(self, f"version:{self.data.model}/{version}")
 
     # --- promote -------------------------------------------------------------------------
     def action_promote(self) -> None:
