@@ -332,7 +332,7 @@ class JobsScreen(WorkbenchScreen):
         from workbench_tui.lineage import open_lineage
 
         if (job := self._job_or_warn()) is not None:
-            open_lineage(self, f"job:{job.job_id}")
+            open_lineage(self, job.job_id)
 
     # --- stop ----------------------------------------------------------------------------
     def _job_or_warn(self) -> JobInfo | None:

@@ -1,8 +1,8 @@
 """Lineage: where a thing came from and what came of it, as a tree (widgets/lineage_tree.py).
 
-Opened on a THING (a node key such as `version:fraud_detection/3`, or anything
-`workbench lineage` takes: a digest, run, version, alias, job or request id) from the Models
-(`L` on a version), Experiments (`L` on a run) and Jobs (`L` on a job) screens. enter shows
+Opened on a THING (anything `workbench lineage` takes: a version such as `fraud_detection/3`,
+an alias, a job, run, digest, drift check or request id) from the Models (`L` on a version),
+Experiments (`L` on a run) and Jobs (`L` on a job) screens. enter shows
 the selected node's details, `r` builds the graph again around the selected node
 (`backspace` goes back to the previous root), `+`/`-` change the depth, `/` asks for another
 THING, escape closes the details, then the screen.
@@ -48,6 +48,27 @@ def default_builder(project: Project, thing: str, depth: int) -> Lineage:
     graph = importlib.import_module("workbench.lineage.graph")
     lineage: Lineage = graph.build(project, thing, depth=depth)
     return lineage
+
+
+#: Kinds whose key names a THING `workbench lineage` looks up: the id after the colon.
+_BY_ID = ("job", "serving", "run", "dataset", "drift", "request", "retrain")
+
+
+def thing_for(key: str) -> str | None:
+    """The THING to build a node's lineage from (what `workbench lineage` takes), or None for
+    a node it cannot look up by itself (an approval, a deployment).
+
+    `version:m/3` -> `m/3`; `alias:m/production@<ts>` -> `models:/m@production` (the
+    alias's latest move); a job, run, dataset, drift check, request or retraining: its id."""
+    kind, _, ident = key.partition(":")
+    if not ident:
+        return None
+    if kind == "version":
+        return ident
+    if kind == "alias":
+        model, _, alias = ident.partition("@")[0].rpartition("/")
+        return f"models:/{model}@{alias}" if model and alias else None
+    return ident if kind in _BY_ID else None
 
 
 def open_lineage(node: DOMNode, thing: str) -> None:
@@ -190,9 +211,7 @@ class LineageScreen(Screen[None]):
         if message.seq != self._seq:
             return  # an older build, overtaken by a newer one
         if message.lineage is None:
-            self.error = message.error
-            self.status.update(f"error: {message.error}")
-            self.status.set_class(True, "-error")
+            self._show_error(message.error)
             return
         self.error = ""
         lineage = self.lineage = message.lineage
@@ -209,6 +228,11 @@ class LineageScreen(Screen[None]):
             self.call_after_refresh(self.lineage_tree.move_cursor, root)
         if self.details_box.display:
             self.call_after_refresh(self.show_details)
+
+    def _show_error(self, text: str) -> None:
+        self.error = text
+        self.status.update(f"error: {text}")
+        self.status.set_class(True, "-error")
 
     # --- the selected node ---------------------------------------------------------------
     @property
@@ -252,7 +276,12 @@ class LineageScreen(Screen[None]):
         key = self.selected_key
         if key is None or key == (self.lineage.root if self.lineage else None):
             return
-        self._go(key)
+        thing = thing_for(key)
+        if thing is None:
+            kind = key.partition(":")[0]
+            self._show_error(f"{key}: {kind}s are not looked up by themselves; re-root on another")
+            return
+        self._go(thing)
 
     def action_previous(self) -> None:
         if self.history:

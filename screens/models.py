@@ -211,7 +211,7 @@ class ModelsScreen(WorkbenchScreen):
         if version is None or self.data is None:
             self.notify("no version selected", severity="warning")
             return
-        open_lineage(self, f"version:{self.data.model}/{version}")
+        open_lineage(self, f"{self.data.model}/{version}")
 
     # --- promote -------------------------------------------------------------------------
     def action_promote(self) -> None:

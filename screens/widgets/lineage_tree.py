@@ -41,7 +41,9 @@ TITLE_WIDTH = 44
 
 
 def short_time(ts: datetime | None) -> str:
-    return ts.strftime("%m-%d %H:%M") if ts is not None else ""
+    if ts is None:
+        return ""
+    return ts.strftime("%m-%d %H:%M") if isinstance(ts, datetime) else str(ts)[5:16]
 
 
 def node_label(node: Node, *, root: bool = False, edge: str = "", seen: bool = False) -> Text:
@@ -142,7 +144,9 @@ def detail_rows(node: Node) -> list[tuple[str, str]]:
     """A node's details as (key, value) rows: key, kind, title and time first."""
     rows = [("key", node.key), ("kind", node.kind), ("title", node.title)]
     if node.ts is not None:
-        rows.append(("time", node.ts.isoformat(sep=" ", timespec="seconds")))
+        ts = node.ts
+        when = ts.isoformat(sep=" ", timespec="seconds") if isinstance(ts, datetime) else str(ts)
+        rows.append(("time", when))
     for name, value in node.details.items():
         rows.append((str(name), _cell(value)))
     return rows

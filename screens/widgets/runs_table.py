@@ -290,7 +290,7 @@ class RunsTable(ScrollView, can_focus=True):
         if run_id is None:
             self.notify("no run selected", severity="warning")
             return
-        open_lineage(self, f"run:{run_id}")
+        open_lineage(self, run_id)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

@@ -20,7 +20,7 @@ from textual.widgets import Tree
 from workbench_tui.app import WorkbenchApp
 from workbench_tui.help import HelpScreen
 from workbench_tui.jobs import JobsScreen
-from workbench_tui.lineage import LineageScreen
+from workbench_tui.lineage import LineageScreen, thing_for
 from workbench_tui.models import ModelsScreen
 
 from tests.tui.helpers import settle, wait_until
@@ -81,8 +81,8 @@ class Recorder:
             assert self.gate.wait(10)
         if thing == "nope":
             raise UsageError("lineage: nothing matches 'nope' (a digest, run, version, ...)")
-        known = [key for key, _, _ in CHAIN]
-        return sample_lineage(thing if thing in known else ROOT)
+        keys = {thing_for(key): key for key, _, _ in CHAIN}
+        return sample_lineage(keys.get(thing, ROOT))
 
 
 def lines(tree: Tree[str]) -> list[tuple[int, str | None, str]]:
@@ -181,18 +181,25 @@ async def test_reroot_depth_and_thing_input(fixed_project: Project) -> None:
         await select(pilot, screen, "run:0f1e2d3c")
         await pilot.press("r")
         await settle(pilot)
-        assert builder.calls[-1] == ("run:0f1e2d3c", 3)  # built again around the node's key
+        assert builder.calls[-1] == ("0f1e2d3c", 3)  # built again around the node (its id)
         assert screen.lineage is not None and screen.lineage.root == "run:0f1e2d3c"
         assert screen.selected_key == "run:0f1e2d3c"
         await pilot.press("plus")
         await settle(pilot)
-        assert builder.calls[-1] == ("run:0f1e2d3c", 4)
+        assert builder.calls[-1] == ("0f1e2d3c", 4)
         await pilot.press("minus", "minus")
         await settle(pilot)
-        assert builder.calls[-1] == ("run:0f1e2d3c", 2)
+        assert builder.calls[-1] == ("0f1e2d3c", 2)
         await pilot.press("backspace")  # back to the root before the re-root
         await settle(pilot)
         assert builder.calls[-1] == (ROOT, 2)
+        # a node that cannot be looked up by itself: one error line, no build
+        built = len(builder.calls)
+        await select(pilot, screen, "approval:req-7")
+        await pilot.press("r")
+        await settle(pilot)
+        assert len(builder.calls) == built
+        assert str(screen.status.content).startswith("error: approval:req-7: approvals are not")
 
         # `/` asks for a THING; an unknown one is one error line, the tree stays
         await pilot.press("slash")
@@ -253,7 +260,7 @@ async def test_opened_with_L_from_models_runs_and_jobs(
         await pilot.press("L")
         await settle(pilot)
         assert isinstance(app.screen, LineageScreen)
-        assert builder.calls[-1] == ("version:fraud_detection/2", 3)
+        assert builder.calls[-1] == ("fraud_detection/2", 3)
         await pilot.press("escape")
         assert app.screen is models
 
@@ -264,7 +271,7 @@ async def test_opened_with_L_from_models_runs_and_jobs(
         await pilot.press("L")
         await settle(pilot)
         assert isinstance(app.screen, LineageScreen)
-        assert builder.calls[-1] == (f"run:{run_id}", 3)
+        assert builder.calls[-1] == (run_id, 3)
         await pilot.press("escape")
 
         await pilot.press("4")
@@ -274,4 +281,15 @@ async def test_opened_with_L_from_models_runs_and_jobs(
         await pilot.press("L")
         await settle(pilot)
         assert isinstance(app.screen, LineageScreen)
-        assert builder.calls[-1] == (f"job:{jobs.selected_id}", 3)
+        assert builder.calls[-1] == (jobs.selected_id, 3)
+
+
+def test_thing_for_names_each_node_as_the_cli_takes_it() -> None:
+    assert thing_for("version:fraud_detection/3") == "fraud_detection/3"
+    assert thing_for("alias:fraud_detection/production@2026-01-15T09:04:00+00:00") == (
+        "models:/fraud_detection@production"
+    )
+    for kind in ("job", "serving", "run", "dataset", "drift", "request", "retrain"):
+        assert thing_for(f"{kind}:abc-123") == "abc-123"
+    assert thing_for("approval:req-7") is None and thing_for("deployment:3") is None
+    assert thing_for("version:") is None and thing_for("nonsense") is None
