@@ -13,7 +13,7 @@ from typing import Any
 
 from workbench.lineage import nodes
 from workbench.lineage.log_reads import ALIAS_MOVES, DEPLOY_ACTIONS, LogReads
-from workbench.lineage.mlflow_reads import DIGEST_TAG, JOB_TAG, MlflowReads
+from workbench.lineage.mlflow_reads import DIGEST_TAG, MlflowReads
 from workbench.lineage.model import Node
 from workbench.monitoring.monitor import TRIGGER
 from workbench.project import Project
@@ -320,6 +320,3 @@ class Expander:
 
 def nodes_ts(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
-
-
-__all__ = ["Expander", "JOB_TAG"]

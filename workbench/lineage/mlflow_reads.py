@@ -213,26 +213,30 @@ class MlflowReads:
         return self._sql(lambda t: _inputs_of(t, run_id), []) or []
 
     def runs_like(self, prefix: str) -> list[str]:
-        got = self._sql(lambda t: _runs_like(t, prefix), [])
+        none: list[str] = []
+        got = self._sql(lambda t: _runs_like(t, prefix), none)
         if got is None:
             got = [r for r in self._every_run() if r.startswith(prefix)][:2]
         return got
 
     def digests_like(self, prefix: str) -> list[str]:
-        got = self._sql(lambda t: _digests_like(t, prefix), [])
+        none: list[str] = []
+        got = self._sql(lambda t: _digests_like(t, prefix), none)
         if got is None:
             tagged = {r.tags.get(DIGEST_TAG, "") for r in self._every_run().values()}
             got = sorted(d for d in tagged if d and d.startswith(prefix))
         return got
 
     def runs_of_digest(self, digest: str) -> list[str]:
-        got = self._sql(lambda t: _runs_of_digest(t, digest), [])
+        none: list[str] = []
+        got = self._sql(lambda t: _runs_of_digest(t, digest), none)
         if got is None:
             got = [r.run_id for r in self._every_run().values() if r.tags.get(DIGEST_TAG) == digest]
         return got
 
     def runs_of_job(self, job_id: str) -> list[str]:
-        got = self._sql(lambda t: _runs_tagged(t, JOB_TAG, job_id), [])
+        none: list[str] = []
+        got = self._sql(lambda t: _runs_tagged(t, JOB_TAG, job_id), none)
         if got is None:
             got = [r.run_id for r in self._every_run().values() if r.tags.get(JOB_TAG) == job_id]
         return got
