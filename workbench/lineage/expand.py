@@ -24,6 +24,8 @@ Linked = list[tuple[Node, str]]
 #: A retraining's job starts right after its trigger (the monitor runs the pipeline at once).
 RETRAIN_WITHIN = timedelta(hours=1)
 TRAINING_KINDS = ("train", "sweep")
+#: At most this many neighbours of one node in one direction (a dataset used by 1,000 runs).
+FANOUT = 25
 
 
 class Expander:
@@ -33,6 +35,7 @@ class Expander:
         self.mlflow = mlflow
         self.logs = logs
         self._history: dict[int, dict[str, Any]] | None = None
+        self.left_out = 0  # neighbours past FANOUT, not in the graph
 
     # --- records -------------------------------------------------------------------------------
 
@@ -167,7 +170,12 @@ class Expander:
         return fn(node) if fn is not None else []
 
     def _some(self, keys_labels: list[tuple[str, str]]) -> Linked:
+        """The nodes of `keys_labels`, at most FANOUT (the newest kept: the lists come oldest
+        first); how many were left out goes in the lineage's `left_out`."""
         out: Linked = []
+        if len(keys_labels) > FANOUT:
+            self.left_out += len(keys_labels) - FANOUT
+            keys_labels = keys_labels[-FANOUT:]
         for key, label in keys_labels:
             found = self.lookup(key)
             if found is not None and all(found.key != n.key for n, _ in out):
@@ -229,11 +237,10 @@ class Expander:
         for r in self.deploy_rows():
             if r["model"] == model and nodes.deployment(r, {}).details["canary_version"] == number:
                 links.append((f"deployment:{r['_details']['generation']}", "deployed"))
-        span = self.logs.served(model, None, None) if self.serving_jobs() else []
-        for s in span:
-            if s["version"] == number:
-                for j in self.serving_at(s["first"], s["last"]):
-                    links.append((f"serving:{j['job_id']}", "served"))
+        span = self.logs.version_span(model, number) if self.serving_jobs() else None
+        if span is not None:
+            for j in self.serving_at(*span):
+                links.append((f"serving:{j['job_id']}", "served"))
         for check in self.logs.drift_checks().values():
             if check.get("model") == model and check.get("version") == number:
                 links.append((f"drift:{check['check_id']}", "checked"))

@@ -125,3 +125,13 @@ class LogReads:
         for row in rows:
             row["first"], row["last"] = utc(row["first"]), utc(row["last"])
         return rows
+
+    def version_span(self, model: str, version: int) -> tuple[datetime, datetime] | None:
+        """When `version` first and last answered a request (None: never)."""
+        rows = self.db.rows(
+            "SELECT min(ts) AS first, max(ts) AS last FROM predictions "
+            "WHERE version = ? AND model = ?",
+            [version, model],
+        )
+        first, last = (utc(rows[0]["first"]), utc(rows[0]["last"])) if rows else (None, None)
+        return (first, last) if first and last else None

@@ -151,7 +151,8 @@ def _runs_of_digest(t: Tables, digest: str) -> list[str]:
     if t.has("inputs", "datasets"):
         for (run_id,) in t.rows(
             "SELECT i.destination_id FROM inputs i JOIN datasets d ON d.dataset_uuid = "
-            "i.source_id WHERE i.destination_type = 'RUN' AND d.digest = ?",
+            "i.source_id WHERE i.destination_type = 'RUN' AND d.digest = ? "
+            "ORDER BY i.destination_id",
             (digest,),
         ):
             found.add(run_id)
