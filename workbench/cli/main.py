@@ -16,7 +16,18 @@ from types import ModuleType
 import click
 
 from workbench import __version__
-from workbench.cli import data, jobs, monitoring, registry, serving, setup, sql, store, training
+from workbench.cli import (
+    data,
+    jobs,
+    lineage,
+    monitoring,
+    registry,
+    serving,
+    setup,
+    sql,
+    store,
+    training,
+)
 from workbench.cli.common import Group, project_dir, project_option, run
 from workbench.cli.tui import open_tui
 
@@ -29,6 +40,7 @@ MODULES: tuple[ModuleType, ...] = (
     jobs,
     serving,
     monitoring,
+    lineage,
     sql,
     store,
 )
