@@ -14,7 +14,6 @@ screen may be given another one (`builder=`), which tests do."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -45,9 +44,9 @@ MAX_DEPTH = 10
 
 def default_builder(project: Project, thing: str, depth: int) -> Lineage:
     """`workbench.lineage.graph.build`, imported on first use (in the worker)."""
-    graph = importlib.import_module("workbench.lineage.graph")
-    lineage: Lineage = graph.build(project, thing, depth=depth)
-    return lineage
+    from workbench.lineage import graph
+
+    return graph.build(project, thing, depth=depth)
 
 
 #: Kinds whose key names a THING `workbench lineage` looks up: the id after the colon.
@@ -225,7 +224,7 @@ class LineageScreen(Screen[None]):
         if root is None:
             self.status.update(f"{lineage.root}: not in the graph built for {self.thing}")
         else:
-            self.call_after_refresh(self.lineage_tree.move_cursor, root)
+            self.lineage_tree.cursor_to_root()
         if self.details_box.display:
             self.call_after_refresh(self.show_details)
 

@@ -86,7 +86,7 @@ def _edge_label(lineage: Lineage, src: str, dst: str) -> str:
 
 
 class LineageTree(Tree[str]):
-    """The tree of one Lineage. `show(lineage)` fills it; the root's line is `root_line`."""
+    """The tree of one Lineage. `show(lineage)` fills it; `cursor_to_root()` selects the root."""
 
     DEFAULT_CSS = """
     LineageTree { background: $surface; }
@@ -98,6 +98,7 @@ class LineageTree(Tree[str]):
         self.auto_expand = False  # enter shows details; space folds a branch
         self.guide_depth = 3
         self.root_node: TreeNode[str] | None = None
+        self.root_line = 0  # the root's line: after the upstream lines (each one line)
 
     def show(self, lineage: Lineage) -> TreeNode[str] | None:
         """Fill the tree from `lineage`; return the root node's line (None if it is missing)."""
@@ -107,7 +108,9 @@ class LineageTree(Tree[str]):
         if root is None:
             return None
         placed: set[str] = {root.key}
-        for _, node in upstream_levels(lineage):
+        upstream = upstream_levels(lineage)
+        self.root_line = len(upstream)
+        for _, node in upstream:
             below = [c.key for c in lineage.downstream(node.key)]
             edge = _edge_label(lineage, node.key, below[0]) if below else ""
             self.root.add_leaf(node_label(node, edge=f"↓ {edge}" if edge else ""), data=node.key)
@@ -121,6 +124,10 @@ class LineageTree(Tree[str]):
             for node in sorted(rest, key=_ts_key):
                 other.add_leaf(node_label(node), data=node.key)
         return self.root_node
+
+    def cursor_to_root(self) -> None:
+        if self.root_node is not None:
+            self.move_cursor_to_line(self.root_line)  # builds the lines if not yet drawn
 
     def _add_downstream(
         self, lineage: Lineage, key: str, parent: TreeNode[str], placed: set[str]

@@ -27,6 +27,7 @@ from tests.tui.helpers import settle, wait_until
 from workbench.errors import UsageError
 from workbench.lineage.model import Lineage, Node
 from workbench.project import Project
+from workbench.registry import versions as registry
 
 pytestmark = pytest.mark.tui
 
@@ -293,3 +294,37 @@ def test_thing_for_names_each_node_as_the_cli_takes_it() -> None:
         assert thing_for(f"{kind}:abc-123") == "abc-123"
     assert thing_for("approval:req-7") is None and thing_for("deployment:3") is None
     assert thing_for("version:") is None and thing_for("nonsense") is None
+
+
+async def test_models_L_on_a_trained_project_shows_production_lineage(
+    trained_project: Project,
+) -> None:
+    """With the real builder (workbench.lineage.graph.build) over the real trained project."""
+    prod = registry.aliases(trained_project)["production"]
+    app = WorkbenchApp(trained_project, sync_on_start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        models = app.screen
+        assert isinstance(models, ModelsScreen)
+        while models.selected_version != prod:
+            await pilot.press("down")
+        await pilot.press("L")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, LineageScreen)
+        assert screen.error == "" and screen.lineage is not None
+        assert screen.lineage.root == f"version:fraud_detection/{prod}"
+        shown = lines(screen.lineage_tree)
+        keys = [key or "" for _, key, _ in shown]
+        at = keys.index(screen.lineage.root)
+        kinds = {k.partition(":")[0] for k in keys}
+        # upstream above the root: the run it came from and the data it was trained on
+        assert any(k.startswith("run:") for k in keys[:at])
+        assert any(k.startswith("dataset:") for k in keys[:at])
+        # downstream: production's alias move (v1 was promoted when it was registered)
+        assert "alias" in kinds, keys
+        assert screen.selected_key == screen.lineage.root
+        await pilot.press("enter")
+        assert screen.details_box.display and screen.details.row_count >= 3
