@@ -277,7 +277,9 @@ class WorkbenchApp(App[int]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(help_sections(self.current_mode), self.keymap_overrides))
+        # A pushed screen with its own section (Lineage) lists its keys first.
+        section = getattr(self.screen, "HELP_SECTION", self.current_mode)
+        self.push_screen(HelpScreen(help_sections(section), self.keymap_overrides))
 
     async def action_quit(self) -> None:
         self._stop_training.set()

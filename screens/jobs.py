@@ -27,7 +27,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from workbench_tui import jobs_messages
 from workbench_tui.base import WorkbenchScreen, describe_error
 from workbench_tui.dialogs import ConfirmDialog
-from workbench_tui.jobs_format import describe_event, fmt_duration, short_job_id
+from workbench_tui.jobs_format import describe_event, fmt_duration, runner_name, short_job_id
 from workbench_tui.widgets.job_detail import JobDetail
 from workbench_tui.widgets.jobs_table import JobsTable, RowState
 
@@ -97,6 +97,7 @@ class JobsScreen(WorkbenchScreen):
             id="jobs.focus_log",
             tooltip="Move to the log to scroll it (escape goes back to the table)",
         ),
+        Binding("L", "lineage", "Lineage", id="jobs.lineage", tooltip="Show the job's lineage"),
     ]
 
     # The screen's messages (handlers: on_jobs_screen_loaded, ...).
@@ -185,7 +186,7 @@ class JobsScreen(WorkbenchScreen):
     def _load(self) -> None:
         from workbench.jobs import telemetry
 
-        runner = self.runner_label or self._resolve_runner()
+        runner = self.runner_label or runner_name(self.project)
         if self._finished is None:
             self._finished = telemetry.FinalProgress()
         with self.wb.database() as db:
@@ -199,15 +200,6 @@ class JobsScreen(WorkbenchScreen):
             )
         if not get_current_worker().is_cancelled:
             self.post_message(self.Loaded(snapshot, runner))
-
-    def _resolve_runner(self) -> str:
-        from workbench.jobs.control import resolve_runner
-
-        try:
-            return str(resolve_runner(self.project).name)
-        except Exception as exc:
-            choice = self.project.config.runner.default
-            return f"{choice} ({describe_error(exc)})"
 
     def on_jobs_screen_loaded(self, message: jobs_messages.Loaded) -> None:
         self._last_error.pop("jobs-load", None)
@@ -335,6 +327,12 @@ class JobsScreen(WorkbenchScreen):
 
     def action_focus_log(self) -> None:
         self.log_view.focus()
+
+    def action_lineage(self) -> None:
+        from workbench_tui.lineage import open_lineage
+
+        if (job := self._job_or_warn()) is not None:
+            open_lineage(self, job.job_id)
 
     # --- stop ----------------------------------------------------------------------------
     def _job_or_warn(self) -> JobInfo | None:

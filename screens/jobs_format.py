@@ -1,12 +1,16 @@
 """Formatting for the Jobs screen: short ids, durations, counts, progress, `@wb` events and
-GPU memory, each fitted to its narrow column. Pure functions, no Textual."""
+GPU memory, each fitted to its narrow column. Pure functions, no Textual; and the runner's
+name for the title (`runner_name`, called in the load worker)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench_tui.formatting import fmt_value, short_id
+
+if TYPE_CHECKING:
+    from workbench.project import Project
 
 STATUSES = ("starting", "running", "succeeded", "failed", "stopped")
 
@@ -74,3 +78,16 @@ def describe_event(event: dict[str, Any]) -> str:
     if name == "error":
         return f"• error: {event.get('message')}"
     return f"• {name}"
+
+
+def runner_name(project: Project) -> str:
+    """The runner jobs run on, for the Jobs screen's title (the choice and why if it fails).
+    Called in the load worker: resolving it may ask Docker."""
+    from workbench_tui.base import describe_error
+
+    from workbench.jobs.control import resolve_runner
+
+    try:
+        return str(resolve_runner(project).name)
+    except Exception as exc:
+        return f"{project.config.runner.default} ({describe_error(exc)})"

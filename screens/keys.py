@@ -89,6 +89,8 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
     from workbench_tui.experiments import ExperimentsScreen
     from workbench_tui.help import HelpScreen
     from workbench_tui.jobs import JobsScreen
+    from workbench_tui.card_view import CardScreen
+    from workbench_tui.lineage import LineageScreen
     from workbench_tui.models import ModelsScreen
     from workbench_tui.overview import OverviewScreen
     from workbench_tui.sql import SqlScreen
@@ -108,6 +110,8 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
         ("deployments", "Deployments", list(DeploymentsScreen.BINDINGS)),
         ("sql", "SQL", list(SqlScreen.BINDINGS)),
         ("drift", "Drift", list(DriftScreen.BINDINGS)),
+        ("lineage", "Lineage", list(LineageScreen.BINDINGS)),
+        ("card", "Model card", list(CardScreen.BINDINGS)),
         ("dialog", "Confirm dialog", list(ConfirmDialog.BINDINGS)),
         ("canary_dialog", "Deploy canary dialog", list(CanaryDialog.BINDINGS)),
         ("train", "Training panel", list(TrainScreen.BINDINGS)),

@@ -67,6 +67,13 @@ class ModelsScreen(WorkbenchScreen):
             id="models.card",
             tooltip="Show the selected version's model card: use, data, training, evaluation",
         ),
+        Binding(
+            "L",
+            "lineage",
+            "Lineage",
+            id="models.lineage",
+            tooltip="Show the selected version's lineage: data, job, run, aliases, deployments",
+        ),
     ]
 
     class Loaded(Message):
@@ -249,6 +256,15 @@ class ModelsScreen(WorkbenchScreen):
         if not 0 <= row < len(self.data.versions):
             return None
         return self.data.versions[row].version
+
+    def action_lineage(self) -> None:
+        from workbench_tui.lineage import open_lineage
+
+        version = self.selected_version
+        if version is None or self.data is None:
+            self.notify("no version selected", severity="warning")
+            return
+        open_lineage(self, f"{self.data.model}/{version}")
 
     # --- promote -------------------------------------------------------------------------
     def action_promote(self) -> None:

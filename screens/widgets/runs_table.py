@@ -91,6 +91,14 @@ class RunsTable(ScrollView, can_focus=True):
             id="runs.mark",
             tooltip="Mark or unmark the run under the cursor for comparison",
         ),
+        Binding(
+            "L",
+            "lineage",
+            "Lineage",
+            show=False,  # the footer has no room left at 80 columns; ? lists it
+            id="runs.lineage",
+            tooltip="Show the run's lineage: its data and job, the versions it became",
+        ),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -274,6 +282,15 @@ class RunsTable(ScrollView, can_focus=True):
             self.marked[run_id] = None
         self.refresh()
         self.post_message(self.MarksChanged(self, list(self.marked)))
+
+    def action_lineage(self) -> None:
+        from workbench_tui.lineage import open_lineage
+
+        run_id = self.cursor_run_id
+        if run_id is None:
+            self.notify("no run selected", severity="warning")
+            return
+        open_lineage(self, run_id)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

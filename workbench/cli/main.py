@@ -22,6 +22,7 @@ from workbench.cli import (
     data,
     governance,
     jobs,
+    lineage,
     monitoring,
     registry,
     roles,
@@ -47,6 +48,7 @@ MODULES: tuple[ModuleType, ...] = (
     jobs,
     serving,
     monitoring,
+    lineage,
     sql,
     store,
 )

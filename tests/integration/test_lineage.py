@@ -1,0 +1,183 @@
+"""Lineage end to end on one real trained project: v1 (production), v2 (staging), a
+promotion, a canary through the core, predictions through the real prediction log writer, a
+serving job in the jobs log, a real drift check and a retrain trigger."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from tests.helpers import cli_json, run_cli
+from workbench.data.snapshot import digest
+from workbench.errors import UsageError
+from workbench.lineage import graph, openlineage
+from workbench.lineage.model import Lineage
+from workbench.monitoring import checks
+from workbench.monitoring.monitor import TRIGGER
+from workbench.project import Project
+from workbench.registry import audit
+from workbench.registry import versions as registry
+from workbench.serving import deployments
+from workbench.serving.prediction_log import PredictionLogger
+from workbench.store.db import Db
+from workbench.store.parquet_log import ParquetLog, utcnow
+
+SERVE_JOB = "serve-20260101-000000-beef"
+TRAIN_AFTER = "train-20260101-000100-cafe"
+#: What the fixture made: request ids, the drift check id.
+IDS: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def lineage_project(
+    _trained_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Project]:
+    root = tmp_path_factory.mktemp("lineage") / "proj"
+    shutil.copytree(_trained_template, root)
+    project = Project.load(root)
+    registry.promote(project, 2, "v2 is better")
+    deployments.start_canary(project, 1, 10.0, reason="canary v1 back at 10%")
+    started = utcnow() - timedelta(minutes=5)
+    jobs = ParquetLog(project.logs_root, "jobs")
+    jobs.append([{"ts": started, "job_id": SERVE_JOB, "kind": "serve", "runner": "local",
+                  "status": "running", "started_at": started, "args": "{}"}])  # fmt: skip
+    frame = pl.read_parquet(project.data_path).head(300)
+    features = [
+        json.dumps(r, default=str) for r in frame.drop(project.config.data.target).to_dicts()
+    ]
+    log = PredictionLogger(project.logs_root, interval_s=0.05)
+    ids = log.new_ids(len(features))
+    for i, (rid, feat) in enumerate(zip(ids, features, strict=True)):
+        variant, version = ("canary", 1) if i % 10 == 0 else ("production", 2)
+        log.log(rid, project.config.model_name, version, variant, feat, 0.1, 1.0)
+    log.close()
+    result = checks.check(project, version=2, last_n=1000)
+    audit.record(project, TRIGGER, project.config.model_name, None, 2, None, "drift",
+                 by="monitor", check_id=result.check_id)  # fmt: skip
+    later = utcnow()
+    jobs.append([{"ts": later, "job_id": TRAIN_AFTER, "kind": "train", "runner": "local",
+                  "status": "succeeded", "started_at": later, "ended_at": later,
+                  "args": "{}"}])  # fmt: skip
+    IDS.update(requests=ids, check=result.check_id)
+    yield project
+
+
+def _kinds(lin: Lineage) -> set[str]:
+    return {n.kind for n in lin.nodes.values()}
+
+
+def test_every_kind_of_thing_resolves(lineage_project: Project) -> None:
+    p = lineage_project
+    with Db(p.logs_root) as db:
+        run_id = db.rows("SELECT run_id FROM jobs WHERE kind = 'train' AND run_id IS NOT NULL")[0][
+            "run_id"
+        ]
+        train_job = db.rows("SELECT job_id FROM jobs WHERE run_id = ?", [run_id])[0]["job_id"]
+    snap = digest(p.data_path)
+    model = p.config.model_name
+    cases = {
+        "2": "version:", "v1": "version:", f"{model}/2": "version:",
+        f"models:/{model}/1": "version:", "production": "alias:", "@staging": "alias:",
+        run_id: "run:", run_id[:10]: "run:", snap: "dataset:", snap[:8]: "dataset:",
+        str(p.data_path): "dataset:", train_job: "job:", SERVE_JOB: "serving:",
+        IDS["requests"][3]: "request:", IDS["check"]: "drift:",
+    }  # fmt: skip
+    for thing, kind in cases.items():
+        assert graph.resolve(p, thing).startswith(kind), thing
+    assert graph.resolve(p, "production").startswith(f"alias:{model}/production@")
+    assert graph.resolve(p, snap) == f"dataset:{snap}"
+
+
+def test_request_reaches_the_dataset(lineage_project: Project) -> None:
+    p = lineage_project
+    rid = IDS["requests"][0]  # a canary request, v1
+    lin = graph.build(p, rid, depth=5)
+    root = lin.nodes[lin.root]
+    assert root.details["variant"] == "canary" and root.details["version"] == 1
+    assert {n.key for n in lin.upstream(lin.root)} >= {f"version:{p.config.model_name}/1"}
+    assert f"serving:{SERVE_JOB}" in lin.nodes
+    assert f"dataset:{digest(p.data_path)}" in lin.nodes
+
+
+def test_dataset_reaches_the_deployment_and_the_retraining(lineage_project: Project) -> None:
+    p = lineage_project
+    lin = graph.build(p, digest(p.data_path), depth=8)
+    kinds = _kinds(lin)
+    assert {"dataset", "job", "run", "version", "alias", "deployment", "serving"} <= kinds
+    assert f"drift:{IDS['check']}" in lin.nodes
+    assert f"retrain:{TRAIN_AFTER}" in lin.nodes and f"job:{TRAIN_AFTER}" in lin.nodes
+    dep = next(n for n in lin.nodes.values() if n.kind == "deployment")
+    assert dep.details["canary_version"] == 1 and dep.details["traffic"] == pytest.approx(0.1)
+    assert lin.upstream(lin.root) == []
+
+
+def test_depth_limits_the_hops(lineage_project: Project) -> None:
+    p = lineage_project
+    assert list(graph.build(p, "v1", depth=0).nodes) == [f"version:{p.config.model_name}/1"]
+    one = graph.build(p, "v1", depth=1)
+    assert {n.kind for n in one.upstream(one.root)} == {"run"}
+    assert "job" not in _kinds(one) and "dataset" not in _kinds(one)
+    assert "dataset" in _kinds(graph.build(p, "v1", depth=3))
+
+
+def test_unknown_thing_is_one_line_exit_2(
+    lineage_project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(UsageError, match="no-such-thing: no lineage found"):
+        graph.resolve(lineage_project, "no-such-thing")
+    code, out, err = run_cli(capsys, "--project", str(lineage_project.root), "lineage", "zzz9")
+    assert code == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "zzz9" in err and "request id" in err
+
+
+def test_cli_tree_and_json(lineage_project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    root = str(lineage_project.root)
+    code, out, _ = run_cli(capsys, "--project", root, "lineage", "v2")
+    assert code == 0 and "<- this" in out
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    here = next(i for i, line in enumerate(lines) if "<- this" in line)
+    assert any(line.lstrip("└─├│ ").startswith("run") for line in lines[:here])
+    assert any(line.lstrip("└─├│ ").startswith("alias") for line in lines[here:])
+    data = cli_json(capsys, "--project", root, "lineage", "v2", "--depth", "1")
+    assert data["root"] == f"version:{lineage_project.config.model_name}/2"
+    assert {e["to"] for e in data["edges"]} >= {data["root"]}
+
+
+def test_openlineage_events(
+    lineage_project: Project, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "events.jsonl"
+    root = str(lineage_project.root)
+    code, _, _ = run_cli(
+        capsys, "--project", root, "lineage", "v2", "--openlineage", "--out", str(out)
+    )
+    assert code == 0
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert events
+    for ev in events:
+        assert all(k in ev for k in openlineage.REQUIRED)
+        assert ev["schemaURL"].endswith("#/$defs/RunEvent")
+        assert ev["eventType"] in ("START", "COMPLETE", "FAIL")
+        assert len(ev["run"]["runId"]) == 36 and ev["job"]["namespace"] and ev["job"]["name"]
+        for ds in ev["inputs"] + ev["outputs"]:
+            assert ds["namespace"] and ds["name"]
+    train = [e for e in events if e["job"]["name"].endswith(".train")]
+    by_run: dict[str, list[str]] = {}
+    for e in train:
+        by_run.setdefault(e["run"]["runId"], []).append(e["eventType"])
+    assert by_run and all(
+        types[0] == "START" and types[-1] == "COMPLETE" for types in by_run.values()
+    )
+    done = next(e for e in train if e["eventType"] == "COMPLETE")
+    assert done["inputs"][0]["facets"]["schema"]["fields"]
+    assert done["outputs"][0]["name"].startswith("models:/")
+    serve = [e for e in events if e["job"]["name"].endswith((".serve", ".deploy"))]
+    assert serve and all(e["inputs"] for e in serve)

@@ -1,0 +1,256 @@
+"""What lineage reads of the MLflow store, without importing mlflow: one run (params, metrics,
+tags), its dataset inputs, the runs of a dataset or a job, ids by prefix.
+
+A SQL store (the embedded SQLite file, PostgreSQL) is asked exactly these rows through MLflow's
+own tables (`workbench.store.mlflow_tables.Tables`); a tracking server over REST has no such
+queries, so its runs are read once (`StoreReader.read_runs`) and filtered here, without the
+dataset inputs (the run's `workbench.data_digest` tag still names the snapshot).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from workbench.project import Project
+from workbench.store import backends
+from workbench.store.mlflow_tables import (
+    SqliteReader,
+    StoreModelVersion,
+    StoreRun,
+    Tables,
+    connect_ro,
+)
+from workbench.store.reader import StoreReader
+
+T = TypeVar("T")
+
+DIGEST_TAG = "workbench.data_digest"
+JOB_TAG = "workbench.job_id"
+
+
+@dataclass
+class DatasetInput:
+    name: str
+    digest: str
+    source_type: str | None = None
+    source: str | None = None  # JSON, e.g. {"uri": "/path/data.parquet"}
+    schema: str | None = None  # JSON, MLflow's {"mlflow_colspec": [...]}
+    profile: str | None = None  # JSON, e.g. {"num_rows": 4800, ...}
+    tags: dict[str, str] = field(default_factory=dict)  # mlflow.data.context: training
+
+    def path(self) -> str | None:
+        try:
+            uri = json.loads(self.source or "{}").get("uri")
+        except (ValueError, AttributeError):
+            return self.source
+        return str(uri) if uri else None
+
+    def columns(self) -> list[dict[str, Any]]:
+        """[{name, type}] from the schema, [] when it cannot be read."""
+        try:
+            spec = json.loads(self.schema or "{}").get("mlflow_colspec") or []
+            return [{"name": str(c.get("name")), "type": str(c.get("type"))} for c in spec]
+        except (ValueError, AttributeError, TypeError):
+            return []
+
+    def rows(self) -> int | None:
+        try:
+            n = json.loads(self.profile or "{}").get("num_rows")
+        except (ValueError, AttributeError):
+            return None
+        return int(n) if isinstance(n, int | float) else None
+
+
+class _Sqlite:
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def rows(self, sql: str, args: Sequence[object] = ()) -> Iterable[tuple[Any, ...]]:
+        return self.con.execute(sql, args)
+
+    def has(self, *tables: str) -> bool:
+        rows = self.con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        return set(tables) <= {r[0] for r in rows}
+
+
+def _run_of(t: Tables, run_id: str) -> StoreRun | None:
+    if not t.has("runs", "params", "tags", "latest_metrics"):
+        return None
+    row = next(
+        iter(
+            t.rows(
+                "SELECT r.run_uuid, r.experiment_id, e.name, r.name, r.status, r.lifecycle_stage,"
+                " r.user_id, r.source_name, r.start_time, r.end_time FROM runs r LEFT JOIN"
+                " experiments e ON e.experiment_id = r.experiment_id WHERE r.run_uuid = ?",
+                (run_id,),
+            )
+        ),
+        None,
+    )
+    if row is None:
+        return None
+    run = StoreRun(row[0], str(row[1]), row[2] or "", *row[3:10])
+    for key, value in t.rows("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,)):
+        run.params[key] = value
+    for key, value in t.rows("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)):
+        run.tags[key] = value or ""
+    sql = "SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid = ?"
+    for key, value, is_nan in t.rows(sql, (run_id,)):
+        run.metrics[key] = float("nan") if is_nan else float(value)
+    return run
+
+
+def _inputs_of(t: Tables, run_id: str) -> list[DatasetInput]:
+    if not t.has("inputs", "datasets"):
+        return []
+    found: list[DatasetInput] = []
+    for row in t.rows(
+        "SELECT i.input_uuid, d.name, d.digest, d.dataset_source_type, d.dataset_source, "
+        "d.dataset_schema, d.dataset_profile FROM inputs i JOIN datasets d "
+        "ON d.dataset_uuid = i.source_id WHERE i.source_type = 'DATASET' "
+        "AND i.destination_type = 'RUN' AND i.destination_id = ?",
+        (run_id,),
+    ):
+        item = DatasetInput(row[1], row[2], *row[3:7])
+        if t.has("input_tags"):
+            sql = "SELECT name, value FROM input_tags WHERE input_uuid = ?"
+            item.tags = {k: v for k, v in t.rows(sql, (row[0],))}
+        found.append(item)
+    return found
+
+
+def _like(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _runs_like(t: Tables, prefix: str) -> list[str]:
+    if not t.has("runs"):
+        return []
+    sql = "SELECT run_uuid FROM runs WHERE run_uuid LIKE ? ESCAPE '\\' LIMIT 2"
+    return [r[0] for r in t.rows(sql, (_like(prefix),))]
+
+
+def _digests_like(t: Tables, prefix: str) -> list[str]:
+    found: set[str] = set()
+    like = _like(prefix)
+    if t.has("datasets"):
+        sql = "SELECT DISTINCT digest FROM datasets WHERE digest LIKE ? ESCAPE '\\' LIMIT 2"
+        found |= {r[0] for r in t.rows(sql, (like,))}
+    if t.has("tags"):
+        sql = "SELECT DISTINCT value FROM tags WHERE key = ? AND value LIKE ? ESCAPE '\\' LIMIT 2"
+        found |= {r[0] for r in t.rows(sql, (DIGEST_TAG, like))}
+    return sorted(found)
+
+
+def _runs_of_digest(t: Tables, digest: str) -> list[str]:
+    found: set[str] = set()
+    if t.has("inputs", "datasets"):
+        for (run_id,) in t.rows(
+            "SELECT i.destination_id FROM inputs i JOIN datasets d ON d.dataset_uuid = "
+            "i.source_id WHERE i.destination_type = 'RUN' AND d.digest = ? "
+            "ORDER BY i.destination_id",
+            (digest,),
+        ):
+            found.add(run_id)
+    if t.has("tags"):
+        sql = "SELECT run_uuid FROM tags WHERE key = ? AND value = ?"
+        found |= {r[0] for r in t.rows(sql, (DIGEST_TAG, digest))}
+    return sorted(found)
+
+
+def _runs_tagged(t: Tables, key: str, value: str) -> list[str]:
+    if not t.has("tags"):
+        return []
+    return [
+        r[0] for r in t.rows("SELECT run_uuid FROM tags WHERE key = ? AND value = ?", (key, value))
+    ]
+
+
+class MlflowReads:
+    """The reads of one lineage build (nothing kept between builds)."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.reader: StoreReader = backends.reader_for(project)
+        self.registry: StoreReader = backends.reader_for(project, registry=True)
+        self._all: dict[str, StoreRun] | None = None
+        self._versions: dict[str, list[StoreModelVersion]] = {}
+        self._runs: dict[str, StoreRun | None] = {}
+
+    def _sql(self, fn: Callable[[Tables], T], empty: T) -> T | None:
+        """`fn` over the store's tables; None when the store has no SQL (a REST server)."""
+        if isinstance(self.reader, SqliteReader):
+            with connect_ro(self.reader.db_path) as con:
+                return empty if con is None else fn(_Sqlite(con))
+        read = getattr(self.reader, "_read", None)  # SqlReader: one REPEATABLE READ snapshot
+        if callable(read):
+            result: T = read(fn, empty)
+            return result
+        return None
+
+    def _every_run(self) -> dict[str, StoreRun]:
+        if self._all is None:
+            self._all = {r.run_id: r for r in self.reader.read_runs()}
+        return self._all
+
+    def run(self, run_id: str) -> StoreRun | None:
+        if run_id not in self._runs:
+            got = self._sql(lambda t: _run_of(t, run_id), None)
+            if got is None and not self._has_sql():
+                got = self._every_run().get(run_id)
+            self._runs[run_id] = got
+        return self._runs[run_id]
+
+    def _has_sql(self) -> bool:
+        return isinstance(self.reader, SqliteReader) or callable(
+            getattr(self.reader, "_read", None)
+        )
+
+    def inputs(self, run_id: str) -> list[DatasetInput]:
+        return self._sql(lambda t: _inputs_of(t, run_id), []) or []
+
+    def runs_like(self, prefix: str) -> list[str]:
+        none: list[str] = []
+        got = self._sql(lambda t: _runs_like(t, prefix), none)
+        if got is None:
+            got = [r for r in self._every_run() if r.startswith(prefix)][:2]
+        return got
+
+    def digests_like(self, prefix: str) -> list[str]:
+        none: list[str] = []
+        got = self._sql(lambda t: _digests_like(t, prefix), none)
+        if got is None:
+            tagged = {r.tags.get(DIGEST_TAG, "") for r in self._every_run().values()}
+            got = sorted(d for d in tagged if d and d.startswith(prefix))
+        return got
+
+    def runs_of_digest(self, digest: str) -> list[str]:
+        none: list[str] = []
+        got = self._sql(lambda t: _runs_of_digest(t, digest), none)
+        if got is None:
+            got = [r.run_id for r in self._every_run().values() if r.tags.get(DIGEST_TAG) == digest]
+        return got
+
+    def runs_of_job(self, job_id: str) -> list[str]:
+        none: list[str] = []
+        got = self._sql(lambda t: _runs_tagged(t, JOB_TAG, job_id), none)
+        if got is None:
+            got = [r.run_id for r in self._every_run().values() if r.tags.get(JOB_TAG) == job_id]
+        return got
+
+    def versions(self, model: str) -> list[StoreModelVersion]:
+        """The model's versions, newest first (with aliases and tags)."""
+        if model not in self._versions:
+            self._versions[model] = self.registry.read_model_versions(model)
+        return self._versions[model]
+
+    def version(self, model: str, number: int) -> StoreModelVersion | None:
+        return next((v for v in self.versions(model) if v.version == number), None)
+
+    def versions_of_run(self, run_id: str) -> list[StoreModelVersion]:
+        model = self.project.config.model_name
+        return [v for v in self.versions(model) if v.run_id == run_id]
