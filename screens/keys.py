@@ -81,6 +81,7 @@ APP_BINDINGS: list[BindingType] = [
 
 def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]:
     """Bindings per screen, the current one first."""
+    from workbench_tui.card_view import CardScreen
     from workbench_tui.compare import CompareScreen
     from workbench_tui.deploy_dialog import CanaryDialog
     from workbench_tui.deployments import DeploymentsScreen
@@ -89,7 +90,6 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
     from workbench_tui.experiments import ExperimentsScreen
     from workbench_tui.help import HelpScreen
     from workbench_tui.jobs import JobsScreen
-    from workbench_tui.card_view import CardScreen
     from workbench_tui.lineage import LineageScreen
     from workbench_tui.models import ModelsScreen
     from workbench_tui.overview import OverviewScreen

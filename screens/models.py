@@ -72,6 +72,7 @@ class ModelsScreen(WorkbenchScreen):
             "lineage",
             "Lineage",
             id="models.lineage",
+            show=False,  # in `?`; at 80 columns the footer keeps "? Help"
             tooltip="Show the selected version's lineage: data, job, run, aliases, deployments",
         ),
     ]
