@@ -129,7 +129,7 @@ class LogReads:
         the ranges below and above it are asked the same (2k + 1 queries for k versions), each
         skipping the files and row groups whose min/max statistics of ts and version rule
         them out, and stopping at its first row."""
-        where, base = ["model = ?"], [model]
+        where, base = ["model = ?", "version IS NOT NULL"], [model]
         if start is not None:
             where.append("ts >= ?")
             base.append(start)  # type: ignore[arg-type]
@@ -152,7 +152,7 @@ class LogReads:
                 f"SELECT version FROM predictions WHERE {' AND '.join(cond)} LIMIT 1",
                 args,
             )
-            if rows and rows[0]["version"] is not None:
+            if rows:
                 v = int(rows[0]["version"])
                 found.append(v)
                 ranges += [(lo, v), (v, hi)]
