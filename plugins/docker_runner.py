@@ -139,6 +139,14 @@ def _user() -> str:
 class DockerRunner(Runner):
     name = "docker"
 
+    def __init__(self) -> None:
+        self._records: dict[str, dict[str, Any]] = {}
+
+    def job_record(self, job_id: str) -> dict[str, Any]:
+        """What the jobs log keeps of how the job ran (its `args`): the image's tag and id,
+        the [resources] it was given; asked once, when the job starts."""
+        return self._records.pop(job_id, {})
+
     def available(self) -> bool:
         return docker_engine.available()
 
@@ -198,6 +206,13 @@ class DockerRunner(Runner):
                 return 125, f"image not found: {docker_engine.describe(exc)}"
             except (docker.errors.DockerException, requests.RequestException) as exc:
                 return 125, f"cannot start the container: {docker_engine.describe(exc)}"
+            cfg = project.config
+            self._records[spec.job_id] = {
+                "image": image,
+                "image_id": container.attrs.get("Image"),
+                "resources": {"cpus": cfg.docker.cpus, "memory": cfg.docker.memory,
+                              "gpus": cfg.gpus},
+            }  # fmt: skip
             observer.on_start(container.id[:12])
             return self._follow(container, emit, observer.should_stop)
 

@@ -17,10 +17,12 @@ import pytest
 from tests.helpers import cli_json, run_cli
 from workbench.data.snapshot import digest
 from workbench.errors import UsageError
-from workbench.lineage import graph, openlineage
+from workbench.jobs import control
+from workbench.lineage import expand, graph, openlineage
 from workbench.lineage.model import Lineage
 from workbench.monitoring import checks
 from workbench.monitoring.monitor import TRIGGER
+from workbench.plugins import JobSpec, Runner, RunObserver
 from workbench.project import Project
 from workbench.registry import audit
 from workbench.registry import versions as registry
@@ -181,3 +183,73 @@ def test_openlineage_events(
     assert done["outputs"][0]["name"].startswith("models:/")
     serve = [e for e in events if e["job"]["name"].endswith((".serve", ".deploy"))]
     assert serve and all(e["inputs"] for e in serve)
+
+
+def test_the_fanout_cap_says_what_it_left_out(
+    lineage_project: Project, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = lineage_project
+    key = f"version:{p.config.model_name}/2"
+    full = graph.build(p, "v2", depth=1)
+    assert full.left_out == {}
+    many = len(full.downstream(key))  # alias moves, the serving job, the drift check
+    assert many >= 3
+    monkeypatch.setattr(expand, "FANOUT", 1)
+    capped = graph.build(p, "v2", depth=1)
+    assert len(capped.downstream(key)) == 1
+    assert capped.left_out == {key: many - 1}
+    code, out, _ = run_cli(capsys, "--project", str(p.root), "lineage", "v2", "--depth", "1")
+    assert code == 0
+    below = out.split("<- this", 1)[1]
+    assert f"… {many - 1} more, left out" in below
+    data = cli_json(capsys, "--project", str(p.root), "lineage", "v2", "--depth", "1")
+    assert data["left_out"] == {key: many - 1}
+
+
+class _DockerLike(Runner):
+    """A runner that reports how it ran the job as the Docker runner does (`job_record`)."""
+
+    name = "docker-like"
+
+    def job_record(self, job_id: str) -> dict[str, Any]:
+        return {
+            "image": "wb-job-proj:3f2a",
+            "image_id": "sha256:" + "ab" * 32,
+            "resources": {"cpus": 2.0, "memory": "4g", "gpus": 0},
+        }
+
+    def run(self, spec: JobSpec, observer: RunObserver) -> tuple[int, str | None]:
+        observer.on_start("c0ffee000000")
+        return 0, None
+
+
+def test_a_job_node_shows_image_host_and_resources(lineage_project: Project) -> None:
+    p = lineage_project
+    job_id = "batch-20260101-000200-d0c4"
+    outcome = control.run_job(
+        p, "batch", "workbench.nothing", [], _DockerLike(), job_id=job_id, ends_well="stopped"
+    )
+    assert outcome.status == "stopped"
+    lin = graph.build(p, job_id, depth=0)
+    node = lin.nodes[lin.root]
+    assert node.key == f"job:{job_id}" and node.details["runner"] == "docker-like"
+    assert node.details["image"] == "wb-job-proj:3f2a"
+    assert node.details["image_id"] == "sha256:" + "ab" * 32
+    assert node.details["resources"] == {"cpus": 2.0, "memory": "4g", "gpus": 0}
+    assert node.details["host"]  # socket.gethostname(), recorded by every job
+    local = next(
+        n for n in graph.build(p, digest(p.data_path), depth=1).nodes.values() if n.kind == "job"
+    )
+    assert local.details["image"] is None and local.details["host"]
+
+
+def test_a_db_with_some_views_makes_the_others_when_asked(lineage_project: Project) -> None:
+    import duckdb
+
+    with Db(lineage_project.logs_root, views=("audit",)) as db:
+        assert db.rows("SELECT count(*) AS n FROM audit")[0]["n"] > 0
+        with pytest.raises(duckdb.CatalogException):
+            db.rows("SELECT count(*) FROM predictions")
+        db.add_views("predictions", "jobs")
+        assert db.rows("SELECT count(*) AS n FROM predictions")[0]["n"] == 300
+        assert db.rows("SELECT count(*) AS n FROM jobs")[0]["n"] > 0

@@ -155,6 +155,9 @@ def run_job(
 
     def started(handle: str) -> None:
         base["handle"] = handle
+        extra = getattr(runner, "job_record", None)  # the Docker runner: image, resources
+        if callable(extra) and (more := extra(job_id)):
+            base["args"] = json.dumps({**json.loads(base["args"]), **more})
         _record(project, status="running", **base)
 
     watch = Watch(observer, started)

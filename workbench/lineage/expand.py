@@ -35,7 +35,9 @@ class Expander:
         self.mlflow = mlflow
         self.logs = logs
         self._history: dict[int, dict[str, Any]] | None = None
-        self.left_out = 0  # neighbours past FANOUT, not in the graph
+        self._served: dict[str, list[int]] = {}
+        #: node key -> how many of its neighbours were past FANOUT (not in the graph)
+        self.left_out: dict[str, int] = {}
 
     # --- records -------------------------------------------------------------------------------
 
@@ -169,13 +171,20 @@ class Expander:
         fn = getattr(self, f"_down_{node.kind}", None)
         return fn(node) if fn is not None else []
 
-    def _some(self, keys_labels: list[tuple[str, str]]) -> Linked:
-        """The nodes of `keys_labels`, at most FANOUT (the newest kept: the lists come oldest
-        first); how many were left out goes in the lineage's `left_out`."""
+    def _cap(self, node: Node, links: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """At most FANOUT of `links` (the newest kept: the lists come oldest first); how many
+        were left out goes in `left_out` under the node's key."""
+        if len(links) > FANOUT:
+            self.left_out[node.key] = self.left_out.get(node.key, 0) + len(links) - FANOUT
+            links = links[-FANOUT:]
+        return links
+
+    def _some(self, node: Node, keys_labels: list[tuple[str, str]]) -> Linked:
+        """The nodes of `keys_labels`, at most FANOUT (see `_cap`); the runs among them read
+        from the store in one go."""
+        keys_labels = self._cap(node, keys_labels)
+        self.mlflow.prefetch(k[4:] for k, _ in keys_labels if k.startswith("run:"))
         out: Linked = []
-        if len(keys_labels) > FANOUT:
-            self.left_out += len(keys_labels) - FANOUT
-            keys_labels = keys_labels[-FANOUT:]
         for key, label in keys_labels:
             found = self.lookup(key)
             if found is not None and all(found.key != n.key for n, _ in out):
@@ -183,13 +192,12 @@ class Expander:
         return out
 
     def _down_dataset(self, node: Node) -> Linked:
+        runs = self.mlflow.runs_of_digest(node.details["digest"])
         links = []
-        for run_id in self.mlflow.runs_of_digest(node.details["digest"]):
+        for run_id, label in self._cap(node, [(r, "input of") for r in runs]):  # cap, then look up
             job = self.logs.job_of_run(run_id)
-            links.append(
-                (f"job:{job['job_id']}", "input of") if job else (f"run:{run_id}", "input of")
-            )
-        return self._some(links)
+            links.append((f"job:{job['job_id']}" if job else f"run:{run_id}", label))
+        return self._some(node, links)
 
     def _up_job(self, node: Node) -> Linked:
         run_id = node.details.get("run_id")
@@ -200,28 +208,28 @@ class Expander:
         for row, job_id in self.retrains():
             if job_id == node.details["job_id"]:
                 links.append((self.retrain_key(row, job_id), "started"))
-        return self._some(links)
+        return self._some(node, links)
 
     def _down_job(self, node: Node) -> Linked:
         run_id = node.details.get("run_id")
         run_ids = [run_id] if run_id else self.mlflow.runs_of_job(node.details["job_id"])
-        return self._some([(f"run:{r}", "ran") for r in run_ids])
+        return self._some(node, [(f"run:{r}", "ran") for r in run_ids])
 
     def _up_run(self, node: Node) -> Linked:
         job = self.logs.job_of_run(node.details["run_id"])
         job_id = job["job_id"] if job else node.details.get("job_id")
         if job_id and job_id in self.logs.jobs():
-            return self._some([(f"job:{job_id}", "ran")])
+            return self._some(node, [(f"job:{job_id}", "ran")])
         digest = node.details.get("data_digest")
-        return self._some([(f"dataset:{digest}", "input of")] if digest else [])
+        return self._some(node, [(f"dataset:{digest}", "input of")] if digest else [])
 
     def _down_run(self, node: Node) -> Linked:
         found = self.mlflow.versions_of_run(node.details["run_id"])
-        return self._some([(f"version:{v.name}/{v.version}", "registered") for v in found])
+        return self._some(node, [(f"version:{v.name}/{v.version}", "registered") for v in found])
 
     def _up_version(self, node: Node) -> Linked:
         run_id = node.details.get("run_id")
-        return self._some([(f"run:{run_id}", "registered")] if run_id else [])
+        return self._some(node, [(f"run:{run_id}", "registered")] if run_id else [])
 
     def _down_version(self, node: Node) -> Linked:
         model, number = node.details["model"], node.details["version"]
@@ -237,14 +245,11 @@ class Expander:
         for r in self.deploy_rows():
             if r["model"] == model and nodes.deployment(r, {}).details["canary_version"] == number:
                 links.append((f"deployment:{r['_details']['generation']}", "deployed"))
-        span = self.logs.version_span(model, number) if self.serving_jobs() else None
-        if span is not None:
-            for j in self.serving_at(*span):
-                links.append((f"serving:{j['job_id']}", "served"))
+        links += [(f"serving:{j}", "served") for j in self._serving_of(model, number, node.ts)]
         for check in self.logs.drift_checks().values():
             if check.get("model") == model and check.get("version") == number:
                 links.append((f"drift:{check['check_id']}", "checked"))
-        return self._some(links)
+        return self._some(node, links)
 
     def _up_alias(self, node: Node) -> Linked:
         d = node.details
@@ -253,51 +258,69 @@ class Expander:
             links.append((f"approval:{d['request_id']}", "approved"))
         if d.get("to_version") is not None:
             links.append((f"version:{d['model']}/{d['to_version']}", "moved"))
-        return self._some(links)
+        return self._some(node, links)
 
     def _up_approval(self, node: Node) -> Linked:
         v = node.details.get("version")
-        return self._some([(f"version:{self.model}/{v}", "requested")] if v is not None else [])
+        return self._some(
+            node, [(f"version:{self.model}/{v}", "requested")] if v is not None else []
+        )
 
     def _down_approval(self, node: Node) -> Linked:
         rid = node.details["request_id"]
         moves = [r for r in self.alias_moves() if r["_details"].get("request_id") == rid]
-        return self._some([(nodes.alias_key(r), "approved") for r in moves])
+        return self._some(node, [(nodes.alias_key(r), "approved") for r in moves])
 
     def _up_deployment(self, node: Node) -> Linked:
         v = node.details.get("canary_version")
         model = node.details["model"]
-        return self._some([(f"version:{model}/{v}", "deployed")] if v is not None else [])
+        return self._some(node, [(f"version:{model}/{v}", "deployed")] if v is not None else [])
 
     def _down_deployment(self, node: Node) -> Linked:
         assert node.ts is not None
         later = [r["ts"] for r in self.deploy_rows() if r["ts"] > node.ts]
         jobs = self.serving_at(node.ts, min(later, default=None) or node.ts)
-        return self._some([(f"serving:{j['job_id']}", "served by") for j in jobs])
+        return self._some(node, [(f"serving:{j['job_id']}", "served by") for j in jobs])
 
-    def _served_by(self, node: Node) -> list[dict[str, Any]]:
-        start = nodes_ts(node.details.get("started_at"))
-        end = nodes_ts(node.details.get("ended_at"))
-        return self.logs.served(self.model, start, end)
+    def _serving_of(self, model: str, version: int, since: datetime | None) -> list[str]:
+        """The serving jobs (oldest first) that answered with the version: of those running
+        after it was made, the newest FANOUT asked one `LIMIT 1` query each."""
+        jobs = [j for j in self.serving_jobs() if j.get("started_at") is not None]
+        now = utcnow()
+        if since is not None:
+            jobs = [j for j in jobs if (j.get("ended_at") or now) >= since]
+        jobs.sort(key=lambda j: j["started_at"])
+        return [
+            j["job_id"]
+            for j in jobs[-FANOUT:]
+            if self.logs.answered(model, version, j["started_at"], j.get("ended_at"))
+        ]
+
+    def _served_by(self, node: Node) -> list[int]:
+        job_id = node.details["job_id"]
+        if job_id not in self._served:
+            start = nodes_ts(node.details.get("started_at"))
+            end = nodes_ts(node.details.get("ended_at"))
+            self._served[job_id] = self.logs.served(self.model, start, end)
+        return self._served[job_id]
 
     def _up_serving(self, node: Node) -> Linked:
-        rows = self._served_by(node)
-        return self._some([(f"version:{self.model}/{r['version']}", "served") for r in rows])
+        versions = self._served_by(node)
+        return self._some(node, [(f"version:{self.model}/{v}", "served") for v in versions])
 
     def _down_serving(self, node: Node) -> Linked:
-        served = self._served_by(node)
-        versions = {r["version"] for r in served}
+        versions = set(self._served_by(node))
         start = nodes_ts(node.details.get("started_at"))
         links = [
             (f"drift:{c['check_id']}", "checked")
             for c in self.logs.drift_checks().values()
             if c.get("version") in versions and (start is None or c["ts"] >= start)
         ]
-        return self._some(links)
+        return self._some(node, links)
 
     def _up_drift(self, node: Node) -> Linked:
         d = node.details
-        return self._some([(f"version:{d.get('model')}/{d.get('version')}", "checked")])
+        return self._some(node, [(f"version:{d.get('model')}/{d.get('version')}", "checked")])
 
     def _down_drift(self, node: Node) -> Linked:
         cid = node.details["check_id"]
@@ -306,15 +329,15 @@ class Expander:
             for row, job_id in self.retrains()
             if row["_details"].get("check_id") == cid
         ]
-        return self._some(links)
+        return self._some(node, links)
 
     def _up_retrain(self, node: Node) -> Linked:
         cid = node.details.get("check_id")
-        return self._some([(f"drift:{cid}", "triggered")] if cid else [])
+        return self._some(node, [(f"drift:{cid}", "triggered")] if cid else [])
 
     def _down_retrain(self, node: Node) -> Linked:
         job_id = node.details.get("job_id")
-        return self._some([(f"job:{job_id}", "started")] if job_id else [])
+        return self._some(node, [(f"job:{job_id}", "started")] if job_id else [])
 
     def _up_request(self, node: Node) -> Linked:
         d = node.details
@@ -322,7 +345,7 @@ class Expander:
         if node.ts is not None:
             links += [(f"serving:{j['job_id']}", "answered") for j in self.serving_at(node.ts)]
         links.append((f"version:{d['model']}/{d['version']}", "answered"))
-        return self._some(links)
+        return self._some(node, links)
 
 
 def nodes_ts(text: str | None) -> datetime | None:

@@ -133,6 +133,7 @@ def resolve(project: Project, thing: str) -> str:
         return _Resolver(project, mlflow, logs).resolve(_check(thing))
     finally:
         logs.close()
+        mlflow.close()
 
 
 def _walk(lineage: Lineage, ex: Expander, root: Node, depth: int, upstream: bool) -> None:
@@ -166,6 +167,8 @@ def build(project: Project, thing: str, depth: int = 3) -> Lineage:
         lineage.add(root)
         _walk(lineage, resolver.ex, root, depth, upstream=True)
         _walk(lineage, resolver.ex, root, depth, upstream=False)
+        lineage.left_out = {k: n for k, n in resolver.ex.left_out.items() if k in lineage.nodes}
         return lineage
     finally:
         logs.close()
+        mlflow.close()

@@ -13,17 +13,12 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from workbench.project import Project
 from workbench.store import backends
-from workbench.store.mlflow_tables import (
-    SqliteReader,
-    StoreModelVersion,
-    StoreRun,
-    Tables,
-    connect_ro,
-)
+from workbench.store.mlflow_tables import SqliteReader, StoreModelVersion, StoreRun, Tables
 from workbench.store.reader import StoreReader
 
 T = TypeVar("T")
@@ -66,42 +61,54 @@ class DatasetInput:
 
 
 class _Sqlite:
+    """One read-only connection for a build; its table names read once."""
+
     def __init__(self, con: sqlite3.Connection) -> None:
         self.con = con
+        self._tables: set[str] | None = None
 
     def rows(self, sql: str, args: Sequence[object] = ()) -> Iterable[tuple[Any, ...]]:
         return self.con.execute(sql, args)
 
     def has(self, *tables: str) -> bool:
-        rows = self.con.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        return set(tables) <= {r[0] for r in rows}
+        if self._tables is None:
+            rows = self.con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            self._tables = {r[0] for r in rows}
+        return set(tables) <= self._tables
 
 
-def _run_of(t: Tables, run_id: str) -> StoreRun | None:
-    if not t.has("runs", "params", "tags", "latest_metrics"):
-        return None
-    row = next(
-        iter(
-            t.rows(
-                "SELECT r.run_uuid, r.experiment_id, e.name, r.name, r.status, r.lifecycle_stage,"
-                " r.user_id, r.source_name, r.start_time, r.end_time FROM runs r LEFT JOIN"
-                " experiments e ON e.experiment_id = r.experiment_id WHERE r.run_uuid = ?",
-                (run_id,),
-            )
-        ),
-        None,
-    )
-    if row is None:
-        return None
-    run = StoreRun(row[0], str(row[1]), row[2] or "", *row[3:10])
-    for key, value in t.rows("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,)):
-        run.params[key] = value
-    for key, value in t.rows("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)):
-        run.tags[key] = value or ""
-    sql = "SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid = ?"
-    for key, value, is_nan in t.rows(sql, (run_id,)):
-        run.metrics[key] = float("nan") if is_nan else float(value)
-    return run
+_CHUNK = 500  # ids per IN (...): SQLite allows 999 parameters (older builds)
+
+
+def _marks(ids: Sequence[str]) -> str:
+    return ",".join("?" * len(ids))
+
+
+def _runs_of(t: Tables, run_ids: Sequence[str]) -> dict[str, StoreRun]:
+    """The runs of `run_ids` (those that exist), each with its params, tags and metrics: four
+    queries for them all."""
+    if not t.has("runs", "params", "tags", "latest_metrics") or not run_ids:
+        return {}
+    found: dict[str, StoreRun] = {}
+    for start in range(0, len(run_ids), _CHUNK):
+        ids = list(run_ids[start : start + _CHUNK])
+        for row in t.rows(
+            "SELECT r.run_uuid, r.experiment_id, e.name, r.name, r.status, r.lifecycle_stage,"
+            " r.user_id, r.source_name, r.start_time, r.end_time FROM runs r LEFT JOIN"
+            " experiments e ON e.experiment_id = r.experiment_id"
+            f" WHERE r.run_uuid IN ({_marks(ids)})",
+            ids,
+        ):
+            found[row[0]] = StoreRun(row[0], str(row[1]), row[2] or "", *row[3:10])
+        where = f"WHERE run_uuid IN ({_marks(ids)})"
+        for run_id, key, value in t.rows(f"SELECT run_uuid, key, value FROM params {where}", ids):
+            found[run_id].params[key] = value
+        for run_id, key, value in t.rows(f"SELECT run_uuid, key, value FROM tags {where}", ids):
+            found[run_id].tags[key] = value or ""
+        sql = f"SELECT run_uuid, key, value, is_nan FROM latest_metrics {where}"
+        for run_id, key, value, is_nan in t.rows(sql, ids):
+            found[run_id].metrics[key] = float("nan") if is_nan else float(value)
+    return found
 
 
 def _inputs_of(t: Tables, run_id: str) -> list[DatasetInput]:
@@ -147,19 +154,27 @@ def _digests_like(t: Tables, prefix: str) -> list[str]:
 
 
 def _runs_of_digest(t: Tables, digest: str) -> list[str]:
-    found: set[str] = set()
+    """The runs that read the snapshot `digest` (a dataset input or the digest tag), oldest
+    first (by start time)."""
+    if not t.has("runs"):
+        return []
+    parts, args = [], []
     if t.has("inputs", "datasets"):
-        for (run_id,) in t.rows(
+        parts.append(
             "SELECT i.destination_id FROM inputs i JOIN datasets d ON d.dataset_uuid = "
-            "i.source_id WHERE i.destination_type = 'RUN' AND d.digest = ? "
-            "ORDER BY i.destination_id",
-            (digest,),
-        ):
-            found.add(run_id)
+            "i.source_id WHERE i.destination_type = 'RUN' AND d.digest = ?"
+        )
+        args.append(digest)
     if t.has("tags"):
-        sql = "SELECT run_uuid FROM tags WHERE key = ? AND value = ?"
-        found |= {r[0] for r in t.rows(sql, (DIGEST_TAG, digest))}
-    return sorted(found)
+        parts.append("SELECT run_uuid FROM tags WHERE key = ? AND value = ?")
+        args += [DIGEST_TAG, digest]
+    if not parts:
+        return []
+    sql = (
+        f"SELECT run_uuid FROM runs WHERE run_uuid IN ({' UNION '.join(parts)}) "
+        "ORDER BY start_time, run_uuid"
+    )
+    return [r[0] for r in t.rows(sql, args)]
 
 
 def _runs_tagged(t: Tables, key: str, value: str) -> list[str]:
@@ -180,12 +195,35 @@ class MlflowReads:
         self._all: dict[str, StoreRun] | None = None
         self._versions: dict[str, list[StoreModelVersion]] = {}
         self._runs: dict[str, StoreRun | None] = {}
+        self._digests: dict[str, list[str]] = {}
+        self._con: _Sqlite | None = None
+        self._opened = False
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.con.close()
+            self._con = None
+
+    def _sqlite(self, db_path: Path) -> _Sqlite | None:
+        """The build's one read-only connection to the SQLite store (None: no store yet)."""
+        if not self._opened:
+            self._opened = True
+            if db_path.exists():
+                # as_uri() percent-encodes the path: a '#' or '%' in a folder name is kept.
+                uri = f"{db_path.resolve().as_uri()}?mode=ro"
+                self._con = _Sqlite(sqlite3.connect(uri, uri=True, timeout=10))
+        return self._con
 
     def _sql(self, fn: Callable[[Tables], T], empty: T) -> T | None:
         """`fn` over the store's tables; None when the store has no SQL (a REST server)."""
         if isinstance(self.reader, SqliteReader):
-            with connect_ro(self.reader.db_path) as con:
-                return empty if con is None else fn(_Sqlite(con))
+            con = self._sqlite(self.reader.db_path)
+            if con is None:
+                return empty
+            try:
+                return fn(con)
+            except sqlite3.DatabaseError:  # not a database yet: an empty or torn file
+                return empty
         read = getattr(self.reader, "_read", None)  # SqlReader: one REPEATABLE READ snapshot
         if callable(read):
             result: T = read(fn, empty)
@@ -198,12 +236,21 @@ class MlflowReads:
         return self._all
 
     def run(self, run_id: str) -> StoreRun | None:
-        if run_id not in self._runs:
-            got = self._sql(lambda t: _run_of(t, run_id), None)
-            if got is None and not self._has_sql():
-                got = self._every_run().get(run_id)
-            self._runs[run_id] = got
-        return self._runs[run_id]
+        self.prefetch([run_id])
+        return self._runs.get(run_id)
+
+    def prefetch(self, run_ids: Iterable[str]) -> None:
+        """Read the runs of `run_ids` not read yet in one go (a node's neighbours)."""
+        wanted = [r for r in dict.fromkeys(run_ids) if r not in self._runs]
+        if not wanted:
+            return
+        empty: dict[str, StoreRun] = {}
+        got = self._sql(lambda t: _runs_of(t, wanted), empty)
+        if got is None:
+            every = self._every_run()
+            got = {r: every[r] for r in wanted if r in every}
+        for run_id in wanted:
+            self._runs[run_id] = got.get(run_id)
 
     def _has_sql(self) -> bool:
         return isinstance(self.reader, SqliteReader) or callable(
@@ -229,11 +276,15 @@ class MlflowReads:
         return got
 
     def runs_of_digest(self, digest: str) -> list[str]:
-        none: list[str] = []
-        got = self._sql(lambda t: _runs_of_digest(t, digest), none)
-        if got is None:
-            got = [r.run_id for r in self._every_run().values() if r.tags.get(DIGEST_TAG) == digest]
-        return got
+        """The runs that read the snapshot, oldest first."""
+        if digest not in self._digests:
+            none: list[str] = []
+            got = self._sql(lambda t: _runs_of_digest(t, digest), none)
+            if got is None:
+                runs = [r for r in self._every_run().values() if r.tags.get(DIGEST_TAG) == digest]
+                got = [r.run_id for r in sorted(runs, key=lambda r: r.start_time or 0)]
+            self._digests[digest] = got
+        return self._digests[digest]
 
     def runs_of_job(self, job_id: str) -> list[str]:
         none: list[str] = []

@@ -58,6 +58,8 @@ class Lineage:
     root: str  # the key of the node asked about
     nodes: dict[str, Node] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
+    #: node key -> how many of its neighbours the fan-out cap left out of the graph
+    left_out: dict[str, int] = field(default_factory=dict)
 
     def add(self, node: Node) -> Node:
         return self.nodes.setdefault(node.key, node)
@@ -78,4 +80,5 @@ class Lineage:
             "root": self.root,
             "nodes": [n.to_dict() for n in self.nodes.values()],
             "edges": [{"from": e.src, "to": e.dst, "label": e.label} for e in self.edges],
+            "left_out": dict(self.left_out),
         }

@@ -68,7 +68,7 @@ def job(row: dict[str, Any]) -> Node:
         "handle": row.get("handle"),
         "host": args.get("host"),
         "image": args.get("image"),
-        "image_digest": args.get("image_digest"),
+        "image_id": args.get("image_id"),  # the image's digest (sha256:...)
         "resources": args.get("resources"),
         "ports": args.get("ports"),
         "started_at": iso(row.get("started_at")),

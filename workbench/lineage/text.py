@@ -1,6 +1,7 @@
 """A lineage as plain text in 80 columns: the upstream tree above the root, the downstream
 tree below it, one line per node (kind, title, when); a node met twice is shown once and
-marked `(above)` after."""
+marked `(above)` after; a node whose neighbours passed the fan-out cap ends with a line
+`… N more left out`."""
 
 from __future__ import annotations
 
@@ -29,15 +30,18 @@ def _tree(
 ) -> list[str]:
     out: list[str] = []
     kids = step(key)
+    more = lin.left_out.get(key, 0) if kids else 0
     for i, node in enumerate(kids):
-        last = i == len(kids) - 1
-        branch, more = ("└─ ", "   ") if last else ("├─ ", "│  ")
+        last = i == len(kids) - 1 and not more
+        branch, pad = ("└─ ", "   ") if last else ("├─ ", "│  ")
         if node.key in seen:
             out.append(line(indent + branch, node, " (above)"))
             continue
         seen.add(node.key)
         out.append(line(indent + branch, node))
-        out += _tree(lin, node.key, step, seen, indent + more)
+        out += _tree(lin, node.key, step, seen, indent + pad)
+    if more:
+        out.append(f"{indent}└─ … {more:,} more, left out (the fan-out cap keeps the newest)")
     return out
 
 

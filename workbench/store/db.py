@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -76,8 +76,13 @@ class Db:
     `with Db(logs) as db:` closes it at the end; `with Db.borrow(db, logs) as db:` uses the
     caller's `db` when it has one (left open) and else opens and closes its own."""
 
-    def __init__(self, logs_root: Path | LogsRoot) -> None:
+    def __init__(self, logs_root: Path | LogsRoot, views: Iterable[str] | None = None) -> None:
+        """`views`: only these views (more with `add_views`), for a caller that knows what it
+        queries and wants the connection cheap to open: making a view reads the schemas of
+        its log's files (lineage). Default: every view."""
         self.root = as_root(logs_root)
+        self._views = dict(_VIEWS) if views is None else {v: _VIEWS[v] for v in views}
+        self._logs = [log for log in COLUMNS if any(w[0] == log for w in self._views.values())]
         self.logs_root = self.root.local
         # No extension is ever fetched or loaded behind a query's back: offline there is
         # nothing to fetch, and a read-only console must not write an extension to disk.
@@ -87,12 +92,29 @@ class Db:
         #: A shared log's live files as a lazy Arrow dataset, registered as `_src_<log>` on
         #: the connection and on every cursor (DuckDB scans it with filter pushdown).
         self._remote: dict[str, pads.Dataset] = {}
-        for log, columns in COLUMNS.items():
-            # Plain DDL: registering an Arrow table would make DuckDB import pandas (~0.25 s).
-            cols = [f'"{name}" {DUCKDB_TYPES[kind]}' for name, kind in columns]
-            cols.append('"date" VARCHAR')  # every log is partitioned by date=
-            self.con.execute(f"CREATE TABLE _empty_{log} ({', '.join(cols)})")
+        for log in self._logs:
+            self._empty(log)
         self._create_views(force=True)
+
+    def _empty(self, log: str) -> None:
+        # Plain DDL: registering an Arrow table would make DuckDB import pandas (~0.25 s).
+        cols = [f'"{name}" {DUCKDB_TYPES[kind]}' for name, kind in COLUMNS[log]]
+        cols.append('"date" VARCHAR')  # every log is partitioned by date=
+        self.con.execute(f"CREATE TABLE _empty_{log} ({', '.join(cols)})")
+
+    def add_views(self, *views: str) -> None:
+        """Make these views too (a Db opened with `views=`), when first needed."""
+        with self._lock:
+            new = {v: _VIEWS[v] for v in views if v not in self._views}
+            if not new:
+                return
+            self._views.update(new)
+            for log in dict.fromkeys(log for log, _ in new.values()):
+                if log not in self._logs:
+                    self._logs.append(log)
+                    self._empty(log)
+                self._stamps.pop(log, None)  # its views are made at the next look
+            self._create_views()
 
     def _source(self, log: str) -> str:
         files = ParquetLog(self.root, log).files()
@@ -104,7 +126,7 @@ class Db:
     def _create_views(self, force: bool = False) -> None:
         """(Re)create the views of every log whose manifest changed since the last look."""
         with self._lock:
-            plogs = [ParquetLog(self.root, log) for log in COLUMNS]
+            plogs = [ParquetLog(self.root, log) for log in self._logs]
             remote = [p.remote for p in plogs if p.remote is not None]
             snaps = {}
             if len(remote) > 1 and not all(r.listed() for r in remote):
@@ -123,7 +145,7 @@ class Db:
                     if not force and self._stamps.get(log, ()) == stamp:
                         continue
                     src = self._source(log)
-                for view, (view_log, sql) in _VIEWS.items():
+                for view, (view_log, sql) in self._views.items():
                     if view_log == log:
                         body = f"WITH src AS (SELECT * FROM {src}) {sql}"
                         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
