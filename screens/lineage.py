@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 #: build(project, thing, depth) -> Lineage
 Builder = Callable[["Project", str, int], "Lineage"]
 
-DEFAULT_DEPTH = 3
+DEFAULT_DEPTH = 5  # graph.DEPTH: from a request id to the data
 MAX_DEPTH = 10
 
 

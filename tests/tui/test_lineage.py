@@ -20,6 +20,7 @@ from textual.widgets import Tree
 from workbench_tui.app import WorkbenchApp
 from workbench_tui.help import HelpScreen
 from workbench_tui.jobs import JobsScreen
+from workbench_tui.lineage import DEFAULT_DEPTH as D
 from workbench_tui.lineage import LineageScreen, thing_for
 from workbench_tui.models import ModelsScreen
 
@@ -123,7 +124,7 @@ async def test_tree_shows_upstream_root_and_downstream(fixed_project: Project) -
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = await open_screen(pilot, builder)
-        assert builder.calls == [(ROOT, 3)]
+        assert builder.calls == [(ROOT, D)]
         shown = lines(screen.lineage_tree)
         keys = [key for _, key, _ in shown]
         # upstream above the root, farthest first, at the top level; the root next
@@ -137,7 +138,7 @@ async def test_tree_shows_upstream_root_and_downstream(fixed_project: Project) -
         assert depth["approval:req-7"] == 1
         assert len(shown) == len(CHAIN) + 1  # every node once, one line each
         assert screen.selected_key == ROOT  # the cursor starts on the root
-        assert "depth 3 · 11 nodes (↑1 ↓2)" in str(screen.status.content)
+        assert f"depth {D} · 11 nodes (↑1 ↓2)" in str(screen.status.content)
         # the root is highlighted in its line
         root_label = screen.lineage_tree.root_node.label  # type: ignore[union-attr]
         assert any("reverse" in str(span.style) for span in root_label.spans)  # type: ignore[union-attr]
@@ -182,18 +183,18 @@ async def test_reroot_depth_and_thing_input(fixed_project: Project) -> None:
         await select(pilot, screen, "run:0f1e2d3c")
         await pilot.press("r")
         await settle(pilot)
-        assert builder.calls[-1] == ("0f1e2d3c", 3)  # built again around the node (its id)
+        assert builder.calls[-1] == ("0f1e2d3c", D)  # built again around the node (its id)
         assert screen.lineage is not None and screen.lineage.root == "run:0f1e2d3c"
         assert screen.selected_key == "run:0f1e2d3c"
         await pilot.press("plus")
         await settle(pilot)
-        assert builder.calls[-1] == ("0f1e2d3c", 4)
+        assert builder.calls[-1] == ("0f1e2d3c", D + 1)
         await pilot.press("minus", "minus")
         await settle(pilot)
-        assert builder.calls[-1] == ("0f1e2d3c", 2)
+        assert builder.calls[-1] == ("0f1e2d3c", D - 1)
         await pilot.press("backspace")  # back to the root before the re-root
         await settle(pilot)
-        assert builder.calls[-1] == (ROOT, 2)
+        assert builder.calls[-1] == (ROOT, D - 1)
         # a node that cannot be looked up by itself: one error line, no build
         built = len(builder.calls)
         await select(pilot, screen, "approval:req-7")
@@ -207,7 +208,7 @@ async def test_reroot_depth_and_thing_input(fixed_project: Project) -> None:
         assert screen.focused is screen.thing_input
         await pilot.press(*"nope", "enter")
         await settle(pilot)
-        assert builder.calls[-1] == ("nope", 2)
+        assert builder.calls[-1] == ("nope", D - 1)
         status = str(screen.status.content)
         assert status.startswith("error: lineage: nothing matches 'nope'")
         assert "\n" not in status and screen.status.has_class("-error")
@@ -261,7 +262,7 @@ async def test_opened_with_L_from_models_runs_and_jobs(
         await pilot.press("L")
         await settle(pilot)
         assert isinstance(app.screen, LineageScreen)
-        assert builder.calls[-1] == ("fraud_detection/2", 3)
+        assert builder.calls[-1] == ("fraud_detection/2", D)
         await pilot.press("escape")
         assert app.screen is models
 
@@ -272,7 +273,7 @@ async def test_opened_with_L_from_models_runs_and_jobs(
         await pilot.press("L")
         await settle(pilot)
         assert isinstance(app.screen, LineageScreen)
-        assert builder.calls[-1] == (run_id, 3)
+        assert builder.calls[-1] == (run_id, D)
         await pilot.press("escape")
 
         await pilot.press("4")
@@ -282,7 +283,7 @@ async def test_opened_with_L_from_models_runs_and_jobs(
         await pilot.press("L")
         await settle(pilot)
         assert isinstance(app.screen, LineageScreen)
-        assert builder.calls[-1] == (jobs.selected_id, 3)
+        assert builder.calls[-1] == (jobs.selected_id, D)
 
 
 def test_thing_for_names_each_node_as_the_cli_takes_it() -> None:

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 
 import click
 
-from workbench.cli.common import Commands, console, load_project, print_json
+from workbench.cli.common import Commands, load_project, print_json
 
 commands = Commands()
 
@@ -41,26 +42,34 @@ def approvals(all_states: bool, as_json: bool) -> int:
         which = "" if all_states else "pending "
         print(f"no {which}approval requests for {project.config.model_name}")
         return 0
-    from rich.table import Table
-
     now = appr.now()
-    table = Table(
-        "id", "alias", "version", "requester", "age", "approvals", "state", "reason",
-        title=f"approval requests of {project.config.model_name}",
-    )  # fmt: skip
-    for r in found:
-        table.add_row(
+    # Fits the terminal (80 columns and up): fixed cells kept whole, the reason cut to fit.
+    heads = ("id", "move", "by", "age", "ok", "state")
+    rows = [
+        (
             r.id,
-            r.alias,
-            f"v{r.from_version or '-'} -> v{r.version}",
+            f"{r.alias} v{r.from_version or '-'}→v{r.version}",
             r.requester,
             _age(r.created, now),
             f"{len(r.approvals)}/{r.required}"
-            + (f" ({', '.join(r.approvers)})" if r.approvals else ""),
+            + (f" {','.join(r.approvers)}" if r.approvals else ""),
             r.state,
-            r.reason,
+            " ".join(r.reason.split()),
         )
-    console().print(table)
+        for r in found
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads)]
+    room = max(12, shutil.get_terminal_size((80, 24)).columns - sum(widths) - 2 * len(widths))
+
+    def line(cells: tuple[str, ...]) -> str:
+        fixed = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False))
+        reason = cells[-1] if len(cells[-1]) <= room else cells[-1][: room - 1] + "…"
+        return f"{fixed}  {reason}".rstrip()
+
+    print(f"approval requests of {project.config.model_name}")
+    print(line((*heads, "reason")))
+    for row in rows:
+        print(line(row))
     return 0
 
 

@@ -33,7 +33,8 @@ Marquez takes each line as a POST to /api/v1/lineage:
 )  # fmt: skip
 @click.argument("thing", metavar="THING", help="a version, alias, run, job, dataset or request id")
 @click.option(
-    "--depth", type=int, default=3, show_default=True, metavar="N",
+    # default: graph.DEPTH, not imported to parse the arguments
+    "--depth", type=int, default=5, show_default=True, metavar="N",
     help="hops from THING in each direction",
 )  # fmt: skip
 @click.option("--openlineage", is_flag=True, help="print OpenLineage RunEvents (JSON lines)")

@@ -136,6 +136,11 @@ def resolve(project: Project, thing: str) -> str:
         mlflow.close()
 
 
+#: Hops each way by default: enough to reach the data snapshot from a request id
+#: (request -> serving job -> version -> run -> job -> dataset), and the deployment from the data.
+DEPTH = 5
+
+
 def _walk(lineage: Lineage, ex: Expander, root: Node, depth: int, upstream: bool) -> None:
     frontier, seen = [root], {root.key}
     for _ in range(depth):
@@ -151,7 +156,7 @@ def _walk(lineage: Lineage, ex: Expander, root: Node, depth: int, upstream: bool
         frontier = nxt
 
 
-def build(project: Project, thing: str, depth: int = 3) -> Lineage:
+def build(project: Project, thing: str, depth: int = DEPTH) -> Lineage:
     """THING's lineage: up to `depth` hops upstream (what it came from) and downstream (what
     came of it). Raises UsageError naming THING when nothing matches."""
     if depth < 0:
