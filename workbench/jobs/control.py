@@ -478,6 +478,9 @@ def restart_job(
     runner = runner or resolve_runner(project, job.runner)
     ports = {int(k): (str(v[0]), int(v[1])) for k, v in spec.get("ports", {}).items()}
     how = ends_well_of(job.kind, spec.get("ends_well"))
+    # a restarted training job is no pipeline's (nothing validates or registers after it)
+    record = {"pipeline": False} if job.kind == "train" else None
     return run_job(
-        project, job.kind, spec["module"], args, runner, observer, new_id, ports, ends_well=how
-    )
+        project, job.kind, spec["module"], args, runner, observer, new_id, ports,
+        ends_well=how, record=record,
+    )  # fmt: skip
