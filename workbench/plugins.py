@@ -193,6 +193,12 @@ class Runner(ABC):
         itself; None when the runner has no such source (the log file is the only one)."""
         return None
 
+    def job_record(self, job_id: str) -> dict[str, Any]:
+        """What the jobs log should keep of how this runner ran the job (merged into the job
+        row's `args` once it starts): e.g. the Docker runner's image, image id and the
+        resources it gave the container. Empty: nothing beyond what every job records."""
+        return {}
+
 
 class StopWatcher:
     """For runners: polls `should_stop` in a thread and calls `stop` once when it says so."""

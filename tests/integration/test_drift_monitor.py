@@ -147,6 +147,22 @@ def test_monitor_retrains_on_decay_once_then_cools_down(trained_project: Project
     rows = db.rows("SELECT actor, reason FROM audit WHERE action = 'monitor.retrain'")
     db.close()
     assert len(rows) == 1 and rows[0]["actor"] == "monitor" and rows[0]["reason"] == fired.reason
+    # the retraining's job names the check that triggered it: lineage links them exactly
+    check_id = fired.check["check_id"]
+    db = Db(project.logs)
+    (job,) = db.rows(
+        "SELECT job_id, run_id, args FROM jobs WHERE kind = 'train' AND json_extract_string("
+        "args, '$.trigger') = ? AND status = 'succeeded'",
+        [check_id],
+    )
+    db.close()
+    assert json.loads(job["args"])["pipeline"] is True
+    from workbench.lineage import graph
+
+    lin = graph.build(project, check_id, depth=2)
+    (retrain,) = [n for n in lin.downstream(lin.root) if n.kind == "retrain"]
+    assert retrain.details["job_id"] == job["job_id"]
+    assert f"job:{job['job_id']}" in {n.key for n in lin.downstream(retrain.key)}
 
 
 def test_too_few_rows_are_not_judged(

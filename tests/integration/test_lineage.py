@@ -32,7 +32,9 @@ from workbench.store.db import Db
 from workbench.store.parquet_log import ParquetLog, utcnow
 
 SERVE_JOB = "serve-20260101-000000-beef"
-TRAIN_AFTER = "train-20260101-000100-cafe"
+TRAIN_AFTER = "train-20260101-000100-cafe"  # the retraining: its record names the check
+DECOY = "train-20260101-000050-dec0"  # started first after the trigger, names no trigger
+OLD_TRIGGERED = "train-20260101-000300-01d0"  # after a trigger from before links were kept
 #: What the fixture made: request ids, the drift check id.
 IDS: dict[str, Any] = {}
 
@@ -63,9 +65,18 @@ def lineage_project(
     result = checks.check(project, version=2, last_n=1000)
     audit.record(project, TRIGGER, project.config.model_name, None, 2, None, "drift",
                  by="monitor", check_id=result.check_id)  # fmt: skip
+    named = json.dumps({"pipeline": True, "trigger": result.check_id})
+    for job_id, args in ((DECOY, "{}"), (TRAIN_AFTER, named)):
+        later = utcnow()
+        jobs.append([{"ts": later, "job_id": job_id, "kind": "train", "runner": "local",
+                      "status": "succeeded", "started_at": later, "ended_at": later,
+                      "args": args}])  # fmt: skip
+    # an older trigger row (a check id no job names): linked by the time guess
+    audit.record(project, TRIGGER, project.config.model_name, None, 2, None, "old drift",
+                 by="monitor", check_id="drift-old-0000")  # fmt: skip
     later = utcnow()
-    jobs.append([{"ts": later, "job_id": TRAIN_AFTER, "kind": "train", "runner": "local",
-                  "status": "succeeded", "started_at": later, "ended_at": later,
+    jobs.append([{"ts": later, "job_id": OLD_TRIGGERED, "kind": "train", "runner": "local",
+                  "status": "failed", "started_at": later, "ended_at": later,
                   "args": "{}"}])  # fmt: skip
     IDS.update(requests=ids, check=result.check_id)
     yield project
@@ -241,6 +252,54 @@ def test_a_job_node_shows_image_host_and_resources(lineage_project: Project) -> 
         n for n in graph.build(p, digest(p.data_path), depth=1).nodes.values() if n.kind == "job"
     )
     assert local.details["image"] is None and local.details["host"]
+    # every runner's job records the config's resources; the Docker runner's own win
+    resources = control.configured_resources(p)
+    assert set(resources) == {"cpus", "memory", "gpus"} and resources["gpus"] == p.config.gpus
+    plain = control.run_job(
+        p, "batch", "workbench.nothing", [], _Plain(), job_id="batch-20260101-000201-0001",
+        ends_well="stopped",
+    )  # fmt: skip
+    node = graph.build(p, plain.job_id, depth=0).nodes[f"job:{plain.job_id}"]
+    assert node.details["resources"] == resources and node.details["image"] is None
+
+
+class _Plain(Runner):
+    """A runner that reports nothing of its own (the base's `job_record`)."""
+
+    name = "plain"
+
+    def run(self, spec: JobSpec, observer: RunObserver) -> tuple[int, str | None]:
+        observer.on_start("1234")
+        return 0, None
+
+
+def test_the_retraining_link_is_the_recorded_one(lineage_project: Project) -> None:
+    p = lineage_project
+    lin = graph.build(p, IDS["check"], depth=2)
+    retrains = [n for n in lin.downstream(lin.root) if n.kind == "retrain"]
+    assert [n.details["job_id"] for n in retrains] == [TRAIN_AFTER]  # not the DECOY before it
+    assert f"job:{DECOY}" not in lin.nodes
+    old = graph.build(p, OLD_TRIGGERED, depth=1)
+    (up,) = [n for n in old.upstream(old.root) if n.kind == "retrain"]
+    assert up.details["check_id"] == "drift-old-0000"  # the older row: the time guess
+
+
+def test_the_dataset_node_shows_the_recorded_validation(lineage_project: Project) -> None:
+    from workbench.pipeline import flow
+
+    p = lineage_project
+    assert expand.VALIDATION_TAG == flow.VALIDATION_TAG
+    node = graph.build(p, digest(p.data_path), depth=0).nodes[f"dataset:{digest(p.data_path)}"]
+    frame = pl.read_parquet(p.data_path)
+    report = node.details["validation"]
+    assert isinstance(report, dict) and report["passed"] is True
+    assert report["rows"] == frame.height and report["columns"] == frame.width
+    assert report["report"] == "validation/report.json" and report["run_id"]
+    span = node.details["time_range"]
+    ts = p.config.data.timestamp
+    assert span["column"] == ts
+    assert span["start"] == frame[ts].min().isoformat()  # type: ignore[union-attr]
+    assert span["end"] == frame[ts].max().isoformat()  # type: ignore[union-attr]
 
 
 def test_a_db_with_some_views_makes_the_others_when_asked(lineage_project: Project) -> None:

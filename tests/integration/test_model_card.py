@@ -76,6 +76,17 @@ def test_card_facts_match_the_run(carded: dict[str, Any]) -> None:
     assert data["rows"]["total"] == rows and data["rows"]["train"] == int(params["rows_train"])
     assert data["time_range"]["column"] == "ts" and data["time_range"]["start"]
     assert data["validation"]["passed"] is True and data["validation"]["rows"] == rows
+    # recorded by the pipeline on the run (tag + artifact), not checked again now
+    summary = json.loads(run.data.tags["workbench.validation"])
+    full = json.loads(_artifact(project, carded["run_id"], "validation/report.json") or "{}")
+    assert summary["rows"] == full["rows"] == rows and summary["passed"] is True
+    assert summary["warnings"] == full["warnings"] == data["validation"]["warnings"]
+    assert len(full["checks"]) == summary["checks"] == data["validation"]["checks"]
+    assert data["validation"]["note"].startswith("recorded by the pipeline")
+    assert summary["time_range"] == full["time_range"]
+    assert data["time_range"]["start"] == summary["time_range"]["start"]
+    assert data["time_range"]["end"] == summary["time_range"]["end"]
+    assert "Passed: " in text and "recorded by the pipeline" in text
     for section in (
         "## Intended use and limits",
         "## Training data",
@@ -189,3 +200,28 @@ async def test_models_screen_c_opens_the_card(carded: dict[str, Any]) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, ModelsScreen)
+
+
+def test_a_run_outside_the_pipeline_says_not_validated(carded: dict[str, Any]) -> None:
+    """A plain `workbench train` run: its job's record says `pipeline: false`, and the card
+    says so instead of validating the data again."""
+    from workbench.data.snapshot import digest
+    from workbench.store.db import Db
+    from workbench.store.parquet_log import ParquetLog, utcnow
+
+    project: Project = carded["project"]
+    run = {"run_id": "r0", "tags": {"workbench.job_id": "train-20260101-000000-aaaa"}}
+    ParquetLog(project.logs_root, "jobs").append(
+        [{"ts": utcnow(), "job_id": "train-20260101-000000-aaaa", "kind": "train",
+          "runner": "local", "status": "succeeded", "started_at": utcnow(),
+          "args": json.dumps({"pipeline": False})}]
+    )  # fmt: skip
+    with Db(project.logs_root) as db:
+        data = card._training_data(project, run, db)
+        snap = {"workbench.data_digest": digest(project.data_path)}
+        older = card._training_data(project, {"run_id": "r1", "tags": snap}, db)
+    assert data["validation"] == {"status": card.NOT_VALIDATED} and data["time_range"] is None
+    facts = card.gather(project, 2)
+    facts["training_data"] = data
+    assert "Not validated (trained outside the pipeline)." in card_render.render_md(facts)
+    assert older["validation"]["note"].startswith("checked again")  # a run from before

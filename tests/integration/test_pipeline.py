@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,22 @@ def test_pipeline_run_json_and_plain_mlflow_readback(
     assert int(params["rows_train"]) + int(params["rows_valid"]) + int(params["rows_holdout"]) == (
         8_000
     )
+    # -- the validation of the data it trained on, kept on the run (tag + whole report)
+    summary = json.loads(run.data.tags["workbench.validation"])
+    frame = pl.read_parquet(sample_project.data_path)
+    ts = sample_project.config.data.timestamp
+    assert summary["passed"] is True and summary["rows"] == 8_000 == frame.height
+    assert summary["time_range"] == result["validation"]["time_range"]
+    assert summary["time_range"]["start"] == frame[ts].min().isoformat()  # type: ignore[union-attr]
+    assert summary["time_range"]["end"] == frame[ts].max().isoformat()  # type: ignore[union-attr]
+    assert len(summary["first_warnings"]) == min(summary["warnings"], 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        full = json.loads(
+            Path(
+                client.download_artifacts(result["run_id"], "validation/report.json", tmp)
+            ).read_text()
+        )
+    assert full["rows"] == 8_000 and len(full["checks"]) == summary["checks"]
     history = client.get_metric_history(result["run_id"], "valid_auc")
     steps = sorted(m.step for m in history)
     assert len(steps) >= 100

@@ -35,6 +35,7 @@ def test_defaults_say_the_runner_cannot() -> None:
     assert runner.pids("h1") == []
     assert runner.collect("h1", "/nowhere.log") is None
     assert runner.stream_output("h1") is None
+    assert runner.job_record("job-1") == {}  # nothing beyond what every job records
     with pytest.raises(UsageError, match="cannot stop"):
         runner.stop("h1")
 

@@ -108,6 +108,17 @@ def runner_for(name: str) -> Runner:
     return _RUNNERS[name]
 
 
+def configured_resources(project: Project) -> dict[str, Any]:
+    """What the project's config gives a job ([resources] cpus, memory, gpus; [docker]'s
+    where [resources] says nothing), recorded with every job whatever runs it."""
+    cfg = project.config
+    return {
+        "cpus": cfg.resources.cpus or cfg.docker.cpus,
+        "memory": cfg.resources.memory or cfg.docker.memory,
+        "gpus": cfg.gpus,
+    }
+
+
 def _record(project: Project, **row: Any) -> None:
     ParquetLog(project.logs_root, "jobs").append([{"ts": utcnow(), **row}])
 
@@ -123,10 +134,12 @@ def run_job(
     ports: dict[int, tuple[str, int]] | None = None,
     env: dict[str, str] | None = None,
     ends_well: EndsWell = "result",
+    record: dict[str, Any] | None = None,
 ) -> JobOutcome:
     """Run `python -m module args` through `runner` as a recorded job, told to `observer`.
     It succeeds when it reports a result (`ends_well="result"`, a training job), or ends
-    well when stopped (`"stopped"`, a server)."""
+    well when stopped (`"stopped"`, a server). `record`: more facts for the job row's `args`
+    (the pipeline's `pipeline`, a monitor retraining's `trigger`)."""
     observer = observer or QUIET
     project.ensure_store()
     job_id = check_name(job_id, "job id") if job_id else new_job_id(kind)
@@ -147,7 +160,9 @@ def run_job(
                 "starter_pid": os.getpid(),
                 "host": _host(),
                 "ends_well": how,
+                "resources": configured_resources(project),
                 **({"ports": {str(k): list(v) for k, v in ports.items()}} if ports else {}),
+                **(record or {}),
             }
         ),
     }
@@ -155,8 +170,7 @@ def run_job(
 
     def started(handle: str) -> None:
         base["handle"] = handle
-        extra = getattr(runner, "job_record", None)  # the Docker runner: image, resources
-        if callable(extra) and (more := extra(job_id)):
+        if more := runner.job_record(job_id):  # the Docker runner: image, what it was given
             base["args"] = json.dumps({**json.loads(base["args"]), **more})
         _record(project, status="running", **base)
 
@@ -192,17 +206,23 @@ def run_training(
     observer: JobObserver | None = None,
     run_name: str | None = None,
     params: dict[str, Any] | None = None,
+    pipeline: bool = False,
+    trigger: str | None = None,
 ) -> JobOutcome:
-    """A training job: it ends well when it reports its result."""
+    """A training job: it ends well when it reports its result. Its row records whether the
+    pipeline started it (`pipeline`: its data was validated first) and the drift check whose
+    retraining it is (`trigger`, the monitor's)."""
     job_id = new_job_id("train")
     args = ["--project", str(project.root), "--job-id", job_id]
     if run_name:
         args += ["--run-name", run_name]
     if params:
         args += ["--params", json.dumps(params)]
+    record: dict[str, Any] = {"pipeline": pipeline, **({"trigger": trigger} if trigger else {})}
     return run_job(
-        project, "train", "workbench.training", args, runner, observer, job_id, ends_well="result"
-    )
+        project, "train", "workbench.training", args, runner, observer, job_id,
+        ends_well="result", record=record,
+    )  # fmt: skip
 
 
 def run_sweep(
@@ -458,6 +478,9 @@ def restart_job(
     runner = runner or resolve_runner(project, job.runner)
     ports = {int(k): (str(v[0]), int(v[1])) for k, v in spec.get("ports", {}).items()}
     how = ends_well_of(job.kind, spec.get("ends_well"))
+    # a restarted training job is no pipeline's (nothing validates or registers after it)
+    record = {"pipeline": False} if job.kind == "train" else None
     return run_job(
-        project, job.kind, spec["module"], args, runner, observer, new_id, ports, ends_well=how
-    )
+        project, job.kind, spec["module"], args, runner, observer, new_id, ports,
+        ends_well=how, record=record,
+    )  # fmt: skip

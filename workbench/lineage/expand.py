@@ -8,6 +8,7 @@ it (`up`) and just downstream (`down`), each with the edge's label.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,9 @@ RETRAIN_WITHIN = timedelta(hours=1)
 TRAINING_KINDS = ("train", "sweep")
 #: At most this many neighbours of one node in one direction (a dataset used by 1,000 runs).
 FANOUT = 25
+#: The run's tag of the pipeline's validation (workbench.pipeline.flow.VALIDATION_TAG).
+VALIDATION_TAG = "workbench.validation"
+NOT_VALIDATED = "not validated (trained outside the pipeline)"
 
 
 class Expander:
@@ -51,7 +55,26 @@ class Expander:
         run = self.mlflow.run(runs[0]) if runs else None
         inputs = self.mlflow.inputs(runs[0]) if runs else []
         inp = next((i for i in inputs if i.digest == digest), None)
-        return nodes.dataset(digest, inp, run)
+        return nodes.dataset(digest, inp, run, self._validation(runs))
+
+    def _validation(self, runs: list[str]) -> dict[str, Any] | str | None:
+        """The validation the newest run of the snapshot recorded (the pipeline's tag), else
+        why there is none: trained outside the pipeline, or before it recorded one."""
+        if not runs:
+            return None
+        tagged = self.mlflow.tag_of(runs, VALIDATION_TAG)
+        newest = next((r for r in reversed(runs) if r in tagged), None)
+        if newest is not None:
+            try:
+                summary = json.loads(tagged[newest])
+            except ValueError:
+                summary = None
+            if isinstance(summary, dict):
+                return {**summary, "run_id": newest}
+        job = self.logs.job_of_run(runs[-1])
+        if job is not None and (job.get("_args") or {}).get("pipeline") is False:
+            return NOT_VALIDATED
+        return "not recorded (trained before the pipeline recorded its validation)"
 
     def _node_job(self, job_id: str) -> Node | None:
         row = self.logs.jobs().get(job_id)
@@ -125,19 +148,32 @@ class Expander:
         return self._history
 
     def retrains(self) -> list[tuple[dict[str, Any], str | None]]:
-        """Each retrain trigger with the training job it started (the first after it)."""
+        """Each retrain trigger with the training job it started: the job whose record names
+        the trigger's drift check (`args.trigger`, the monitor's pipeline records it), else,
+        for rows from before that was recorded, the first training job within RETRAIN_WITHIN
+        after it that names no trigger."""
         triggers = [r for r in self.logs.audit() if r["action"] == TRIGGER]
         train = [
             j
             for j in self.logs.jobs().values()
             if j.get("kind") in TRAINING_KINDS and j.get("started_at") is not None
         ]
+        by_check: dict[str, dict[str, Any]] = {}
+        for j in sorted(train, key=lambda j: j["started_at"]):
+            check = (j.get("_args") or {}).get("trigger")
+            if check and check not in by_check:
+                by_check[str(check)] = j
+        unnamed = [j for j in train if not (j.get("_args") or {}).get("trigger")]
         out: list[tuple[dict[str, Any], str | None]] = []
         for i, row in enumerate(triggers):
+            named = by_check.get(str(row["_details"].get("check_id")))
+            if named is not None:
+                out.append((row, named["job_id"]))
+                continue
             until = row["ts"] + RETRAIN_WITHIN
             if i + 1 < len(triggers):
                 until = min(until, triggers[i + 1]["ts"])
-            started = [j for j in train if row["ts"] <= j["started_at"] <= until]
+            started = [j for j in unnamed if row["ts"] <= j["started_at"] <= until]
             first = min(started, key=lambda j: j["started_at"], default=None)
             out.append((row, first["job_id"] if first else None))
         return out

@@ -177,6 +177,18 @@ def _runs_of_digest(t: Tables, digest: str) -> list[str]:
     return [r[0] for r in t.rows(sql, args)]
 
 
+def _tag_of(t: Tables, run_ids: Sequence[str], key: str) -> dict[str, str]:
+    """run id -> the value of its tag `key`, for those of `run_ids` that have it."""
+    if not t.has("tags") or not run_ids:
+        return {}
+    found: dict[str, str] = {}
+    for start in range(0, len(run_ids), _CHUNK):
+        ids = list(run_ids[start : start + _CHUNK])
+        sql = f"SELECT run_uuid, value FROM tags WHERE key = ? AND run_uuid IN ({_marks(ids)})"
+        found.update({r[0]: r[1] or "" for r in t.rows(sql, [key, *ids])})
+    return found
+
+
 def _runs_tagged(t: Tables, key: str, value: str) -> list[str]:
     if not t.has("tags"):
         return []
@@ -285,6 +297,15 @@ class MlflowReads:
                 got = [r.run_id for r in sorted(runs, key=lambda r: r.start_time or 0)]
             self._digests[digest] = got
         return self._digests[digest]
+
+    def tag_of(self, run_ids: Sequence[str], key: str) -> dict[str, str]:
+        """run id -> its tag `key`, for the runs of `run_ids` that have it (one query)."""
+        none: dict[str, str] = {}
+        got = self._sql(lambda t: _tag_of(t, run_ids, key), none)
+        if got is None:
+            every = self._every_run()
+            got = {r: every[r].tags[key] for r in run_ids if r in every and key in every[r].tags}
+        return got
 
     def runs_of_job(self, job_id: str) -> list[str]:
         none: list[str] = []

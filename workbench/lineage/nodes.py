@@ -39,7 +39,12 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def dataset(digest: str, inp: DatasetInput | None, run: StoreRun | None) -> Node:
+def dataset(
+    digest: str,
+    inp: DatasetInput | None,
+    run: StoreRun | None,
+    validation: dict[str, Any] | str | None = None,
+) -> Node:
     params = run.params if run else {}
     rows = {k: int(params[k]) for k in ("rows_train", "rows_valid", "rows_holdout") if k in params}
     info: dict[str, Any] = {
@@ -50,6 +55,9 @@ def dataset(digest: str, inp: DatasetInput | None, run: StoreRun | None) -> Node
         "split_rows": rows,
         "schema": inp.columns() if inp else [],
         "context": inp.tags.get("mlflow.data.context") if inp else None,
+        # the pipeline's validation summary (its newest run's), or why there is none
+        "validation": _safe(validation),
+        "time_range": validation.get("time_range") if isinstance(validation, dict) else None,
     }
     name = info["name"] or (info["path"] or "").rsplit("/", 1)[-1] or "data"
     n = f", {info['rows']:,} rows" if info["rows"] else ""

@@ -125,8 +125,9 @@ def check_once(
             should_stop=should_stop or JobObserver.should_stop,
         )
         done = pipeline.run(
-            project, runner, observer, auto_promote=False, run_name=f"retrain-on-drift-{stamp}"
-        )
+            project, runner, observer, auto_promote=False, run_name=f"retrain-on-drift-{stamp}",
+            trigger=result.check_id,  # the job's record names the check: lineage's link
+        )  # fmt: skip
         outcome.candidate = done.version
         if cfg.canary_traffic > 0 and deployments.read_server(project) is not None:
             deployments.start_canary(

@@ -28,6 +28,12 @@ from workbench.registry import versions as registry
 
 #: The candidate run's tag naming the production version the gate compared it with.
 CHAMPION_TAG = "workbench.champion_version"
+#: The run's tag summing up the validation of the data it trained on (JSON, see
+#: `validation_summary`); the whole report is the run's artifact VALIDATION_ARTIFACT.
+VALIDATION_TAG = "workbench.validation"
+VALIDATION_ARTIFACT = "validation/report.json"
+#: The first warnings the summary names (the artifact has them all).
+_WARNINGS_SHOWN = 5
 
 
 @dataclass
@@ -101,9 +107,66 @@ def _record_champion(project: Project, run_id: str, version: int, scores: dict[s
     )
 
 
-def _validate_step(project: Project, step: Callable[[str, str, str], object]) -> ValidationReport:
+def time_range(frame: Any, column: str | None) -> dict[str, Any] | None:
+    """{column, start, end} (ISO) of the data's timestamp column; None without one."""
+    if not column or column not in frame.columns or not frame.height:
+        return None
+    col = frame.get_column(column)
+    lo, hi = col.min(), col.max()
+    if lo is None or hi is None:
+        return None
+
+    def text(value: Any) -> str:
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+    return {"column": column, "start": text(lo), "end": text(hi)}
+
+
+def validation_summary(report: ValidationReport, span: dict[str, Any] | None) -> dict[str, Any]:
+    """What the run's VALIDATION_TAG keeps: the verdict, the counts, the first warnings as
+    `check column: detail`, the data's time range and where the whole report is."""
+    shown = [
+        f"{c.check} {c.column}: {c.detail[:160]}" if c.column else f"{c.check}: {c.detail[:160]}"
+        for c in report.warnings[:_WARNINGS_SHOWN]
+    ]
+    return {
+        "passed": report.passed,
+        "rows": report.rows,
+        "columns": report.columns,
+        "checks": len(report.checks),
+        "failures": len(report.failures),
+        "warnings": len(report.warnings),
+        "first_warnings": shown,
+        "time_range": span,
+        "report": VALIDATION_ARTIFACT,
+    }
+
+
+def _record_validation(
+    project: Project, run_id: str, report: ValidationReport, span: dict[str, Any] | None
+) -> None:
+    """The validation of the data the run trained on, kept on the run: the summary tag (one
+    `log_batch`) and the whole report as an artifact."""
+    import json
+
+    from mlflow.entities import RunTag
+
+    from workbench.store import tracking
+
+    client = tracking.client(project)
+    summary = json.dumps(validation_summary(report, span), separators=(",", ":"), default=str)
+    client.log_batch(run_id, tags=[RunTag(VALIDATION_TAG, summary)])
+    client.log_dict(run_id, {**report.to_dict(), "time_range": span}, VALIDATION_ARTIFACT)
+
+
+def _validate_step(
+    project: Project, step: Callable[[str, str, str], object]
+) -> tuple[ValidationReport, dict[str, Any] | None]:
+    """The report of the project's data and its time range (ValidationFailed when it fails)."""
     step("validate", "running", str(project.data_path))
-    report = validate(project)
+    frame = data_mod.load_frame(project.data_path, project.config.schema_)
+    report = validate_frame(frame, project.config)
+    span = time_range(frame, project.config.data.timestamp)
     if not report.passed:
         step("validate", "failed", f"{len(report.failures)} check(s) failed")
         raise ValidationFailed(
@@ -111,7 +174,7 @@ def _validate_step(project: Project, step: Callable[[str, str, str], object]) ->
             f"(run `workbench validate` for the report)"
         )
     step("validate", "done", f"{report.rows:,} rows, {len(report.warnings)} warning(s)")
-    return report
+    return report, span
 
 
 def _train_step(
@@ -120,11 +183,14 @@ def _train_step(
     observer: JobObserver,
     run_name: str | None,
     params: dict[str, Any] | None,
+    trigger: str | None = None,
 ) -> tuple[JobOutcome, TrainResult]:
     """The training job, and the result it reported (JobFailed when it did not succeed)."""
     step = observer.on_step
     step("train", "running", f"{project.config.trainer.plugin} on the {runner.name} runner")
-    outcome = run_training(project, runner, observer, run_name, params)
+    outcome = run_training(
+        project, runner, observer, run_name, params, pipeline=True, trigger=trigger
+    )
     result = outcome.train_result
     if not outcome.ok or result is None:
         step("train", "failed", outcome.reason or outcome.status)
@@ -171,16 +237,18 @@ def run(
     auto_promote: bool | None = None,
     params: dict[str, Any] | None = None,
     run_name: str | None = None,
+    trigger: str | None = None,
 ) -> PipelineResult:
     """Run every step, told to `observer`; `params` overrides trainer params for this run
-    only."""
+    only; `trigger`: the drift check whose retraining this is (kept in the job's record)."""
     observer = observer or QUIET
     step = observer.on_step
     cfg = project.config
     registry.settle_versions(project)  # what an earlier, killed pipeline left
 
-    report = _validate_step(project, step)
-    outcome, result = _train_step(project, runner, observer, run_name, params)
+    report, span = _validate_step(project, step)
+    outcome, result = _train_step(project, runner, observer, run_name, params, trigger)
+    _record_validation(project, result.run_id, report, span)
     metrics = result.metrics
 
     metric = f"holdout_{cfg.metric}"
@@ -239,6 +307,6 @@ def run(
         runner=outcome.runner,
         data_digest=result.data_digest,
         champion_version=champion_version,
-        validation={"rows": report.rows, "warnings": len(report.warnings)},
+        validation={"rows": report.rows, "warnings": len(report.warnings), "time_range": span},
         request_id=request_id,
     )

@@ -33,6 +33,9 @@ FORMAT = "workbench-model-card/1"
 #: The artifact folder of the version's run that holds the card.
 ARTIFACT_DIR = "model_card"
 _IMPORTED_TAG = "workbench.imported_from"  # pipeline.adopt.IMPORTED_TAG (a layer above)
+#: The pipeline's validation summary on the run (pipeline.flow.VALIDATION_TAG, a layer above).
+VALIDATION_TAG = "workbench.validation"
+NOT_VALIDATED = "not validated (trained outside the pipeline)"
 
 
 def resolve(project: Project, ref: str | int) -> StoreModelVersion:
@@ -60,11 +63,26 @@ def resolve(project: Project, ref: str | int) -> StoreModelVersion:
 def gather(project: Project, ref: str | int, db: Db | None = None) -> dict[str, Any]:
     """Every fact of the card of version `ref` (see the module doc)."""
     mv = resolve(project, ref)
-    cfg = project.config
     run = _run(project, mv.run_id)
     profile = _profile(project, mv.run_id)
-    data = _training_data(project, run)
-    facts: dict[str, Any] = {
+    with Db.borrow(db, project.logs_root) as use:
+        data = _training_data(project, run, use)
+        facts = _facts(project, mv, run, profile, data)
+        facts["monitoring"] = card_logs.monitoring(project, mv.version, facts["evaluation"], use)
+        facts["history"] = card_logs.history(project, mv.version, use)
+    cleaned: dict[str, Any] = clean(facts)
+    return cleaned
+
+
+def _facts(
+    project: Project,
+    mv: StoreModelVersion,
+    run: dict[str, Any],
+    profile: dict[str, Any] | None,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    cfg = project.config
+    return {
         "format": FORMAT,
         "generated_at": _iso(datetime.now(UTC)),
         "model": cfg.model_name,
@@ -78,11 +96,6 @@ def gather(project: Project, ref: str | int, db: Db | None = None) -> dict[str, 
         "training": _training(project, run, mv),
         "evaluation": _evaluation(project, run, mv),
     }
-    with Db.borrow(db, project.logs_root) as use:
-        facts["monitoring"] = card_logs.monitoring(project, mv.version, facts["evaluation"], use)
-        facts["history"] = card_logs.history(project, mv.version, use)
-    cleaned: dict[str, Any] = clean(facts)
-    return cleaned
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -212,7 +225,7 @@ def _out_of_scope(project: Project, ranges: dict[str, Any], data: dict[str, Any]
     return out
 
 
-def _training_data(project: Project, run: dict[str, Any]) -> dict[str, Any]:
+def _training_data(project: Project, run: dict[str, Any], db: Db) -> dict[str, Any]:
     params = run.get("params", {})
     tags = run.get("tags", {})
     training = next((i for i in run.get("inputs", []) if i["context"] == "training"), None)
@@ -230,8 +243,76 @@ def _training_data(project: Project, run: dict[str, Any]) -> dict[str, Any]:
         "validation": None,
         "current_data": None,
     }
-    out.update(_snapshot_checks(project, digest))
+    recorded = _recorded_validation(project, run)
+    if recorded is not None:
+        out["time_range"] = recorded.pop("time_range", None)
+        out["validation"] = recorded
+    elif _outside_pipeline(run, db):
+        out["validation"] = {"status": NOT_VALIDATED}
+    else:  # a run from before the pipeline recorded its validation
+        out.update(_snapshot_checks(project, digest))
     return out
+
+
+def _recorded_validation(project: Project, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The validation the pipeline kept on the run (its tag; the problems from the whole
+    report, its artifact, when it can be read), or None when the run has none."""
+    try:
+        summary = json.loads(run.get("tags", {}).get(VALIDATION_TAG) or "null")
+    except ValueError:
+        return None
+    if not isinstance(summary, dict):
+        return None
+    problems = [
+        {"name": w.partition(" ")[0], "column": None, "status": "warn", "detail": w}
+        for w in summary.get("first_warnings") or []
+    ]
+    report = _artifact_json(project, run["run_id"], str(summary.get("report") or ""))
+    if report is not None:
+        checks = [c for c in report.get("checks") or [] if c.get("status") != "pass"]
+        problems = [
+            {"name": c.get("check"), "column": c.get("column"), "status": c.get("status"),
+             "detail": c.get("detail")}
+            for c in checks
+        ]  # fmt: skip
+    span = summary.get("time_range")
+    return {
+        "passed": summary.get("passed"),
+        "rows": summary.get("rows"),
+        "columns": summary.get("columns"),
+        "checks": summary.get("checks"),
+        "failures": summary.get("failures"),
+        "warnings": summary.get("warnings"),
+        "problems": problems,
+        "note": f"recorded by the pipeline before training ({summary.get('report')})",
+        "time_range": span if isinstance(span, dict) else None,
+    }
+
+
+def _artifact_json(project: Project, run_id: str, path: str) -> dict[str, Any] | None:
+    if not path:
+        return None
+    try:
+        with tempfile.TemporaryDirectory(prefix="workbench-card-") as tmp:
+            local = tracking.client(project).download_artifacts(run_id, path, tmp)
+            loaded = json.loads(Path(local).read_text())
+    except Exception:  # a store that lost it: the tag's summary is still there
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _outside_pipeline(run: dict[str, Any], db: Db) -> bool:
+    """Did a plain `workbench train` make the run? Its job's record says `pipeline: false`
+    (older records say nothing: those runs are taken as from before validation was kept)."""
+    job_id = run.get("tags", {}).get("workbench.job_id")
+    if not job_id:
+        return False
+    try:
+        rows = db.rows("SELECT args FROM jobs WHERE job_id = ? ORDER BY ts DESC LIMIT 1", [job_id])
+        args = json.loads(rows[0]["args"] or "{}") if rows else {}
+    except Exception:  # no jobs log yet, an unreadable row: nothing known
+        return False
+    return isinstance(args, dict) and args.get("pipeline") is False
 
 
 def _schema(project: Project, training: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -255,8 +336,9 @@ def _schema(project: Project, training: dict[str, Any] | None) -> list[dict[str,
 
 
 def _snapshot_checks(project: Project, digest: str | None) -> dict[str, Any]:
-    """The time range and a validation report of the training snapshot, when the project's
-    data file is still it (same digest): neither is logged with the run."""
+    """For a run from before the pipeline kept its validation: the time range and a
+    validation report of the training snapshot, when the project's data file is still it
+    (same digest)."""
     from workbench.data import snapshot as data_mod
     from workbench.errors import WorkbenchError
 

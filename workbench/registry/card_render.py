@@ -184,6 +184,8 @@ def _validation(report: dict[str, Any] | None) -> str:
         return "No validation report is available for this snapshot."
     if report.get("error"):
         return f"Validation could not run: {_inline(report['error'])}"
+    if report.get("status"):
+        return f"{_inline(report['status']).capitalize()}."
     verdict = "passed" if report["passed"] else "failed"
     text = (
         f"{verdict.capitalize()}: {report['checks']} checks on {_n(report['rows'])} rows, "
