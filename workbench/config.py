@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from workbench.config_monitoring import MonitoringSection
 from workbench.config_sections import (
     GovernanceSection,
     LogsSection,
@@ -234,6 +235,9 @@ class ServingSection(_Section):
     log_max_rows: int = Field(default=5_000, ge=1)  # prediction log: rows per file at most
     log_interval_s: float = Field(default=1.0, gt=0)  # and a file at least this often
     workers: int | None = Field(default=None, ge=1, le=64)  # processes (None: 1 per core, <= 8)
+    #: request fields logged with the prediction and returned with it, never fed to the model
+    #: (the project's `[data] id_column` always is, when a request carries it)
+    passthrough: list[str] = Field(default_factory=list)
     canary: CanarySection = CanarySection()
 
     _serving_alias = field_validator("alias")(_alias)
@@ -311,6 +315,7 @@ class Config(_Section):
     tui: TuiSection = TuiSection()
     logs: LogsSection = LogsSection()
     governance: GovernanceSection = GovernanceSection()
+    monitoring: MonitoringSection = MonitoringSection()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -336,6 +341,19 @@ class Config(_Section):
                 raise ValueError(
                     f"[gate.max_regression].{name} is not a {kind} metric "
                     f"(use one of {', '.join(metrics)})"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _segments_are_features(self) -> Config:
+        if not self.schema_:
+            return self
+        features = self.features
+        for name in self.monitoring.segments:
+            if name not in features:
+                raise ValueError(
+                    f"[monitoring].segments: {name!r} is not a feature (features: "
+                    f"{', '.join(features[:8])}{', ...' if len(features) > 8 else ''})"
                 )
         return self
 
