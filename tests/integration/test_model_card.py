@@ -40,6 +40,9 @@ def carded(_trained_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
     project = Project.load(root)
     v2 = next(v for v in registry.list_versions(project) if v.version == 2)
     assert v2.run_id
+    # The copies of the session's template share its runs' artifact folders, so another
+    # test's promotion may have rewritten v2's stored card: write it for this copy first.
+    card_store.write(project, 2)
     before = _artifact(project, v2.run_id, card_store.JSON_PATH)
     registry.promote(project, 2, REASON)
     after = _artifact(project, v2.run_id, card_store.JSON_PATH)
