@@ -148,21 +148,22 @@ def from_rates(task: str, metrics: Mapping[str, Any], rows: float | None) -> Out
         return None
     n = float(rows)
     if task == "regression":
-        mae = metrics.get("holdout_mae")
-        return None if _bad(mae) else Outcomes(abs_error=float(mae) * n, n=n)
-    if task != "binary":
+        mae = _rate(metrics, "mae")
+        return None if mae is None else Outcomes(abs_error=mae * n, n=n)
+    acc, p, r = (_rate(metrics, k) for k in ("accuracy", "precision", "recall"))
+    if task != "binary" or acc is None or not p or not r or (p == 1 and r == 1):
         return None
-    acc, p, r = (metrics.get(f"holdout_{k}") for k in ("accuracy", "precision", "recall"))
-    if _bad(acc) or _bad(p) or _bad(r) or not p or not r or (p == 1 and r == 1):
-        return None
-    tp = n * (1 - acc) / ((1 - p) / p + (1 - r) / r)
-    fp, fn = round(tp * (1 - p) / p), round(tp * (1 - r) / r)
-    tp = round(tp)
+    exact = n * (1 - acc) / ((1 - p) / p + (1 - r) / r)
+    tp, fp, fn = round(exact), round(exact * (1 - p) / p), round(exact * (1 - r) / r)
     return Outcomes(float(tp), float(fp), float(fn), float(n - tp - fp - fn), n=n)
 
 
-def _bad(value: Any) -> bool:
-    return not isinstance(value, int | float) or math.isnan(value)
+def _rate(metrics: Mapping[str, Any], name: str) -> float | None:
+    """A logged holdout metric (None when missing or NaN)."""
+    value = metrics.get(f"holdout_{name}")
+    if not isinstance(value, int | float) or math.isnan(value):
+        return None
+    return float(value)
 
 
 def fmt(value: float | None, unit: str = "") -> str:

@@ -275,7 +275,8 @@ def variant_stats(
         metrics = _metrics(row, task)
         name = next(iter(metrics), None)
         requests = row["requests"]
-        outcomes = _outcomes(row, kind)
+        priced = kind or ("binary" if row["binary"] else "regression")  # no task: the labels say
+        outcomes = _outcomes(row, priced)
         out[row["variant"]] = VariantStats(
             variant=row["variant"],
             versions=[int(v) for v in row["versions"] or []],
@@ -298,7 +299,7 @@ def variant_stats(
             metrics=metrics,
             hist_labels=names,
             outcomes=outcomes,
-            value_per_1k=per_1k(value, kind, outcomes) if value and kind and outcomes else None,
+            value_per_1k=per_1k(value, priced, outcomes) if value and outcomes else None,
             value_unit=value.unit if value else "",
         )
     return out
