@@ -102,8 +102,8 @@ def decide_value(
     if cand is None:
         found = from_metrics(candidate)
         why = why_not(value, task, found) if found else "its run logged no holdout outcomes"
-        return GateDecision(False, f"candidate has no value on the holdout ({why})", name,
-                            math.nan, None, None)  # fmt: skip
+        why = f"candidate has no value on the holdout ({why})"
+        return GateDecision(False, why, name, math.nan, None, None)
     if champion is None:
         return GateDecision(True, "no production model yet", name, cand, None, None)
     champ = per_1k(value, task, from_metrics(champion))
