@@ -13,6 +13,7 @@ from rich.text import Text
 
 from workbench.serving.stats_summary import LIVE_METRICS, live_metrics, top_class
 from workbench.tasks import fmt_metric
+from workbench.value import fmt
 
 #: The canary's share in percent stays within [MIN_PCT, MAX_PCT].
 MIN_PCT = 1
@@ -104,6 +105,16 @@ def metric_line(stats: dict[str, Any], task: str | None, muted: Any) -> tuple[st
     labeled = int(stats.get("labeled") or 0)
     rest = "".join(f" · {k} {fmt_metric(v)}" for k, v in metrics.items() if k != name)
     return name, Text(f"{fmt_metric(value)}{rest} ({labeled:,} labeled)")
+
+
+def value_line(stats: dict[str, Any] | None, unit: str, muted: Any) -> Text:
+    """The `[monitoring.value]` line: `+9,500 EUR (80 labeled)` per 1,000 predictions, or
+    'no labels yet'."""
+    found = (stats or {}).get("value_per_1k")
+    if found is None:
+        return Text("no labels yet" if stats else "-", style=muted)
+    labeled = int((stats or {}).get("labeled") or 0)
+    return Text(f"{fmt(found, unit)} per 1k ({labeled:,} labeled)")
 
 
 def server_text(server: dict[str, Any] | None, style: Callable[[str], Any]) -> Text:

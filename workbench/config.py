@@ -144,6 +144,9 @@ class GateSection(_Section):
     min_improvement: float = 0.0
     auto_promote: bool = False
     max_regression: dict[str, float] = Field(default_factory=dict)
+    #: compare `[monitoring.value]` per 1,000 holdout predictions instead of the metric
+    #: (min_improvement is then in value per 1,000; max_regression still guards the metrics)
+    by_value: bool = False
 
     @field_validator("max_regression")
     @classmethod
@@ -224,6 +227,9 @@ class CanarySection(_Section):
     min_requests: int = Field(default=50, ge=1)  # per variant in the window before judging
     max_error_rate_increase: float = Field(default=0.02, ge=0, le=1)  # canary - production
     max_p99_increase_ms: float = Field(default=25.0, ge=0)  # canary p99 - production p99
+    #: roll back when the canary's `[monitoring.value]` per 1,000 labelled predictions is below
+    #: production's by more than this (both need min_requests labelled rows; None: not judged)
+    min_value_drop_per_1k: float | None = Field(default=None, ge=0)
 
 
 class ServingSection(_Section):
@@ -342,6 +348,17 @@ class Config(_Section):
                     f"[gate.max_regression].{name} is not a {kind} metric "
                     f"(use one of {', '.join(metrics)})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _by_value_is_priced(self) -> Config:
+        if self.gate.by_value and not self.monitoring.value.configured:
+            raise ValueError(
+                "[gate].by_value needs [monitoring.value] (true_positive, false_positive, ... or "
+                "abs_error)"
+            )
+        if self.gate.by_value and self.task.type == "multiclass":
+            raise ValueError("[gate].by_value: value is not defined for a multiclass task")
         return self
 
     @model_validator(mode="after")

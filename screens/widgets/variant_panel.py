@@ -27,6 +27,7 @@ from workbench_tui.deploy_format import (
     pred_line_name,
     prediction_summary,
     signed,
+    value_line,
 )
 from workbench_tui.widgets.themed_text import StatusText
 
@@ -141,10 +142,12 @@ class VariantPanel(Vertical):
         rule: Any,
         since: str = "",
         task: str | None = None,
+        value: dict[str, Any] | None = None,
     ) -> None:
         """This variant's version and live stats (`stats` None: no request in the window);
         `delta` (canary minus production) is coloured by the automatic-rollback `rule`. The
-        metric, the prediction line and the histogram follow the model's `task`."""
+        metric, the prediction line and the histogram follow the model's `task`; `value`
+        (`[monitoring.value]`'s unit, None when it is not set) adds the value line."""
         style = self.stats.style_of
         muted = style("muted")
         title = f"{self.variant} · v{version}"
@@ -156,6 +159,8 @@ class VariantPanel(Vertical):
             lines.append(("requests", Text(f"0 · none in the last {window}", style=muted)))
             for name in ("p50/95/99", "errors", pred_line_name(task), metric_line_name(task)):
                 lines.append((name, Text("-", style=muted)))
+            if value is not None:
+                lines.append(("value", value_line(None, "", muted)))
             caption = f"req/s over the last {window} · no requests"
             empty = [0.0] * SERIES_BUCKETS
             hist_caption = f"{hist_name(task)} · none"
@@ -180,6 +185,8 @@ class VariantPanel(Vertical):
         lines.append(("errors", errors))
         lines.append((pred_line_name(task), Text(prediction_summary(stats, task))))
         lines.append(metric_line(stats, task, muted))
+        if value is not None:
+            lines.append(("value", value_line(stats, str(value.get("unit") or ""), muted)))
         if delta is not None:
             lines.extend(self._delta_lines(delta, stats.get("metric_name"), rule))
         series = [float(x) for x in stats.get("rate_series") or []]
@@ -220,6 +227,13 @@ class VariantPanel(Vertical):
             if second:
                 second.append(" · ")
             second.append(f"mean {signed(mean, 4)}")
+        value = delta.get("value_per_1k_delta")
+        if value is not None:
+            margin = getattr(rule, "min_value_drop_per_1k", None)
+            level = "bad" if margin is not None and -value > margin else "good"
+            if second:
+                second.append(" · ")
+            second.append(f"value {signed(value, 0)}/1k", style=style(level))
         lines = [("vs prod", first)] if first else []
         if second:
             lines.append(("" if lines else "vs prod", second))
@@ -256,6 +270,7 @@ class VariantPanels(Horizontal):
                 window=window,
                 rule=rule,
                 task=task,
+                value=data.get("value"),
             )
         if canary is None:
             self.canary.show_placeholder("canary", NO_CANARY)
@@ -269,4 +284,5 @@ class VariantPanels(Horizontal):
                 rule=rule,
                 since=str(canary.get("started_at") or ""),
                 task=task,
+                value=data.get("value"),
             )

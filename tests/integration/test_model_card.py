@@ -228,3 +228,39 @@ def test_a_run_outside_the_pipeline_says_not_validated(carded: dict[str, Any]) -
     facts["training_data"] = data
     assert "Not validated (trained outside the pipeline)." in card_render.render_md(facts)
     assert older["validation"]["note"].startswith("checked again")  # a run from before
+
+
+def test_the_card_prices_live_and_holdout_outcomes(carded: dict[str, Any]) -> None:
+    """With `[monitoring.value]`: the live value of the version's labelled predictions and the
+    holdout value from the outcome counts its run logged (production's at the gate too)."""
+    from workbench.config_monitoring import ValueSection
+    from workbench.serving.prediction_log import PredictionLogger
+    from workbench.store.parquet_log import ParquetLog, utcnow
+    from workbench.value import from_metrics, per_1k
+
+    project: Project = carded["project"]
+    cfg = project.config
+    money = ValueSection(true_positive=100, false_positive=-5, false_negative=-50, unit="EUR")
+    monitoring = cfg.monitoring.model_copy(update={"value": money})
+    priced = Project(project.root, cfg.model_copy(update={"monitoring": monitoring}))
+    planted = [(0.9, 1.0), (0.8, 0.0), (0.1, 1.0), (0.2, 0.0), (0.7, 1.0)]  # tp 2 fp 1 fn 1 tn 1
+    with PredictionLogger(project.logs_root, interval_s=0.05) as logger:
+        for i, (output, _) in enumerate(planted):
+            logger.log(f"val-{i}", cfg.model_name, 2, "production", {}, output, 1.0, 200, None)
+    ParquetLog(project.logs_root, "labels").append(
+        {"ts": utcnow(), "request_id": f"val-{i}", "label": y, "source": "t"}
+        for i, (_, y) in enumerate(planted)
+    )
+    facts = card.gather(priced, 2)
+    value = facts["value"]
+    assert value["live"]["n"] == 5
+    assert value["live"]["value_per_1k"] == pytest.approx(1000 * (200 - 5 - 50) / 5)
+    run = mlflow_client(project).get_run(carded["run_id"]).data
+    holdout = from_metrics(run.metrics)
+    assert holdout is not None and holdout.n == int(run.params["rows_holdout"])
+    assert value["holdout"]["value_per_1k"] == pytest.approx(per_1k(money, "binary", holdout))
+    assert value["holdout"]["source"].startswith("the holdout's outcome counts")
+    assert value["champion"]["value_per_1k"] is not None  # v1 scored at v2's gate
+    text = card_render.render_md(facts)
+    assert "## Business value" in text and "+29,000.00 EUR over 5 rows" in text
+    assert card.gather(project, 2)["value"] is None  # not configured: no section

@@ -521,3 +521,26 @@ def test_snapshot(snap_compare: Any, snapshot_project: Project) -> None:
 
     app = WorkbenchApp(snapshot_project, sync_on_start=False)
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+async def test_the_value_line_shows_with_monitoring_value(tmp_path: Path) -> None:
+    """`[monitoring.value]` set: each panel has a value line, priced once labels come."""
+    project = make_project(tmp_path / "valued")
+    toml = project.root / "workbench.toml"
+    toml.write_text(
+        toml.read_text() + '\n[monitoring.value]\nfalse_negative = -50.0\nunit = "EUR"\n'
+    )
+    project = Project.load(project.root)
+    write_registry(project, {1: 3, 2: 7}, {"production": 1, "staging": 2})
+    deployments.start_canary(project, 2, 10, reason="try v2")
+    log_predictions(project, 1, 2)
+    csv = tmp_path / "labels.csv"
+    # production outputs are 0.1 (negative at 0.5), every label 1: 30 misses at -50 each
+    csv.write_text("request_id,label\n" + "".join(f"p{i},1\n" for i in range(PROD_REQUESTS)))
+    assert labels.ingest(project, csv) == PROD_REQUESTS
+    app = WorkbenchApp(project, sync_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_deployments(pilot)
+        prod_text, canary_text = stats_text(screen, "production"), stats_text(screen, "canary")
+        assert f"value     -50,000 EUR per 1k ({PROD_REQUESTS} labeled)" in prod_text
+        assert "value     no labels yet" in canary_text

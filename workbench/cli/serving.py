@@ -292,12 +292,20 @@ def _print_status(report: dict[str, Any], window: float) -> None:
         if canary.get("sticky_key"):
             line += f" (sticky by {canary['sticky_key']})"
     console.print(line + f"; generation {state['generation']}")
-    table = Table(title=f"last {window:g} s, from the prediction log")
-    for col in ("variant", "version", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
-        table.add_column(col, justify="left" if col == "variant" else "right")
+    from rich import box
+
+    # no vertical rules, one space between the columns: ten of them fit in 80
+    title = f"last {window:g} s, from the prediction log"
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+    table.add_column("variant", min_width=10)
+    for col in ("ver", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
+        table.add_column(col, justify="right")
     multiclass = (report.get("task") or {}).get("type") == "multiclass"
     table.add_column("top class" if multiclass else "mean pred", justify="right")
     table.add_column("metric", justify="right")
+    priced = report.get("value") is not None  # [monitoring.value] is set
+    if priced:
+        table.add_column("value/1k", justify="right")
 
     def num(value: Any, fmt: str = "{:.2f}") -> str:
         return "-" if value is None else fmt.format(value)
@@ -313,11 +321,22 @@ def _print_status(report: dict[str, Any], window: float) -> None:
             f"{s['error_rate']:.2%}",
             _top_class(s) if multiclass else num(s["prediction_mean"], "{:.4f}"),
             _metric_cell(s),
+            *([_value_cell(s)] if priced else []),
         )
     if not report["variants"]:
         console.print("no predictions in the window")
     else:
         console.print(table)
+    if priced and report["variants"]:
+        unit = report["value"].get("unit") or ""
+        console.print(f"value/1k: \\[monitoring.value] per 1,000 labelled predictions {unit}")
+
+
+def _value_cell(stats: dict[str, Any]) -> str:
+    """`+9.5k`, `-120`: the value per 1,000 labelled predictions, short ('-' without)."""
+    from workbench.value import fmt_short
+
+    return fmt_short(stats.get("value_per_1k"))
 
 
 def _metric_cell(stats: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from workbench.errors import JobFailed, ValidationFailed
 from workbench.jobs.control import JobOutcome, run_training
 from workbench.jobs.events import TrainResult
 from workbench.jobs.observer import QUIET, JobObserver
-from workbench.pipeline.gate import decide
+from workbench.pipeline.gate import decide, decide_value
 from workbench.plugins import Runner
 from workbench.project import Project
 from workbench.registry import versions as registry
@@ -68,6 +68,7 @@ def score_champion(project: Project, version: int) -> dict[str, float]:
     from workbench.training.evaluation import evaluate
     from workbench.training.reference import complete
     from workbench.training.scoring import ScoringError, load_scorer
+    from workbench.value import outcome_metrics
 
     cfg = project.config
     frame = data_mod.load_frame(project.data_path, cfg.schema_)
@@ -84,8 +85,12 @@ def score_champion(project: Project, version: int) -> dict[str, float]:
             f"production (v{version}) knows classes {task.classes[:6]}; the data has {classes[:6]}"
         )
     output = load_scorer(model_dir, task)(data_mod.to_model_frame(holdout, cfg))
-    scores = evaluate(task.type, holdout[cfg.data.target].to_numpy(), output, task.threshold)
-    return {f"holdout_{k}": v for k, v in scores.items()}
+    y = holdout[cfg.data.target].to_numpy()
+    scores = evaluate(task.type, y, output, task.threshold)
+    # its outcomes at the threshold too (`outcome_tp`, ...): what [gate] by_value prices
+    return {f"holdout_{k}": v for k, v in scores.items()} | outcome_metrics(
+        task.type, y, output, task.threshold
+    )
 
 
 def _record_champion(project: Project, run_id: str, version: int, scores: dict[str, float]) -> None:
@@ -261,7 +266,10 @@ def run(
         _record_champion(project, result.run_id, champion_version, champion)
     step("evaluate", "done", f"{metric} = {metrics.get(metric, float('nan')):.4f}")
 
-    gate = decide(metric, metrics, champion, cfg.gate)
+    if cfg.gate.by_value:  # [monitoring.value] per 1,000 holdout predictions, both models
+        gate = decide_value(cfg.monitoring.value, cfg.task.type, metrics, champion, cfg.gate)
+    else:
+        gate = decide(metric, metrics, champion, cfg.gate)
     step("gate", "done" if gate.passed else "failed", gate.reason)
 
     promote = cfg.gate.auto_promote if auto_promote is None else auto_promote

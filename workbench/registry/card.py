@@ -22,7 +22,7 @@ from typing import Any
 
 from workbench.errors import RegistryError
 from workbench.project import Project
-from workbench.registry import card_logs
+from workbench.registry import card_logs, card_value
 from workbench.store import backends, tracking
 from workbench.store.db import Db
 from workbench.store.mlflow_tables import StoreModelVersion
@@ -70,6 +70,7 @@ def gather(project: Project, ref: str | int, db: Db | None = None) -> dict[str, 
         facts = _facts(project, mv, run, profile, data)
         facts["monitoring"] = card_logs.monitoring(project, mv.version, facts["evaluation"], use)
         facts["history"] = card_logs.history(project, mv.version, use)
+        facts["value"] = card_value.value(project, mv.version, run, use)
     cleaned: dict[str, Any] = clean(facts)
     return cleaned
 

@@ -71,7 +71,7 @@ def render_md(facts: dict[str, Any], header: bool = True) -> str:
     parts.append(
         f"Registered {facts['registered_at'] or '-'}; card generated {facts['generated_at']}.\n"
     )
-    for section in (_use, _data, _training, _evaluation, _monitoring, _history):
+    for section in (_use, _data, _training, _evaluation, _monitoring, _value, _history):
         parts.append(section(facts))
     return "\n".join(p for p in parts if p)
 
@@ -299,6 +299,27 @@ def _monitoring(facts: dict[str, Any]) -> str:
         )
     else:
         lines.append("- **Live metric**: none yet (no drift check with labels)")
+    return "\n".join(lines) + "\n"
+
+
+def _value(facts: dict[str, Any]) -> str:
+    """`[monitoring.value]` per 1,000 predictions, live and on the holdout ("" when unset)."""
+    value = facts.get("value")
+    if not value:
+        return ""
+    unit = _inline(value.get("unit") or "")
+    at = f" at threshold {value['threshold']}" if value.get("threshold") is not None else ""
+    lines = [f"## Business value\n\nValue per 1,000 predictions (`[monitoring.value]`){at}:\n"]
+    names = {"live": "Live", "holdout": "Holdout at training", "champion": "Production at the gate"}
+    for key, name in names.items():
+        got = value.get(key)
+        if got is None:
+            continue
+        if got["value_per_1k"] is None:
+            lines.append(f"- **{name}**: none ({_inline(got.get('why') or '-')})")
+            continue
+        figure = f"{got['value_per_1k']:+,.2f} {unit}".strip()
+        lines.append(f"- **{name}**: {figure} over {_n(got['n'])} rows ({_inline(got['source'])})")
     return "\n".join(lines) + "\n"
 
 

@@ -4,7 +4,10 @@ The server feeds every predict request into a `LiveWindow` (one deque append) an
 `judge` about once a second. The rule fires when the canary has seen enough requests and its
 server-error rate, or its p99 latency, is worse than production's by more than the margins in
 `[serving.canary]`. Production's figures are the baseline only once it has enough requests
-of its own; before that, errors are judged against zero and latency is not judged.
+of its own; before that, errors are judged against zero and latency is not judged. With
+`min_value_drop_per_1k` set, the business value (`[monitoring.value]` per 1,000 labelled
+predictions, from the logs: `ValueWatch`) is judged too, once both variants have
+`min_requests` labelled predictions.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ class WindowStats:
     requests: int
     errors: int
     p99_ms: float | None
+    value_per_1k: float | None = None  # over the labelled predictions (see ValueWatch)
+    labelled: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -82,4 +87,19 @@ def judge(rule: CanarySection, production: WindowStats, canary: WindowStats) -> 
             f"canary p99 {canary.p99_ms:.1f} ms vs production {production.p99_ms:.1f} ms "
             f"(margin {rule.max_p99_increase_ms:g} ms)"
         )
-    return None
+    return _value_drop(rule, production, canary)
+
+
+def _value_drop(rule: CanarySection, production: WindowStats, canary: WindowStats) -> str | None:
+    margin = rule.min_value_drop_per_1k
+    if margin is None or canary.value_per_1k is None or production.value_per_1k is None:
+        return None
+    if min(canary.labelled, production.labelled) < rule.min_requests:
+        return None
+    drop = production.value_per_1k - canary.value_per_1k
+    if drop <= margin:
+        return None
+    return (
+        f"canary value {canary.value_per_1k:,.2f} vs production {production.value_per_1k:,.2f} "
+        f"per 1,000 predictions over {canary.labelled} labelled (margin {margin:,g})"
+    )

@@ -381,7 +381,12 @@ def status(project: Project, window_s: float, db: Any = None) -> dict[str, Any]:
     task = _task(project, prod)
     with Db.borrow(db, project.logs_root) as use:
         stats = serving_stats.variant_stats(
-            use, window_s, model=project.config.model_name, metric_since=since, task=task
+            use,
+            window_s,
+            model=project.config.model_name,
+            metric_since=since,
+            task=task,
+            value=project.config.monitoring.value,
         )
     out: dict[str, Any] = {
         "model": project.config.model_name,
@@ -391,10 +396,17 @@ def status(project: Project, window_s: float, db: Any = None) -> dict[str, Any]:
         "window_s": window_s,
         "task": task.to_dict() if task else None,
         "variants": {name: s.to_dict() for name, s in stats.items()},
+        "value": _value(project),
     }
     if "production" in stats and "canary" in stats:
         out["canary_vs_production"] = serving_stats.compare(stats["production"], stats["canary"])
     return out
+
+
+def _value(project: Project) -> dict[str, Any] | None:
+    """`[monitoring.value]` as the status shows it (its unit), None when it is not set."""
+    value = project.config.monitoring.value
+    return {"unit": value.unit} if value.configured else None
 
 
 def _task(project: Project, version: int | None) -> ModelTask | None:

@@ -32,6 +32,7 @@ from workbench.errors import UsageError, WorkbenchError
 from workbench.project import Project
 from workbench.serving import deployments
 from workbench.serving.canary_rule import LiveWindow, judge
+from workbench.serving.canary_value import ValueWatch
 from workbench.serving.endpoints import (
     ALLOW,
     GETS,
@@ -79,6 +80,7 @@ class InferenceServer(ReadEndpoints):
         self.metrics: Metrics = ServerMetrics()
         rule = project.config.serving.canary
         self.windows = {v: LiveWindow(rule.window_s) for v in ("production", "canary")}
+        self.value_watch = ValueWatch(project)  # the canary rule's [monitoring.value] figures
         self.last_error: str | None = None
         self.started_at = utcnow().isoformat(timespec="seconds")
         self._spec: tuple[int, dict[str, Any]] | None = None
@@ -365,9 +367,14 @@ class InferenceServer(ReadEndpoints):
     def canary_started(self, version: int | None) -> None:
         """A canary is served from now on: its window starts empty."""
         self.windows["canary"].clear()
+        self.value_watch.reset()
 
     def _judge_canary(self, rule: Any) -> None:
-        reason = judge(rule, self.windows["production"].stats(), self.windows["canary"].stats())
+        prod, canary = self.windows["production"].stats(), self.windows["canary"].stats()
+        if self.routes is not None:
+            version = self.routes.production.version
+            prod, canary = self.value_watch.apply(rule, prod, canary, version)
+        reason = judge(rule, prod, canary)
         if reason is None or self.routes is None:
             return
         # Production takes all traffic now; the state change and audit record follow.

@@ -24,13 +24,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.serving.responses import class_key
 from workbench.serving.stats_summary import LIVE_METRICS
 from workbench.store.db import Db
 from workbench.store.parquet_log import utcnow
 from workbench.tasks import ModelTask
+from workbench.value import Outcomes, per_1k
+
+if TYPE_CHECKING:
+    from workbench.config_monitoring import ValueSection
 
 #: Histogram bins over the outputs.
 HIST_BINS = 10
@@ -38,7 +42,8 @@ HIST_BINS = 10
 # $1 window start (exclusive), $2 now (inclusive), $3 model or NULL, $4 metric start,
 # $5 metric start inclusive (bool), $6 window length in microseconds, $7 buckets,
 # $8 window start in epoch microseconds, $9 histogram kind ('auto': [0, 1] when every output
-# is in it, else the range; 'value': the range; 'class': one bin per class index), $10 bins.
+# is in it, else the range; 'value': the range; 'class': one bin per class index), $10 bins,
+# $11 the binary threshold (a labelled prediction is a tp/fp/fn/tn at it, for its value).
 _SQL = """
 WITH w AS MATERIALIZED (
     SELECT variant, version, output, latency_ms, status, epoch_us(ts) AS us
@@ -109,7 +114,12 @@ metric AS (
            sum(r) FILTER (WHERE label = 1) AS pos_rank_sum,
            avg(abs(output - label)) AS mae,
            sqrt(avg((output - label) * (output - label))) AS rmse,
-           avg(CASE WHEN output = label THEN 1.0 ELSE 0.0 END) AS accuracy
+           avg(CASE WHEN output = label THEN 1.0 ELSE 0.0 END) AS accuracy,
+           count(*) FILTER (WHERE label = 1 AND output >= $11) AS tp,
+           count(*) FILTER (WHERE label = 0 AND output >= $11) AS fp,
+           count(*) FILTER (WHERE label = 1 AND output < $11) AS fn,
+           count(*) FILTER (WHERE label = 0 AND output < $11) AS tn,
+           sum(abs(output - label)) AS abs_error_sum
     FROM ranked
     GROUP BY variant
 ),
@@ -128,7 +138,8 @@ agg AS (
 )
 SELECT agg.*, hist.bins, series.buckets,
        metric.labeled, metric.binary, metric.pos, metric.neg, metric.pos_rank_sum, metric.mae,
-       metric.rmse, metric.accuracy,
+       metric.rmse, metric.accuracy, metric.tp, metric.fp, metric.fn, metric.tn,
+       metric.abs_error_sum,
        (SELECT lo FROM span) AS lo, (SELECT hi FROM span) AS hi,
        (SELECT min(us) FROM w) AS first_us,
        EXISTS (SELECT 1 FROM predictions
@@ -163,6 +174,11 @@ class VariantStats:
     task: str | None = None  # binary | multiclass | regression (None: not known)
     metrics: dict[str, float | None] = field(default_factory=dict)  # regression: rmse and mae
     hist_labels: list[str] = field(default_factory=list)  # multiclass: each bin's class
+    #: the labelled predictions' outcomes (binary: tp/fp/fn/tn at the threshold; regression:
+    #: abs_error, the sum of |error|, and n); empty for multiclass or without labels
+    outcomes: dict[str, float] = field(default_factory=dict)
+    value_per_1k: float | None = None  # `[monitoring.value]` per 1,000 labelled predictions
+    value_unit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -208,11 +224,13 @@ def variant_stats(
     buckets: int = 30,
     metric_since: datetime | None = None,
     task: ModelTask | None = None,
+    value: ValueSection | None = None,
 ) -> dict[str, VariantStats]:
     """Statistics of each variant over the last `window_s` seconds, keyed by variant; a
     variant with no request in the window is absent. The model metric covers predictions
     since `metric_since` (default: the window start), since labels arrive late. `task` (the
-    served model's) picks the metric and the histogram's bins."""
+    served model's) picks the metric and the histogram's bins; `value` (`[monitoring.value]`)
+    prices the labelled predictions' outcomes (`value_per_1k`)."""
     if window_s <= 0:
         raise ValueError(f"window_s must be positive, got {window_s}")
     if buckets < 1:
@@ -226,7 +244,8 @@ def variant_stats(
     hist_kind = {"multiclass": "class", "regression": "value"}.get(kind or "", "auto")
     bins = len(task.classes) if task is not None and kind == "multiclass" else HIST_BINS
     params = [start, end, model, since, metric_since is not None, window_us, buckets, start_us]
-    rows = db.rows(_SQL, [*params, hist_kind, bins])
+    threshold = task.threshold if task is not None else 0.5
+    rows = db.rows(_SQL, [*params, hist_kind, bins, threshold])
     if not rows:
         return {}
 
@@ -256,6 +275,8 @@ def variant_stats(
         metrics = _metrics(row, task)
         name = next(iter(metrics), None)
         requests = row["requests"]
+        priced = kind or ("binary" if row["binary"] else "regression")  # no task: the labels say
+        outcomes = _outcomes(row, priced)
         out[row["variant"]] = VariantStats(
             variant=row["variant"],
             versions=[int(v) for v in row["versions"] or []],
@@ -277,8 +298,22 @@ def variant_stats(
             task=kind,
             metrics=metrics,
             hist_labels=names,
+            outcomes=outcomes,
+            value_per_1k=per_1k(value, priced, outcomes) if value and outcomes else None,
+            value_unit=value.unit if value else "",
         )
     return out
+
+
+def _outcomes(row: dict[str, Any], kind: str | None) -> dict[str, float]:
+    """The labelled rows' outcomes, as `workbench.value.Outcomes` counts them."""
+    if not row["labeled"] or kind not in ("binary", "regression"):
+        return {}
+    if kind == "regression":
+        return Outcomes(abs_error=float(row["abs_error_sum"]), n=row["labeled"]).to_dict()
+    if not row["binary"]:
+        return {}
+    return Outcomes(*(float(row[k]) for k in ("tp", "fp", "fn", "tn"))).to_dict()
 
 
 def _delta(canary: float | None, prod: float | None) -> float | None:
@@ -296,6 +331,7 @@ def compare(prod: VariantStats, canary: VariantStats) -> dict[str, float | None]
         "p50_delta_ms": _delta(canary.p50_ms, prod.p50_ms),
         "metric_delta": _delta(canary.metric, prod.metric) if same_metric else None,
         "prediction_mean_delta": _delta(canary.prediction_mean, prod.prediction_mean),
+        "value_per_1k_delta": _delta(canary.value_per_1k, prod.value_per_1k),
     }
 
 

@@ -193,11 +193,13 @@ class WorkerServer(InferenceServer):
     def canary_started(self, version: int | None) -> None:
         if self.leader:
             self.aggregate.canary_started(version)
+            self.value_watch.reset()
 
     def _judge_canary(self, rule: Any) -> None:
         if not self.leader or self.routes is None or self.routes.canary is None:
             return
         prod, canary = self.aggregate.stats("production"), self.aggregate.stats("canary")
+        prod, canary = self.value_watch.apply(rule, prod, canary, self.routes.production.version)
         reason = judge(rule, prod, canary)
         if reason is None:
             return

@@ -26,6 +26,7 @@ from workbench.tasks import ModelTask
 from workbench.training import usage
 from workbench.training.evaluation import evaluate
 from workbench.training.scoring import as_task_output
+from workbench.value import outcome_metrics
 
 METRIC_FLUSH_EVERY = 25
 
@@ -83,6 +84,8 @@ def train(
             task.type, parts.holdout[cfg.data.target].to_numpy(), output, task.threshold
         )
         final = {f"holdout_{k}": v for k, v in holdout.items()}
+        y_holdout = parts.holdout[cfg.data.target].to_numpy()  # its outcomes: for the value
+        final.update(outcome_metrics(task.type, y_holdout, output, task.threshold))
         if model.best_iteration:
             final["best_iteration"] = float(model.best_iteration)
         final["train_seconds"] = time.time() - started
