@@ -17,6 +17,7 @@ segments` there is nothing to build: a placeholder says how to set it."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -51,9 +52,8 @@ WINDOWS: tuple[str, ...] = ("1h", "24h", "7d")
 
 def default_builder(project: Project, window: str) -> Mapping[str, Any]:
     """`workbench.monitoring.segments.report(...).to_dict()`, imported on first use (in the
-    worker)."""
-    from workbench.monitoring import segments
-
+    worker; by name, so this screen does not depend on the module to type-check)."""
+    segments = importlib.import_module("workbench.monitoring.segments")
     return cast(Mapping[str, Any], segments.report(project, window=window).to_dict())
 
 
