@@ -30,7 +30,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 from workbench_tui.base import describe_error
-from workbench_tui.widgets.segments_format import MEASURE_LEGEND, NO_SEGMENTS, summary_text
+from workbench_tui.widgets.segments_format import (
+    MEASURE_LEGEND,
+    NO_SEGMENTS,
+    facts_text,
+    summary_text,
+)
 from workbench_tui.widgets.segments_panels import (
     SegmentDetail,
     SegmentsText,
@@ -132,6 +137,8 @@ class SegmentsScreen(Screen[None]):
         with Vertical(id="segments-top"):
             self.summary_line = SegmentsText("", id="segments-summary")
             yield self.summary_line
+            self.facts_line = SegmentsText("", id="segments-facts")
+            yield self.facts_line
             self.alerts_line = SegmentsText("", id="segments-alerts")
             yield self.alerts_line
             self.error_line = Label("", id="segments-error", markup=False)
@@ -161,6 +168,7 @@ class SegmentsScreen(Screen[None]):
         self.fairness_box.border_title = "fairness"
         self.fairness_box.border_subtitle = MEASURE_LEGEND
         self.error_line.display = False
+        self.facts_line.display = False
         self.table.set_columns(None)
         self.detail.clear("select a group (arrows) to see it over time")
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.show())
@@ -238,6 +246,9 @@ class SegmentsScreen(Screen[None]):
         if report is None or not self.is_attached:
             return
         self._show_summary()
+        facts = facts_text(report)
+        self.facts_line.update(Text(facts, style=self.facts_line.style_of("muted")))
+        self.facts_line.display = bool(facts)
         self.alerts_line.update(alerts_text(report.get("alerts") or [], self.alerts_line.style_of))
         keys = self.table.fill(report)
         self.fairness.update(fairness_renderable(report, self.fairness.style_of))

@@ -134,6 +134,21 @@ def summary_text(report: Mapping[str, Any], min_count: int) -> str:
     return " · ".join(parts)
 
 
+def facts_text(report: Mapping[str, Any]) -> str:
+    """`12,345 predictions with segments · built in 0.42 s · <the report's note>` (the parts
+    the report has; '' for none)."""
+    parts: list[str] = []
+    rows = report.get("rows")
+    if rows is not None:
+        parts.append(f"{int(rows):,} predictions with segments")
+    seconds = report.get("seconds")
+    if seconds is not None:
+        parts.append(f"built in {float(seconds):.2f} s")
+    if report.get("note"):
+        parts.append(str(report["note"]))
+    return " · ".join(parts)
+
+
 def series_span(series: Sequence[Mapping[str, Any]]) -> str:
     """`12 windows · 01-15 09:00` ('' for none)."""
     if not series:

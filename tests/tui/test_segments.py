@@ -70,6 +70,9 @@ REPORT: dict[str, Any] = {
          "ci": [0.01, 0.07], "threshold": 0.1, "alert": False, "source": "holdout"},
     ],
     "alerts": ["is_foreign: demographic parity difference 0.14 > 0.10 (live)"],
+    "note": "",
+    "rows": 6654,
+    "seconds": 0.4213,
 }  # fmt: skip
 KEYS = ["merchant_category=online", "is_foreign=1", "merchant_category=grocery"]
 
@@ -138,6 +141,8 @@ async def test_groups_worst_first_with_intervals_and_their_series(
         assert table.virtual_size.width <= table.size.width  # every column fits in 80
         summary = str(screen.summary_line.content)
         assert "fraud_detection v2 · 24h · auc · 3 groups · 3 suppressed (< 100 rows)" in summary
+        facts = str(screen.facts_line.content)
+        assert facts == "6,654 predictions with segments · built in 0.42 s"
         # the worst group is selected: its series below
         assert screen.selected == KEYS[0]
         assert screen.detail.metric_spark.data == [0.8, 0.75, 0.7, 0.65]
