@@ -17,7 +17,6 @@ segments` there is nothing to build: a placeholder says how to set it."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -57,9 +56,10 @@ WINDOWS: tuple[str, ...] = ("1h", "24h", "7d")
 
 def default_builder(project: Project, window: str) -> Mapping[str, Any]:
     """`workbench.monitoring.segments.report(...).to_dict()`, imported on first use (in the
-    worker; by name, so this screen does not depend on the module to type-check)."""
-    segments = importlib.import_module("workbench.monitoring.segments")
-    return cast(Mapping[str, Any], segments.report(project, window=window).to_dict())
+    worker)."""
+    from workbench.monitoring import segments
+
+    return segments.report(project, window=window).to_dict()
 
 
 def open_segments(screen: Screen[Any]) -> None:
