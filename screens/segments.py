@@ -171,7 +171,9 @@ class SegmentsScreen(Screen[None]):
         self.facts_line.display = False
         self.table.set_columns(None)
         self.detail.clear("select a group (arrows) to see it over time")
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.show())
+        self.app.theme_changed_signal.subscribe(
+            self, lambda _theme: self.call_after_refresh(self.show)
+        )
         configured = self.configured
         self.placeholder.display = not configured
         self.table.display = configured
@@ -251,7 +253,12 @@ class SegmentsScreen(Screen[None]):
         self.facts_line.display = bool(facts)
         self.alerts_line.update(alerts_text(report.get("alerts") or [], self.alerts_line.style_of))
         keys = self.table.fill(report)
-        self.fairness.update(fairness_renderable(report, self.fairness.style_of))
+        monitoring = self.project.config.monitoring
+        self.fairness.update(
+            fairness_renderable(
+                report, self.fairness.style_of, monitoring.sensitive, monitoring.min_count
+            )
+        )
         if not keys:
             self.selected = None
             self.detail.clear(

@@ -67,14 +67,20 @@ def fairness_rows(
     return [(f, m, found.get((f, m, "live")), found.get((f, m, "holdout"))) for f, m in order]
 
 
-def fairness_renderable(report: Mapping[str, Any], style_of: Any) -> RenderableType:
-    """The fairness measures, a heading per sensitive feature (a placeholder when none)."""
+def fairness_renderable(
+    report: Mapping[str, Any], style_of: Any, sensitive: Sequence[str] = (), min_count: int = 0
+) -> RenderableType:
+    """The fairness measures, a heading per sensitive feature (when there are none, why)."""
     rows = fairness_rows(report.get("fairness") or [])
     if not rows:
-        return Text(
-            "no fairness measures: set [monitoring] sensitive to segments whose gaps matter",
-            style=style_of("muted"),
+        why = (
+            f"no fairness measures yet: {', '.join(sensitive)} needs two groups of at least "
+            f"{min_count} rows in this window"
+            if sensitive
+            else "no fairness measures: set [monitoring] sensitive to the segments whose "
+            "gaps matter"
         )
+        return Text(why, style=style_of("muted"))
     muted, alert, ok = style_of("muted"), style_of("alert"), style_of("ok")
     parts: list[RenderableType] = [_grid([Text(h, style=muted) for h in FAIRNESS_HEADER])]
     tables: dict[str, Table] = {}
