@@ -217,7 +217,8 @@ def _live(
     k = max(len(task.classes), 2)
     cells = fs.Cells(task.type, len(names), group, key, n, k, sums).collapsed()
     summary = fs.summarize(cells, names, out.metric, mon, "live")
-    out.rows = round(float(n.sum()) / max(1, len(mon.segments)))
+    feature_of = np.unique(np.array([f for f, _ in names], dtype=object), return_inverse=True)[1]
+    out.rows = round(float(np.bincount(feature_of[group], n).max()))  # a feature per row
     out.suppressed = summary["suppressed"]
     out.fairness += summary["fairness"]
     out.alerts += summary["alerts"]
