@@ -165,7 +165,7 @@ def test_live_report_from_the_logs(tmp_path: Path, biased: bool) -> None:
         mon = MonitoringSection(segments=["cat", "amount"], sensitive=["cat"], min_count=100)
         rep = segments.compute(db, "m", 1, BINARY, "auc", mon, "1h", utcnow() + timedelta(1e-9))
     data = rep.to_dict()
-    assert data["suppressed"] == 1  # group "c": 30 rows
+    assert data["suppressed"] == 1 and data["rows"] == 2400  # group "c": 30 rows
     assert {(g["feature"], g["group"]) for g in data["groups"]} == {
         ("cat", "a"), ("cat", "b"), ("amount", "< 49.5"), ("amount", ">= 49.5"),
     }  # fmt: skip

@@ -42,7 +42,9 @@ def table_lines(data: dict[str, Any]) -> list[str]:
     "the model's metric and positive rate per segment, and fairness gaps; exit 1 on alert",
     json=True,
 )
-@click.option("--window", help="predictions of the last DURATION, e.g. 30m, 24h, 7d")
+@click.option(
+    "--window", help="predictions of the last DURATION, e.g. 30m, 24h, 7d ([monitoring] window)"
+)
 @click.option("--version", type=int, help="the model version (default: what production serves)")
 def segments(window: str | None, version: int | None, as_json: bool) -> int:
     from workbench.errors import UsageError

@@ -277,7 +277,7 @@ class PredictionLogger:
             if segmenter is None:
                 out += [None] * len(entry[1])
             else:
-                out += [None if s is None else list(s.items()) for s in segmenter.labels(entry[5])]
+                out += segmenter.labels(entry[5])
         return out
 
     def _salvage(self, entries: list[Entry], exc: BaseException) -> tuple[Any, list[Entry]]:

@@ -165,8 +165,15 @@ def write(project: Project, parts: Any, task: ModelTask, output: Any, model_dir:
     mon = project.config.monitoring
     if not mon.segments:
         return
-    specs = specs_for(project, parts.train)
-    payload = holdout(project, parts.holdout, task, output, specs)
+    try:
+        specs = specs_for(project, parts.train)
+        payload = holdout(project, parts.holdout, task, output, specs)
+    except Exception as exc:  # monitoring's extra must not fail the training
+        import sys
+
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        print(f"warning: no {FAIRNESS_FILE} ({type(exc).__name__}: {line})", file=sys.stderr)
+        return
     path = Path(model_dir) / FAIRNESS_FILE
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")

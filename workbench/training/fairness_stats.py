@@ -78,6 +78,22 @@ class Cells:
             return (self.classes + 1) * self.classes
         return 5
 
+    def collapsed(self) -> Cells:
+        """The same rows with one cell per (group, key): fewer weights to draw."""
+        if self.n.size == 0:
+            return self
+        flat = self.group * (1 << 40) + (self.key - self.key.min())
+        uniq, inverse = np.unique(flat, return_inverse=True)
+        first = np.zeros(uniq.size, dtype=np.int64)
+        first[inverse[::-1]] = np.arange(inverse.size)[::-1]
+        n = np.bincount(inverse, self.n, uniq.size)
+        sums = None
+        if self.sums is not None:
+            cols = [np.bincount(inverse, self.sums[:, i], uniq.size) for i in range(4)]
+            sums = np.stack(cols, axis=1)
+        group, key = self.group[first], self.key[first]
+        return Cells(self.task, self.groups, group, key, n, self.classes, sums)
+
     def dense(self, weights: np.ndarray | None = None) -> np.ndarray:
         """Per-group arrays, shape (R, G, ...) for R resamples of the cells' weights (R, C)
         (None: the cells as they are, R = 1)."""
