@@ -47,6 +47,11 @@ PALETTE: tuple[tuple[str, str, str], ...] = (
         "drift monitor_round",
     ),
     (
+        "Show segments",
+        "The metric per group of traffic, worst first, and the fairness gaps",
+        "drift segments",
+    ),
+    (
         "Start the inference server",
         "Serve production in the background on [serving] host and port",
         "deployments serve",

@@ -4,7 +4,7 @@ the drift log), prediction drift and model performance, and the TUI's monitor.
 
 `r` re-runs the check (and records it in the drift log), `w` cycles the window (1 h, 24 h,
 7 d, the last 1,000 predictions), `m` runs one monitor round now (asks first: it can
-retrain), arrows and enter select a feature.
+retrain), arrows and enter select a feature, `g` opens the Segments screen (screens.segments).
 
 Never blocking the event loop: `drift_checks.check` runs in an exclusive thread worker, with
 a progress bar fed by its `on_progress`; the screen re-checks every REFRESH_S while shown
@@ -114,6 +114,15 @@ class DriftScreen(WorkbenchScreen):
             show=False,
             id="drift.select",
             tooltip="Show the highlighted feature's histograms and score over time (arrows move)",
+        ),
+        Binding(
+            "g",
+            "segments",
+            "Segments",
+            show=False,
+            id="drift.segments",
+            tooltip="Show the segments: the metric per group of traffic, worst first, and "
+            "the fairness gaps ([monitoring] segments)",
         ),
     ]
 
@@ -481,3 +490,8 @@ class DriftScreen(WorkbenchScreen):
             ConfirmDialog("Run a monitor round now", change, "Run", require_reason=False),
             callback=confirmed,
         )
+
+    def action_segments(self) -> None:
+        from workbench_tui.segments import open_segments
+
+        open_segments(self)

@@ -93,6 +93,7 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
     from workbench_tui.lineage import LineageScreen
     from workbench_tui.models import ModelsScreen
     from workbench_tui.overview import OverviewScreen
+    from workbench_tui.segments import SegmentsScreen
     from workbench_tui.sql import SqlScreen
     from workbench_tui.train import TrainScreen
     from workbench_tui.widgets.runs_table import RunsTable
@@ -110,6 +111,7 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
         ("deployments", "Deployments", list(DeploymentsScreen.BINDINGS)),
         ("sql", "SQL", list(SqlScreen.BINDINGS)),
         ("drift", "Drift", list(DriftScreen.BINDINGS)),
+        ("segments", "Segments", list(SegmentsScreen.BINDINGS)),
         ("lineage", "Lineage", list(LineageScreen.BINDINGS)),
         ("card", "Model card", list(CardScreen.BINDINGS)),
         ("dialog", "Confirm dialog", list(ConfirmDialog.BINDINGS)),

@@ -76,6 +76,9 @@ READING_KEYS: frozenset[str] = frozenset(
         "sql.*",
         "drift.window",
         "drift.select",
+        "drift.segments",
+        # the Segments screen reads the logs: window, refresh, back
+        "segments.*",
         "dialog.cancel",
         "canary_dialog.cancel",
         "train.hide",

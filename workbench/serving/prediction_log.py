@@ -105,6 +105,8 @@ class PredictionLogger:
         self.write_errors = 0  # failed attempts at writing a file
         self.last_error: str | None = None  # the last write error, until a write succeeds
         self.stopped: str | None = None  # why the writer thread stopped, if it did
+        #: version -> its Segmenter (training.fairness): the `segments` column's labels
+        self.segmenters: dict[int, Any] = {}
         self._ids = itertools.count()
         self._id_prefix = uuid.uuid4().hex[:12]
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -250,7 +252,33 @@ class PredictionLogger:
                     texts.append(None)
         for pos, text in zip(where, self._to_json(records), strict=True):
             texts[pos] = text
+        cols["segments"] = self._segments(entries)
         return pa.table(cols, schema=SCHEMAS["predictions"])
+
+    def use_segments(self, project: Any, version: int, model_dir: Path) -> None:
+        """Label `version`'s predictions with their segments (`[monitoring] segments`, the
+        edges of its fairness.json); one whose segments cannot be worked out logs null."""
+        from workbench.training.fairness import segmenter_for
+
+        try:
+            segmenter = segmenter_for(project, model_dir)
+        except Exception as exc:  # never a reason not to serve
+            self._say(f"prediction log: segments of v{version} not logged: {one_line(exc)}")
+            return
+        if segmenter is not None:
+            self.segmenters[version] = segmenter
+
+    def _segments(self, entries: list[Entry]) -> list[Any]:
+        """The `segments` column: each record's groups by its version's segmenter (null
+        without one, or for a failed request's raw body)."""
+        out: list[Any] = []
+        for entry in entries:
+            segmenter = self.segmenters.get(entry[3]) if entry[8] == 200 else None
+            if segmenter is None:
+                out += [None] * len(entry[1])
+            else:
+                out += segmenter.labels(entry[5])
+        return out
 
     def _salvage(self, entries: list[Entry], exc: BaseException) -> tuple[Any, list[Entry]]:
         """The batch failed to convert: find the requests that do, quarantine the others."""

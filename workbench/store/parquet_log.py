@@ -102,6 +102,8 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("latency_ms", "float64"),
         ("status", "int64"),  # the HTTP status the request got (200, 422, 500, ...)
         ("error", "string"),  # one line, when it failed
+        # issue 14 (nullable; older files lack them): segment feature -> group label
+        ("segments", "map<string,string>"),
     ),
     "drift": (  # one row per feature per check; feature "__prediction__" is prediction drift
         ("ts", "timestamp_us"),

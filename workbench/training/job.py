@@ -23,7 +23,7 @@ from workbench.jobs import events
 from workbench.project import Project
 from workbench.store import tracking
 from workbench.tasks import ModelTask
-from workbench.training import usage
+from workbench.training import fairness, usage
 from workbench.training.evaluation import evaluate
 from workbench.training.scoring import as_task_output
 from workbench.value import outcome_metrics
@@ -270,6 +270,7 @@ def log_model(
         model.save_mlflow_model(model_dir, signature, example)
         profile.save(model_dir / "drift_profile.json")
         task.save(model_dir)
+        fairness.write(project, parts, task, output, model_dir)  # [monitoring] segments
         mlflow.log_artifacts(str(model_dir), artifact_path="model")
     if model.feature_importance:
         mlflow.log_dict(model.feature_importance, "feature_importance.json")
