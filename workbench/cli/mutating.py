@@ -69,6 +69,9 @@ _READING: dict[str, str] = {
     "lineage": "builds a lineage graph (OpenLineage events go to a file or stdout)",
     "card": "renders a model card (--out writes a file outside the project)",
     "roles": "lists [governance] roles (a hand edit noticed is still audited, except read-only)",
+    # issue 14
+    "performance": "estimates the metric (CBPE) from the logs; may write a missing "
+    "calibration.json beside the model, derived from the holdout",
 }
 
 MUTATING_COMMANDS: frozenset[str] = frozenset(_MUTATING)
