@@ -138,3 +138,17 @@ def test_the_monitor_reason_names_the_estimate_and_is_off_by_default() -> None:
     assert reason.startswith("estimated auc down 0.15 (0.95 -> 0.8")
     assert "CBPE estimate" in reason and "not from labels" in reason and "1,234" in reason
     assert not math.isnan(float(MonitorSection(estimated_metric_drop=0.02).estimated_metric_drop))
+
+
+def test_platt_converges_on_extreme_scores() -> None:
+    """Scores at 0 and 1 (a model sure of itself, clipped to 1e-6) with a few mistakes."""
+    rng = np.random.default_rng(9)
+    raw = np.where(rng.random(2_000) < 0.03, 1.0 - 1e-9, 1e-9)
+    raw[:40] = rng.random(40)
+    labels = (raw > 0.5).astype(float)
+    labels[40:45] = 1 - labels[40:45]  # five confident mistakes
+    cal = calibration.fit(labels, raw)
+    assert cal.kind == "platt" and math.isfinite(cal.a) and math.isfinite(cal.b)
+    out = cal.apply(raw)
+    assert np.all((out > 0) & (out < 1))
+    assert float(out.mean()) == pytest.approx(float(labels.mean()), abs=0.01)

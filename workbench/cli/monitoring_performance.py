@@ -53,7 +53,7 @@ def _print(report: dict[str, Any]) -> None:
     share = f" ({labelled / count:.0%})" if count else ""
     out.print(
         f"[b]{report['model']}[/b] v{report['version']} ({report['task']}): {count:,} "
-        f"predictions in the last {report['window']}, {labelled:,} labelled{share}"
+        f"predictions in {report['window']}, {labelled:,} labelled{share}"
     )
     if not report["estimable"]:
         out.print(f"not estimated: {report['why_not']}", markup=False)
@@ -70,8 +70,8 @@ def _print(report: dict[str, Any]) -> None:
         return
     calibration = report["calibration"] or {}
     out.print(
-        f"estimated: {report['method']}; {calibration.get('kind')} calibration fitted on "
-        f"{calibration.get('n', 0):,} holdout rows",
+        f"est = CBPE estimate ({calibration.get('kind')} calibration on "
+        f"{calibration.get('n', 0):,} holdout rows), not labels",
         markup=False,
     )
     table = Table()
@@ -106,10 +106,10 @@ def _print_verdict(out: Any, report: dict[str, Any]) -> None:
     reference = report["reference"].get(name)
     line = f"estimated {name} {_cell(estimated)} (an estimate, not labels)"
     if reference is not None:
-        line += f" against the holdout's {reference:.3f}"
+        line += f", holdout {reference:.3f}"
     if report.get("drop") is not None:
         line += f": {'down' if report['drop'] > 0 else 'up'} {abs(report['drop']):.3f}"
+    out.print(line, markup=False)
     realized = _get(report["realized"], name)
     if realized is not None:
-        line += f"; realized {realized:.3f} on {report['labelled']:,} labelled rows"
-    out.print(line, markup=False)
+        out.print(f"realized {name} {realized:.3f} on {report['labelled']:,} labelled rows")

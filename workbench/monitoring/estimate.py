@@ -69,7 +69,7 @@ def expected_auc(score: Any, p: Any, presorted: bool = False) -> float | None:
     if s.size < 2:
         return None
     if not presorted:
-        order = np.argsort(-s, kind="stable")
+        order = np.argsort(s)[::-1]  # ties are grouped: no stable sort needed
         s, q = s[order], q[order]
     starts = np.concatenate(([0], np.flatnonzero(np.diff(s)) + 1))
     pos = np.add.reduceat(q, starts)
@@ -173,9 +173,11 @@ def performance(
     }
     if task.type != "binary":
         return _not_binary(report, task, output, label, labelled)
-    realized_rows = labelled & np.isin(label, (0.0, 1.0))
-    if realized_rows.any():
-        report["realized"] = metrics_of(output[realized_rows], label[realized_rows], task.threshold)
+    order = np.argsort(output)[::-1]  # one sort by score serves every metric below
+    ts, output, label = ts[order], output[order], label[order]
+    known = np.isin(label, (0.0, 1.0))
+    if known.any():
+        report["realized"] = metrics_of(output[known], label[known], task.threshold, True)
     if not cfg.monitoring.estimate:
         report["why_not"] = "[monitoring] estimate = false"
         return report
@@ -194,12 +196,13 @@ def performance(
         report["why_not"] = f"no predictions of version {version} in the last {window}"
         return report
     report["estimable"] = True
-    report["estimated"] = metrics_of(output, calibration.apply(output), task.threshold)
+    p = calibration.apply(output)
+    report["estimated"] = metrics_of(output, p, task.threshold, presorted=True)
     reference = report["reference"].get(metric)
     estimated = report["estimated"].get(metric)
     if reference is not None and estimated is not None:
         report["drop"] = reference - estimated
-    report["series"] = _series(ts, output, calibration.apply(output), label, task.threshold)
+    report["series"] = _series(ts, output, p, label, task.threshold)
     return report
 
 
@@ -269,9 +272,8 @@ def _series(
     ts: np.ndarray, output: np.ndarray, p: np.ndarray, label: np.ndarray, threshold: float
 ) -> list[dict[str, Any]]:
     """Per time slice of the rows' span: count, labelled, the estimated and the realized
-    metrics (no confusion). One sort by score serves every slice (a mask keeps the order)."""
-    order = np.argsort(-output, kind="stable")
-    ts, output, p, label = ts[order], output[order], p[order], label[order]
+    metrics (no confusion). The rows come sorted by score, highest first (a mask keeps the
+    order)."""
     lo, hi = int(ts.min()), int(ts.max()) + 1
     edges = np.linspace(lo, hi, SERIES_BUCKETS + 1)
     which = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, SERIES_BUCKETS - 1)

@@ -61,9 +61,7 @@ class Calibration:
             mapped: np.ndarray = np.interp(p, np.asarray(self.x), np.asarray(self.y))
             return mapped
         clipped = np.clip(p, _EPS, 1 - _EPS)
-        z = self.a * np.log(clipped / (1 - clipped)) + self.b
-        out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
-        return out
+        return _sigmoid(self.a * np.log(clipped / (1 - clipped)) + self.b)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,22 +112,39 @@ def _strictly_increasing(x: Any, y: Any) -> tuple[list[float], list[float]]:
     return [float(v) for v in xs], [float(v) for v in ys]
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)) without overflow."""
+    out: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return out
+
+
 def _platt(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    """(a, b) of sigmoid(a * logit(p) + b), by Newton's method on the log-likelihood, with
-    Platt's smoothed targets (no infinite weights on a separable holdout)."""
+    """(a, b) of sigmoid(a * logit(p) + b), by damped Newton steps on the log-likelihood
+    (each step halved until the loss falls), with Platt's smoothed targets (no infinite
+    weights on a separable holdout)."""
     clipped = np.clip(p, _EPS, 1 - _EPS)
     z = np.log(clipped / (1 - clipped))
     n_pos, n_neg = float((y == 1).sum()), float((y == 0).sum())
     t = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
     design = np.column_stack((z, np.ones_like(z)))
-    w = np.array([1.0, 0.0])
-    for _ in range(50):
-        q = 1.0 / (1.0 + np.exp(-(design @ w)))
+
+    def loss(w: np.ndarray) -> float:
+        margin = design @ w  # -log-likelihood, stable: log(1 + e^m) - t * m
+        return float((np.logaddexp(0.0, margin) - t * margin).sum())
+
+    w = np.array([1.0, 0.0])  # the identity: a calibrated model stays as it is
+    current = loss(w)
+    for _ in range(100):
+        q = _sigmoid(design @ w)
         grad = design.T @ (q - t)
         hess = design.T @ (design * (q * (1 - q))[:, None]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(hess, grad)
-        w = w - step
-        if float(np.abs(step).max()) < 1e-10:
+        scale = 1.0
+        while scale > 1e-6 and loss(w - scale * step) > current:
+            scale /= 2
+        w = w - scale * step
+        previous, current = current, loss(w)
+        if previous - current < 1e-10 * max(1.0, abs(current)):
             break
     return float(w[0]), float(w[1])
 
