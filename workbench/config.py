@@ -288,6 +288,9 @@ class MonitorSection(_Section):
     alert_features: int = Field(default=2, ge=1)  # retrain when this many features alert
     metric_drop: float = Field(default=0.05, gt=0)  # or the metric got this much worse (its units)
     metric_drop_relative: float | None = Field(default=None, gt=0)  # or this share of holdout
+    #: or the CBPE estimate of the metric (binary) fell this much below the holdout's: acts
+    #: before the labels arrive (None: off)
+    estimated_metric_drop: float | None = Field(default=None, gt=0)
     cooldown_s: float = Field(default=3600.0, ge=0)  # between two retrainings
     canary_traffic: float = Field(default=10.0, ge=0, le=100)  # start the candidate as a
     # canary at this share when a server runs (0: register it only)

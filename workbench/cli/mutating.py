@@ -71,6 +71,8 @@ _READING: dict[str, str] = {
     "roles": "lists [governance] roles (a hand edit noticed is still audited, except read-only)",
     # issue 14
     "segments": "reads the prediction and label logs (and fairness.json beside the model)",
+    "performance": "estimates the metric (CBPE) from the logs; may write a missing "
+    "calibration.json beside the model, derived from the holdout",
 }
 
 MUTATING_COMMANDS: frozenset[str] = frozenset(_MUTATING)

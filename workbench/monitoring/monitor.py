@@ -54,7 +54,8 @@ def policy(project: Project, result: Any) -> str | None:
     """The reason to retrain now, or None (result: a drift_checks.CheckResult): enough
     features alert, or the task's metric got worse than the holdout's by more than the
     allowed worsening (`[monitor] metric_drop` in the metric's units, or
-    `metric_drop_relative` of the holdout value; a rise for rmse, a fall for auc)."""
+    `metric_drop_relative` of the holdout value; a rise for rmse, a fall for auc), or the
+    metric's CBPE estimate fell by `estimated_metric_drop` (binary; off by default)."""
     cfg = project.config.monitor
     reasons = []
     alerts = result.alerts
@@ -65,6 +66,11 @@ def policy(project: Project, result: Any) -> str | None:
     decayed = decay_reason(result.metric)
     if decayed:
         reasons.append(decayed)
+    from workbench.monitoring.estimate import estimated_decay
+
+    estimated = estimated_decay(project, result)  # [monitor] estimated_metric_drop (CBPE)
+    if estimated:
+        reasons.append(estimated)
     return "; ".join(reasons) or None
 
 

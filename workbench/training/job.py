@@ -23,7 +23,7 @@ from workbench.jobs import events
 from workbench.project import Project
 from workbench.store import tracking
 from workbench.tasks import ModelTask
-from workbench.training import fairness, usage
+from workbench.training import calibration, fairness, usage
 from workbench.training.evaluation import evaluate
 from workbench.training.scoring import as_task_output
 from workbench.value import outcome_metrics
@@ -269,6 +269,7 @@ def log_model(
         model_dir = Path(tmp) / "model"
         model.save_mlflow_model(model_dir, signature, example)
         profile.save(model_dir / "drift_profile.json")
+        calibration.write(model_dir, task, parts.holdout[task.target], output, snapshot)
         task.save(model_dir)
         fairness.write(project, parts, task, output, model_dir)  # [monitoring] segments
         mlflow.log_artifacts(str(model_dir), artifact_path="model")
