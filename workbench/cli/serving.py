@@ -23,7 +23,7 @@ commands = Commands()
 def _check_port_free(host: str, port: int) -> None:
     """Fail in one line before starting anything when the port is taken (the server binds
     the same way when it starts)."""
-    from workbench.serving.server import bind
+    from workbench.serving.listen import bind
 
     bind(host, port).close()
 

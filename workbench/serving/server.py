@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import UsageError, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.project import Project
 from workbench.serving import deployments
 from workbench.serving.canary_rule import LiveWindow, judge
@@ -44,6 +44,7 @@ from workbench.serving.endpoints import (
     respond,
 )
 from workbench.serving.label_payloads import parse_labels
+from workbench.serving.listen import bind
 from workbench.serving.metrics import Metrics, ServerMetrics
 from workbench.serving.payloads import PayloadError, parse_records
 from workbench.serving.prediction_log import LogRefused, PredictionLogger, one_line
@@ -392,24 +393,6 @@ class InferenceServer(ReadEndpoints):
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound before uvicorn starts so a busy port is one clear line."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-            "(pick another with --port, or [serving].port)"
-        ) from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def serve(
