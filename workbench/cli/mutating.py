@@ -69,6 +69,8 @@ _READING: dict[str, str] = {
     "lineage": "builds a lineage graph (OpenLineage events go to a file or stdout)",
     "card": "renders a model card (--out writes a file outside the project)",
     "roles": "lists [governance] roles (a hand edit noticed is still audited, except read-only)",
+    # issue 14
+    "skew": "joins the prediction log with a data file and the training profile",
 }
 
 MUTATING_COMMANDS: frozenset[str] = frozenset(_MUTATING)

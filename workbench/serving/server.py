@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import UsageError, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.project import Project
 from workbench.serving import deployments
 from workbench.serving.canary_rule import LiveWindow, judge
@@ -43,9 +43,11 @@ from workbench.serving.endpoints import (
     respond,
 )
 from workbench.serving.label_payloads import parse_labels
+from workbench.serving.listen import bind
 from workbench.serving.metrics import Metrics, ServerMetrics
 from workbench.serving.payloads import PayloadError, parse_records
 from workbench.serving.prediction_log import LogRefused, PredictionLogger, one_line
+from workbench.serving.responses import passthrough_fields, with_passthrough
 from workbench.serving.routes import Routes, Variant
 from workbench.serving.signature import ModelError
 from workbench.store.parquet_log import ParquetLog, utcnow
@@ -75,6 +77,7 @@ class InferenceServer(ReadEndpoints):
         self.public_url = public_url
         self.job_id = job_id
         self.max_batch = project.config.serving.max_batch
+        self.passthrough = passthrough_fields(project.config)
         self.routes: Routes | None = None
         self.metrics: Metrics = ServerMetrics()
         rule = project.config.serving.canary
@@ -183,7 +186,9 @@ class InferenceServer(ReadEndpoints):
             return await respond(send, 503, dumps({"error": f"not ready: {detail}"}))
         variant = routes.pick() if routes.sticky_key is None else routes.production
         try:
-            parsed = parse_records(body, variant.predictor.signature, self.max_batch)
+            parsed = parse_records(
+                body, variant.predictor.signature, self.max_batch, self.passthrough
+            )
         except PayloadError as exc:
             line = exc.line()
             self._log_failure(body, variant, 422, line, started, path)
@@ -221,11 +226,15 @@ class InferenceServer(ReadEndpoints):
         else:
             fields, logged = variant.shaper.batch(outputs)
             payload = {"request_ids": ids, **fields}
+        with_passthrough(payload, parsed)
         seconds = time.perf_counter() - started
         latency_ms = seconds * 1000.0
         model, version, name = self.model, variant.version, variant.name
         try:
-            self.logger.log_many(ids, model, version, name, parsed.records, logged, latency_ms)
+            self.logger.log_many(
+                ids, model, version, name, parsed.records, logged, latency_ms,
+                passthrough=parsed.passthrough,
+            )  # fmt: skip
         except LogRefused as exc:  # refused, not lost silently: the client can retry
             self.metrics.observe(path, name, version, 503, seconds, 0)
             error = dumps({"error": f"not logged, so not answered: {exc}"})
@@ -384,24 +393,6 @@ class InferenceServer(ReadEndpoints):
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound before uvicorn starts so a busy port is one clear line."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-            "(pick another with --port, or [serving].port)"
-        ) from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def serve(

@@ -102,6 +102,9 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("latency_ms", "float64"),
         ("status", "int64"),  # the HTTP status the request got (200, 422, 500, ...)
         ("error", "string"),  # one line, when it failed
+        # Issue 14, nullable (files from before lack them): the JSON of the id column and
+        # [serving] passthrough fields the request carried (null when none).
+        ("passthrough", "string"),
     ),
     "drift": (  # one row per feature per check; feature "__prediction__" is prediction drift
         ("ts", "timestamp_us"),
