@@ -64,7 +64,7 @@ class MonitoringSection(Section):
     #: frequencies for categorical features, Jensen-Shannon divergence, base 2, of the decile
     #: bins for numeric ones)
     skew_linf: float = Field(default=0.1, gt=0, le=1)
-    skew_js: float = Field(default=0.1, gt=0, le=1)
+    skew_js: float = Field(default=0.05, gt=0, le=1)
     fairness: FairnessSection = FairnessSection()
     value: ValueSection = ValueSection()
 

@@ -5,8 +5,10 @@
   compared per feature as TFDV does: the L-infinity distance of the category frequencies for
   a categorical feature (the largest difference of one category's share), the Jensen-Shannon
   divergence (base 2, in [0, 1]) of the decile bins for a numeric one. It alerts past
-  `[monitoring] skew_linf` / `skew_js` (0.1 each: TFDV's examples use 0.01, which a window of
-  a few thousand rows crosses on sampling noise alone; 0.1 is a real change of mix or scale).
+  `[monitoring] skew_linf` (0.1) / `skew_js` (0.05). TFDV's examples use 0.01, which a window
+  of a few hundred rows crosses on sampling noise alone (a category's share moves by ~0.03 at
+  400 rows; JS of 10 bins averages ~0.004 at 400 rows, ~0.016 at `[drift] min_rows` 100);
+  half the rows of a feature in another unit give ~0.18, all of them ~0.76.
 - Feature skew (`feature_skew`): the features logged at serving joined, on an entity key the
   request carried (its `passthrough` JSON: `[data] id_column` or `[serving] passthrough`), with
   the offline features of the same entity (a data file, e.g. the next training's), and when

@@ -384,7 +384,7 @@ def _rows(entry: Entry) -> list[dict[str, Any]]:
 
 def _carried(entry: Entry) -> Sequence[Mapping[str, Any] | None] | None:
     """The passthrough fields of an entry's records (None: no record carried any)."""
-    return entry[10] if len(entry) > 10 else None  # type: ignore[no-any-return]
+    return entry[10] if len(entry) > 10 else None
 
 
 def _passthrough_column(entries: list[Entry]) -> list[str | None]:

@@ -43,7 +43,7 @@ from workbench.serving.endpoints import (
     respond,
 )
 from workbench.serving.label_payloads import parse_labels
-from workbench.serving.listen import bind
+from workbench.serving.listen import bind as bind  # re-exported: `workbench serve` binds early
 from workbench.serving.metrics import Metrics, ServerMetrics
 from workbench.serving.payloads import PayloadError, parse_records
 from workbench.serving.prediction_log import LogRefused, PredictionLogger, one_line
