@@ -109,7 +109,8 @@ def _logs(project: Project, run_ids: list[str], n_pred: int) -> tuple[str, str]:
              "model": [model] * n, "version": [N_VERSIONS - 1 if c else N_VERSIONS for c in canary],
              "variant": ["canary" if c else "production" for c in canary],
              "features": ['{"amount": 1.0}'] * n, "output": [0.1] * n,
-             "latency_ms": [1.0] * n, "status": [200] * n, "error": [None] * n},
+             "latency_ms": [1.0] * n, "status": [200] * n, "error": [None] * n,
+             "passthrough": [None] * n},
             schema=SCHEMAS["predictions"],
         )  # fmt: skip
         log.append(table, partition={"date": ts[0].strftime("%Y-%m-%d")})

@@ -59,6 +59,7 @@ def rows(tag: str, n: int) -> Any:
             "latency_ms": [1.5] * n,
             "status": [200] * n,
             "error": [None] * n,
+            "passthrough": [None] * n,
         },
         schema=SCHEMAS["predictions"],
     )

@@ -155,3 +155,14 @@ def test_the_openapi_spec_names_the_passthrough_fields() -> None:
     assert "passthrough" in schemas["BatchPrediction"]["properties"]
     plain = openapi_spec(SIG, "m", "1")["components"]["schemas"]["Record"]
     assert "transaction_id" not in plain["properties"]
+
+
+def test_a_sticky_key_may_be_a_passthrough_field() -> None:
+    from workbench.serving.responses import sticky_record
+
+    parsed = _parse({"amount": 1.5, "category": "a", "customer_id": "c-17"})
+    assert sticky_record(parsed) == {"amount": 1.5, "category": "a", "customer_id": "c-17"}
+    assert sticky_record(_parse({"amount": 1.5, "category": "a"})) == {
+        "amount": 1.5,
+        "category": "a",
+    }

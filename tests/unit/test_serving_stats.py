@@ -46,7 +46,7 @@ def _write_predictions(root: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         by_date.setdefault(full["ts"].strftime("%Y-%m-%d"), []).append(full)
     log = ParquetLog(root, "predictions")
     for date, part in sorted(by_date.items()):
-        cols = {name: [r[name] for r in part] for name in names}
+        cols = {name: [r.get(name) for r in part] for name in names}  # new columns: null
         log.append(pa.table(cols, schema=SCHEMAS["predictions"]), partition={"date": date})
 
 
@@ -441,6 +441,7 @@ def _benchmark(rows: int = 1_000_000) -> None:
         "latency_ms": rng.gamma(2.0, 3.0, rows),
         "status": status,
         "error": [None if s == 200 else "boom" for s in status],
+        "passthrough": [None] * rows,
     }
     table = pa.table(cols, schema=SCHEMAS["predictions"])
     log = ParquetLog(root, "predictions")

@@ -95,4 +95,12 @@ def with_passthrough(payload: dict[str, Any], parsed: Parsed) -> None:
         payload["passthrough"] = carried[0] if parsed.single else carried
 
 
-__all__ = ["Shaper", "class_key", "passthrough_fields", "with_passthrough"]
+def sticky_record(parsed: Parsed) -> dict[str, Any]:
+    """The first record as a canary's sticky key reads it: its passthrough fields too (a
+    sticky `customer_id` need not be a model input)."""
+    first = parsed.records[0]
+    carried = parsed.passthrough[0] if parsed.passthrough else None
+    return {**first, **carried} if carried else first
+
+
+__all__ = ["Shaper", "class_key", "passthrough_fields", "sticky_record", "with_passthrough"]

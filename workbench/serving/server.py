@@ -47,7 +47,7 @@ from workbench.serving.listen import bind as bind  # re-exported: `workbench ser
 from workbench.serving.metrics import Metrics, ServerMetrics
 from workbench.serving.payloads import PayloadError, parse_records
 from workbench.serving.prediction_log import LogRefused, PredictionLogger, one_line
-from workbench.serving.responses import passthrough_fields, with_passthrough
+from workbench.serving.responses import passthrough_fields, sticky_record, with_passthrough
 from workbench.serving.routes import Routes, Variant
 from workbench.serving.signature import ModelError
 from workbench.store.parquet_log import ParquetLog, utcnow
@@ -195,7 +195,7 @@ class InferenceServer(ReadEndpoints):
             error = dumps({"error": line, "detail": exc.detail()})
             return await respond(send, 422, error, self.extra_headers)
         if routes.sticky_key is not None:
-            variant = routes.pick(parsed.records[0])
+            variant = routes.pick(sticky_record(parsed))
         if variant.name == "canary" and self.vetoed(routes):
             variant = routes.production
         try:
