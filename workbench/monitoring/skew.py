@@ -160,9 +160,9 @@ def _plan(frame: pl.DataFrame, features: list[str]) -> list[tuple[str, str, str,
     import polars as pl
 
     plan = []
-    for name in features:
+    for i, name in enumerate(features):
         dtype = frame.schema[name]
-        served = f"json_extract_string(s._f, {_path(name)})"
+        served = f"s._v[{i + 1}]"  # the record's JSON is parsed once for every feature
         if dtype.is_numeric() and dtype != pl.Boolean:
             served = f"TRY_CAST({served} AS DOUBLE)"
             offline = f"CAST(o.{_ident(name)} AS DOUBLE)"
@@ -246,7 +246,8 @@ def _statement(
     )
     return (
         f"WITH s AS (SELECT json_extract_string(passthrough, {kpath}) AS _key, "
-        f"features AS _f, {_served_time(asof)} AS _t FROM predictions "
+        f"json_extract_string(features, [{', '.join(_path(name) for name, *_ in plan)}]) AS _v, "
+        f"{_served_time(asof)} AS _t FROM predictions "
         f"WHERE model = ? AND status = 200 AND ts >= ? AND passthrough IS NOT NULL "
         f"AND json_extract_string(passthrough, {kpath}) IS NOT NULL), "
         f"o AS ({offline}), "
@@ -278,6 +279,8 @@ def feature_skew(
     frame = _offline(project, data, key)
     features = [f for f in cfg.features if f in frame.columns and f != key]
     missing = [f for f in cfg.features if f not in frame.columns]
+    if not features:
+        raise UsageError(f"--data {data}: holds none of the model's features")
     timed = _time_column(project, frame)
     asof = cfg.data.timestamp if timed is not None else None
     frame = timed if timed is not None else frame
