@@ -110,7 +110,8 @@ def _logs(project: Project, run_ids: list[str], n_pred: int) -> tuple[str, str]:
              "variant": ["canary" if c else "production" for c in canary],
              "features": ['{"amount": 1.0}'] * n, "output": [0.1] * n,
              "latency_ms": [1.0] * n, "status": [200] * n, "error": [None] * n,
-             "segments": [None] * n},
+             "segments": [None] * n,
+             "passthrough": [None] * n},
             schema=SCHEMAS["predictions"],
         )  # fmt: skip
         log.append(table, partition={"date": ts[0].strftime("%Y-%m-%d")})

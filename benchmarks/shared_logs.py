@@ -60,6 +60,7 @@ def rows(tag: str, n: int) -> Any:
             "status": [200] * n,
             "error": [None] * n,
             "segments": [None] * n,
+            "passthrough": [None] * n,
         },
         schema=SCHEMAS["predictions"],
     )

@@ -59,6 +59,12 @@ class MonitoringSection(Section):
     window: str = "24h"  # what `workbench segments` reads by default (30m, 24h, 7d)
     #: estimate the model's metric from its probabilities while labels are missing (CBPE)
     estimate: bool = True
+    #: training-serving skew (`workbench skew`): the served features' distribution against the
+    #: training profile alerts past these (as TFDV: L-infinity distance of the category
+    #: frequencies for categorical features, Jensen-Shannon divergence, base 2, of the decile
+    #: bins for numeric ones)
+    skew_linf: float = Field(default=0.1, gt=0, le=1)
+    skew_js: float = Field(default=0.05, gt=0, le=1)
     fairness: FairnessSection = FairnessSection()
     value: ValueSection = ValueSection()
 

@@ -442,6 +442,7 @@ def _benchmark(rows: int = 1_000_000) -> None:
         "status": status,
         "error": [None if s == 200 else "boom" for s in status],
         "segments": [None] * rows,
+        "passthrough": [None] * rows,
     }
     table = pa.table(cols, schema=SCHEMAS["predictions"])
     log = ParquetLog(root, "predictions")

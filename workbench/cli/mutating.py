@@ -73,6 +73,7 @@ _READING: dict[str, str] = {
     "segments": "reads the prediction and label logs (and fairness.json beside the model)",
     "performance": "estimates the metric (CBPE) from the logs; may write a missing "
     "calibration.json beside the model, derived from the holdout",
+    "skew": "joins the prediction log with a data file and the training profile",
 }
 
 MUTATING_COMMANDS: frozenset[str] = frozenset(_MUTATING)

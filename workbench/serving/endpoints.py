@@ -174,6 +174,7 @@ class ReadEndpoints:
                 __version__,
                 max_batch=self.max_batch,
                 task=production.shaper.task,
+                passthrough=getattr(self, "passthrough", ()),
             )
             self._spec = (production.version, spec)
         return self._spec[1]

@@ -20,44 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.serving.client_strings import REQUEST_ID_MAX, REQUEST_ID_PATTERN
+from workbench.serving.openapi_types import DOUBLE_MAX as _DOUBLE_MAX
+from workbench.serving.openapi_types import EXAMPLES as _EXAMPLES
+from workbench.serving.openapi_types import JSON_TYPES as _JSON_TYPES
+from workbench.serving.openapi_types import PASSTHROUGH
 from workbench.serving.payloads import MAX_LABELS, REQUEST_ID
 from workbench.serving.responses import class_key
 from workbench.serving.signature import Signature
 from workbench.tasks import ModelTask
-
-_DOUBLE_MAX = 1.7976931348623157e308
-_FLOAT_MAX = 3.4028234663852886e38
-_JSON_TYPES: dict[str, dict[str, Any]] = {
-    "double": {
-        "type": "number",
-        "format": "double",
-        "minimum": -_DOUBLE_MAX,
-        "maximum": _DOUBLE_MAX,
-    },
-    "float": {"type": "number", "format": "float", "minimum": -_FLOAT_MAX, "maximum": _FLOAT_MAX},
-    "long": {"type": "integer", "format": "int64", "minimum": -(2**63), "maximum": 2**63 - 1},
-    "integer": {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1},
-    "string": {"type": "string"},
-    "boolean": {"type": "boolean"},
-    "datetime": {"type": "string", "format": "date-time"},
-    "binary": {"type": "string", "contentEncoding": "base64"},
-    "array": {"type": "array"},
-    "object": {"type": "object"},
-    "map": {"type": "object"},
-}
-_EXAMPLES: dict[str, Any] = {
-    "double": 1.0,
-    "float": 1.0,
-    "long": 1,
-    "integer": 1,
-    "string": "a",
-    "boolean": False,
-    "datetime": "2024-01-01T00:00:00",
-    "binary": "",
-    "array": [],
-    "object": {},
-    "map": {},
-}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -88,9 +58,10 @@ def field_schema(f: Any) -> dict[str, Any]:
     return base
 
 
-def record_schema(sig: Signature) -> dict[str, Any]:
-    """The JSON Schema of one record of `sig` (plus the reserved request_id)."""
+def record_schema(sig: Signature, passthrough: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The JSON Schema of one record of `sig` (plus the reserved request_id, passthrough)."""
     props: dict[str, Any] = {f.name: field_schema(f) for f in sig.inputs}
+    props.update({name: PASSTHROUGH for name in passthrough if name not in props})
     if REQUEST_ID not in props:
         props[REQUEST_ID] = {
             **request_id_schema(nullable=True),
@@ -105,13 +76,15 @@ def record_schema(sig: Signature) -> dict[str, Any]:
     }
 
 
-def split_schema(sig: Signature, max_batch: int) -> dict[str, Any]:
+def split_schema(sig: Signature, max_batch: int, passthrough: tuple[str, ...] = ()) -> Any:
     """`{"dataframe_split": {"columns": [...], "data": [[...], ...]}}` (pandas' split
     orient): known, unique column names including every required field; rows of as many
     values as there are columns."""
     names = [f.name for f in sig.inputs]
     if REQUEST_ID not in names:
         names.append(REQUEST_ID)
+    extra = [name for name in passthrough if name not in names]
+    names += extra
     required = [f.name for f in sig.inputs if f.required]
     columns: dict[str, Any] = {
         "type": "array",
@@ -124,6 +97,7 @@ def split_schema(sig: Signature, max_batch: int) -> dict[str, Any]:
     values = [_bare(field_schema(f)) for f in sig.inputs]
     if REQUEST_ID not in sig.names:
         values.append(request_id_schema(nullable=True))
+    values += [_bare(PASSTHROUGH)] if extra else []
     row = {
         "type": "array",
         "items": {"anyOf": values},
@@ -148,12 +122,14 @@ def _bare(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k != "description"}
 
 
-def columns_schema(sig: Signature, max_batch: int) -> dict[str, Any]:
+def columns_schema(sig: Signature, max_batch: int, passthrough: tuple[str, ...] = ()) -> Any:
     """TF-serving's columnar form: `{"inputs": {"amount": [1.0, 2.0], ...}}`."""
     props: dict[str, Any] = {}
-    for f in sig.inputs:
-        item = _bare(field_schema(f))
-        props[f.name] = {"type": "array", "items": item, "minItems": 1, "maxItems": max_batch}
+    items = [(f.name, _bare(field_schema(f))) for f in sig.inputs]
+    for name, item in items + [(name, _bare(PASSTHROUGH)) for name in passthrough]:
+        props.setdefault(
+            name, {"type": "array", "items": item, "minItems": 1, "maxItems": max_batch}
+        )
     if REQUEST_ID not in props:
         item = request_id_schema(nullable=True)
         props[REQUEST_ID] = {"type": "array", "items": item, "minItems": 1, "maxItems": max_batch}
@@ -230,9 +206,10 @@ def openapi_spec(
     version: str,
     max_batch: int = 10_000,
     task: ModelTask | None = None,
+    passthrough: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """An OpenAPI 3.1 description of the inference server's endpoints for this signature and
-    task (default: a binary model of classes 0 and 1)."""
+    task (default: a binary model of classes 0 and 1), with the `passthrough` fields."""
     one, batch = prediction_fields(task or ModelTask())
     error_422 = {
         "description": "The body is not valid for this model",
@@ -262,6 +239,7 @@ def openapi_spec(
         },
         "security": security,
     }
+    carried = {"type": "object", "description": "The passthrough fields the record carried"}
     model_fields = {
         "model": {"type": "string"},
         "version": {"type": "integer"},
@@ -279,9 +257,9 @@ def openapi_spec(
     records = {"type": "array", "items": _ref("Record"), "minItems": 1, "maxItems": max_batch}
     params = {"type": ["object", "null"], "description": "MLflow's inference params: ignored"}
     schemas: dict[str, Any] = {
-        "Record": record_schema(sig),
+        "Record": record_schema(sig, passthrough),
         "Records": records,
-        "Columns": columns_schema(sig, max_batch),
+        "Columns": columns_schema(sig, max_batch, passthrough),
         "DataframeRecords": {
             "type": "object",
             "properties": {"dataframe_records": _ref("Records"), "params": params},
@@ -290,7 +268,10 @@ def openapi_spec(
         },
         "DataframeSplit": {
             "type": "object",
-            "properties": {"dataframe_split": split_schema(sig, max_batch), "params": params},
+            "properties": {
+                "dataframe_split": split_schema(sig, max_batch, passthrough),
+                "params": params,
+            },
             "required": ["dataframe_split"],
             "additionalProperties": False,
         },
@@ -327,6 +308,7 @@ def openapi_spec(
             "properties": {
                 "request_id": {"type": "string"},
                 **one,
+                "passthrough": carried,
                 **model_fields,
             },
             "required": ["request_id", *one, "model", "version", "variant"],
@@ -336,6 +318,7 @@ def openapi_spec(
             "properties": {
                 "request_ids": {"type": "array", "items": {"type": "string"}},
                 **batch,
+                "passthrough": {"type": "array", "items": {"oneOf": [carried, {"type": "null"}]}},
                 **model_fields,
             },
             "required": ["request_ids", *batch, "model", "version", "variant"],

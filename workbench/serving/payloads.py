@@ -7,6 +7,11 @@ the checkers each `Signature` precomputed, and a record costs one dict lookup an
 field (a few microseconds for ten fields, most of it `json.loads`). Errors are collected (at
 most ten) into a `PayloadError` that renders as one line for the CLI and logs, and as
 FastAPI-style `detail` for the HTTP response.
+
+Passthrough fields (the project's `[data] id_column` and `[serving] passthrough`) are allowed
+in any record: taken out before the model sees the record (one dict lookup per configured
+field), kept per record in `Parsed.passthrough` for the log and the answer. Their values are
+JSON scalars of at most `PASSTHROUGH_MAX` characters.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ REQUEST_ID = "request_id"
 MAX_ERRORS = 10
 #: Keys of the MLflow scoring-server body formats (`mlflow models serve` /invocations).
 WRAPPERS = ("dataframe_records", "dataframe_split", "instances", "inputs")
+#: A passthrough value's longest text (a string's length, a number's digits).
+PASSTHROUGH_MAX = 256
 
 
 class _Full(Exception):
@@ -178,6 +185,8 @@ class Parsed:
     records: list[dict[str, Any]]
     single: bool
     request_ids: list[str | None]
+    #: per record, the passthrough fields it carried (None: none); None when no record did
+    passthrough: list[dict[str, Any] | None] | None = None
 
 
 class _Errors:
@@ -277,8 +286,12 @@ def _split_rows(value: Any, errs: _Errors) -> list[Any]:
     return rows
 
 
-def parse_records(body: bytes, sig: Signature, max_records: int = 10_000) -> Parsed:
-    """Validate a prediction request body against `sig`; raise PayloadError on any problem."""
+def parse_records(
+    body: bytes, sig: Signature, max_records: int = 10_000, passthrough: tuple[str, ...] = ()
+) -> Parsed:
+    """Validate a prediction request body against `sig`; raise PayloadError on any problem.
+    `passthrough` names the fields taken out of each record (a model input named there is
+    copied, not taken: the model still gets it)."""
     data = _load_json(body, "records")
     errs = _Errors()
     names: frozenset[str] = sig._names  # type: ignore[attr-defined]
@@ -312,17 +325,17 @@ def parse_records(body: bytes, sig: Signature, max_records: int = 10_000) -> Par
             raise PayloadError.body(
                 f"too many records: {len(rows)} (the limit is {max_records})", "too_long"
             )
-        records, request_ids = _check_records(rows, sig, single, errs)
+        records, request_ids, carried = _check_records(rows, sig, single, errs, passthrough)
     except _Full:
         raise PayloadError(errs.items, truncated=True) from None
     if errs.items:
         raise PayloadError(errs.items)
-    return Parsed(records=records, single=single, request_ids=request_ids)
+    return Parsed(records, single, request_ids, carried)
 
 
 def _check_records(
-    rows: list[Any], sig: Signature, single: bool, errs: _Errors
-) -> tuple[list[dict[str, Any]], list[str | None]]:
+    rows: list[Any], sig: Signature, single: bool, errs: _Errors, passthrough: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], list[str | None], list[dict[str, Any] | None] | None]:
     plan: tuple[tuple[str, Callable[[Any], Any], bool], ...] = sig._plan  # type: ignore[attr-defined]
     names: frozenset[str] = sig._names  # type: ignore[attr-defined]
     rid_reserved = REQUEST_ID not in names
@@ -331,6 +344,8 @@ def _check_records(
     takes: str = sig._takes  # type: ignore[attr-defined]
     records: list[dict[str, Any]] = []
     request_ids: list[str | None] = []
+    carried: list[dict[str, Any] | None] = []
+    any_carried = False
     for index, rec in enumerate(rows):
         if type(rec) is not dict:
             errs.add(
@@ -360,6 +375,24 @@ def _check_records(
                 errs.add(_loc(single, index, name), exc.args[0], exc.args[1])
         rid: str | None = None
         extra = len(rec) - found
+        kept: dict[str, Any] | None = None
+        for name in passthrough:
+            v = rec.get(name, absent)
+            if v is absent:
+                continue
+            if name not in names:
+                extra -= 1
+            if v is not None:
+                problem = _passthrough_problem(v)
+                if problem is not None:
+                    errs.add(_loc(single, index, name), problem, "passthrough")
+                    continue
+                if kept is None:
+                    kept = {}
+                kept[name] = v
+        if kept is not None:
+            any_carried = True
+        carried.append(kept)
         if rid_reserved:
             if extra:
                 value = rec.get(REQUEST_ID, absent)
@@ -377,6 +410,8 @@ def _check_records(
                 rid = value
         if extra:
             for key in rec:
+                if key in passthrough:
+                    continue
                 if key not in names and not (rid_reserved and key == REQUEST_ID):
                     errs.add(
                         _loc(single, index, key),
@@ -385,7 +420,23 @@ def _check_records(
                     )
         records.append(out)
         request_ids.append(rid)
-    return records, request_ids
+    return records, request_ids, carried if any_carried else None
+
+
+def _passthrough_problem(v: Any) -> str | None:
+    """Why `v` cannot be a passthrough value (None: it can)."""
+    t = type(v)
+    if t is str:
+        if len(v) <= PASSTHROUGH_MAX:
+            return None
+        return f"longer than {PASSTHROUGH_MAX} characters ({len(v)}): a passthrough value"
+    if t is bool or t is float:
+        return None
+    if t is int:
+        if -(10**PASSTHROUGH_MAX) < v < 10**PASSTHROUGH_MAX:
+            return None
+        return f"more than {PASSTHROUGH_MAX} digits: a passthrough value"
+    return f"expected a string, number, boolean or null (a passthrough value), got {_kind(v)}"
 
 
 def _loc(single: bool, index: int, name: str) -> Loc:

@@ -147,8 +147,10 @@ class PredictionLogger:
         latency_ms: float,
         status: int = 200,
         error: str | None = None,
+        passthrough: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> None:
-        """Queue the records of one request (they share its time, latency and status).
+        """Queue the records of one request (they share its time, latency and status);
+        `passthrough`: per record, the passthrough fields it carried (None: none did).
         Raises LogRefused when the writer stopped or `max_queued` rows wait already."""
         if self._closed.is_set():
             raise RuntimeError("the prediction log is closed")
@@ -157,9 +159,11 @@ class PredictionLogger:
         n = len(request_ids)
         if not n == len(features) == len(outputs):
             raise ValueError("request_ids, features and outputs differ in length")
+        if passthrough is not None and len(passthrough) != n:
+            raise ValueError("request_ids and passthrough differ in length")
         entry = (
             utcnow(), request_ids, model, version, variant, features, outputs,
-            float(latency_ms), status, error,
+            float(latency_ms), status, error, passthrough,
         )  # fmt: skip
         self._entries.append(entry)
         self._added += n
@@ -232,7 +236,7 @@ class PredictionLogger:
         records: list[Mapping[str, Any]] = []
         where: list[int] = []
         texts = cols["features"]
-        for ts, ids, model, version, variant, feats, outputs, latency, status, error in entries:
+        for ts, ids, model, version, variant, feats, outputs, latency, status, error, *_ in entries:
             n = len(ids)
             cols["ts"] += [ts] * n
             cols["request_id"] += ids
@@ -253,6 +257,7 @@ class PredictionLogger:
         for pos, text in zip(where, self._to_json(records), strict=True):
             texts[pos] = text
         cols["segments"] = self._segments(entries)
+        cols["passthrough"] = _passthrough_column(entries)
         return pa.table(cols, schema=SCHEMAS["predictions"])
 
     def use_segments(self, project: Any, version: int, model_dir: Path) -> None:
@@ -391,13 +396,36 @@ class PredictionLogger:
 
 
 def _rows(entry: Entry) -> list[dict[str, Any]]:
-    ts, ids, model, version, variant, feats, outputs, latency, status, error = entry
+    ts, ids, model, version, variant, feats, outputs, latency, status, error, *_ = entry
     shared = {"model": model, "version": version, "variant": variant, "latency_ms": latency}
     shared.update(status=status, error=error)
-    return [
+    rows = [
         {"ts": ts.isoformat(), "request_id": rid, **shared, "features": feat, "output": out}
         for rid, feat, out in zip(ids, feats, outputs, strict=False)
     ]
+    carried = _carried(entry)
+    if carried is not None:
+        for row, fields in zip(rows, carried, strict=False):
+            row["passthrough"] = fields
+    return rows
+
+
+def _carried(entry: Entry) -> Sequence[Mapping[str, Any] | None] | None:
+    """The passthrough fields of an entry's records (None: no record carried any)."""
+    return entry[10] if len(entry) > 10 else None
+
+
+def _passthrough_column(entries: list[Entry]) -> list[str | None]:
+    """The `passthrough` column: per row, the JSON of the fields its record carried."""
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    column: list[str | None] = []
+    for entry in entries:
+        carried = _carried(entry)
+        if carried is None:
+            column += [None] * len(entry[1])
+        else:
+            column += [None if fields is None else dumps(fields) for fields in carried]
+    return column
 
 
 def _safe_json(row: dict[str, Any]) -> str:

@@ -11,14 +11,22 @@ A batch answers the same fields as lists: `predictions`, `labels`, `probabilitie
 
 `Shaper` is built once per served version; its methods run on every request, so the binary
 single-record path is one comparison and a small dict.
+
+Passthrough fields the request carried (`[data] id_column`, `[serving] passthrough`) come back
+as they were sent: `"passthrough": {"customer_id": "c-17"}` in a record's answer, a list (one
+object or null per record) in a batch's; absent when no record carried any.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.tasks import ModelTask
+
+if TYPE_CHECKING:
+    from workbench.config import Config
+    from workbench.serving.payloads import Parsed
 
 
 def class_key(value: Any) -> str:
@@ -73,4 +81,26 @@ class Shaper:
         return fields, [float(i) for i in indices]
 
 
-__all__ = ["Shaper", "class_key"]
+def passthrough_fields(config: Config) -> tuple[str, ...]:
+    """The fields a request may carry that are logged and returned, never fed to the model:
+    the project's id column, then `[serving] passthrough` (the reserved request_id left out)."""
+    names = [config.data.id_column, *config.serving.passthrough]
+    return tuple(dict.fromkeys(n for n in names if n and n != "request_id"))
+
+
+def with_passthrough(payload: dict[str, Any], parsed: Parsed) -> None:
+    """Add the passthrough fields the request carried to its answer (nothing when none)."""
+    carried = parsed.passthrough
+    if carried is not None:
+        payload["passthrough"] = carried[0] if parsed.single else carried
+
+
+def sticky_record(parsed: Parsed) -> dict[str, Any]:
+    """The first record as a canary's sticky key reads it: its passthrough fields too (a
+    sticky `customer_id` need not be a model input)."""
+    first = parsed.records[0]
+    carried = parsed.passthrough[0] if parsed.passthrough else None
+    return {**first, **carried} if carried else first
+
+
+__all__ = ["Shaper", "class_key", "passthrough_fields", "sticky_record", "with_passthrough"]

@@ -48,6 +48,7 @@ from workbench.serving.listen import bind
 from workbench.serving.metrics import Metrics, ServerMetrics
 from workbench.serving.payloads import PayloadError, parse_records
 from workbench.serving.prediction_log import LogRefused, PredictionLogger, one_line
+from workbench.serving.responses import passthrough_fields, sticky_record, with_passthrough
 from workbench.serving.routes import Routes, Variant
 from workbench.serving.signature import ModelError
 from workbench.store.parquet_log import ParquetLog, utcnow
@@ -77,6 +78,7 @@ class InferenceServer(ReadEndpoints):
         self.public_url = public_url
         self.job_id = job_id
         self.max_batch = project.config.serving.max_batch
+        self.passthrough = passthrough_fields(project.config)
         self.routes: Routes | None = None
         self.metrics: Metrics = ServerMetrics()
         rule = project.config.serving.canary
@@ -186,14 +188,16 @@ class InferenceServer(ReadEndpoints):
             return await respond(send, 503, dumps({"error": f"not ready: {detail}"}))
         variant = routes.pick() if routes.sticky_key is None else routes.production
         try:
-            parsed = parse_records(body, variant.predictor.signature, self.max_batch)
+            parsed = parse_records(
+                body, variant.predictor.signature, self.max_batch, self.passthrough
+            )
         except PayloadError as exc:
             line = exc.line()
             self._log_failure(body, variant, 422, line, started, path)
             error = dumps({"error": line, "detail": exc.detail()})
             return await respond(send, 422, error, self.extra_headers)
         if routes.sticky_key is not None:
-            variant = routes.pick(parsed.records[0])
+            variant = routes.pick(sticky_record(parsed))
         if variant.name == "canary" and self.vetoed(routes):
             variant = routes.production
         try:
@@ -224,11 +228,15 @@ class InferenceServer(ReadEndpoints):
         else:
             fields, logged = variant.shaper.batch(outputs)
             payload = {"request_ids": ids, **fields}
+        with_passthrough(payload, parsed)
         seconds = time.perf_counter() - started
         latency_ms = seconds * 1000.0
         model, version, name = self.model, variant.version, variant.name
         try:
-            self.logger.log_many(ids, model, version, name, parsed.records, logged, latency_ms)
+            self.logger.log_many(
+                ids, model, version, name, parsed.records, logged, latency_ms,
+                passthrough=parsed.passthrough,
+            )  # fmt: skip
         except LogRefused as exc:  # refused, not lost silently: the client can retry
             self.metrics.observe(path, name, version, 503, seconds, 0)
             error = dumps({"error": f"not logged, so not answered: {exc}"})

@@ -104,6 +104,9 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("error", "string"),  # one line, when it failed
         # issue 14 (nullable; older files lack them): segment feature -> group label
         ("segments", "map<string,string>"),
+        # Issue 14, nullable (files from before lack them): the JSON of the id column and
+        # [serving] passthrough fields the request carried (null when none).
+        ("passthrough", "string"),
     ),
     "drift": (  # one row per feature per check; feature "__prediction__" is prediction drift
         ("ts", "timestamp_us"),
