@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workbench.drift.binning import CHUNK_ROWS, Binner, _executor, _scratch
+from workbench.drift.binning import CHUNK_ROWS, Binner, _executor, _scratch, workers
 from workbench.drift.profile import (
     NUMERIC,
     OTHER,
@@ -235,18 +235,32 @@ class Counter:
         jobs: list[Callable[[], None]] = [partial(one, n) for n in self.features]
         if predictions is not None and self.prediction is not None:
             jobs.append(partial(_count_predictions, self.prediction, predictions))
-        if frame.height >= PARALLEL_MIN_ROWS and len(jobs) > 1:
-            for fut in [_executor().submit(j) for j in jobs]:
+        # Parallel when the batch holds enough values (rows x columns): a wide batch of few
+        # rows pays too. Features go in a few groups, not one task each: at 1,000 features
+        # a future per feature costs more than the binning of a short batch.
+        if frame.height * len(jobs) >= PARALLEL_MIN_ROWS and len(jobs) > 1:
+            groups = _groups(jobs, 4 * workers())
+            for fut in [_executor().submit(_run_all, g) for g in groups]:
                 fut.result()
         else:
-            for j in jobs:
-                j()
+            _run_all(jobs)
         self.rows += int(frame.height)
 
     def nbytes(self) -> int:
         """Bytes held in count arrays (constant in the number of rows)."""
         total = sum(s.nbytes() for s in self.states.values())
         return total + (self.prediction.nbytes() if self.prediction else 0)
+
+
+def _run_all(jobs: list[Callable[[], None]]) -> None:
+    for job in jobs:
+        job()
+
+
+def _groups(jobs: list[Callable[[], None]], k: int) -> list[list[Callable[[], None]]]:
+    """`jobs` in at most `k` interleaved groups (neighbouring features are often alike)."""
+    k = max(1, min(k, len(jobs)))
+    return [jobs[i::k] for i in range(k)]
 
 
 def _count_predictions(state: NumericCounts | CategoricalCounts, predictions: np.ndarray) -> None:
