@@ -220,7 +220,7 @@ def test_prediction_log_streamed_equals_all_rows(
         monkeypatch.setattr(checks, "LOG_BATCH_ROWS", batch_rows)
         counter = Counter(profile)
         with Db(tmp_path) as db:
-            for f, out in checks._prediction_batches(db, "m", 1, profile, None, None):
+            for f, out in checks.prediction_batches(db, "m", 1, profile, None, None):
                 assert f.height <= batch_rows
                 counter.update(f, predictions=out)
         from workbench.drift.evaluate import evaluate
@@ -233,8 +233,14 @@ def test_prediction_log_streamed_equals_all_rows(
     assert many.prediction is not None and reference.prediction is not None
     assert many.prediction.cur_hist == reference.prediction.cur_hist
     with Db(tmp_path) as db:  # the last N: N rows, in batches too
-        got = sum(f.height for f, _ in checks._prediction_batches(db, "m", 1, profile, None, 700))
-    assert got == 700
+        got = sum(f.height for f, _ in checks.prediction_batches(db, "m", 1, profile, None, 700))
+        assert got == 700
+        # All at once (for callers that need the rows): the same rows.
+        frame_all, out_all = checks._predictions(db, "m", 1, profile, None, None)
+        assert frame_all.height == out_all.size == 1500
+        assert_same(reference, check_frame(profile, frame_all, predictions=out_all))
+        none, no_out = checks._predictions(db, "m", 2, profile, None, None)
+        assert none.height == no_out.size == 0 and none.columns == FEATURES
 
 
 def test_parquet_missing_column_is_one_line(profile: ReferenceProfile, tmp_path: Path) -> None:

@@ -152,7 +152,7 @@ class CheckResult:
         }
 
 
-def _prediction_batches(
+def prediction_batches(
     db: Db, model: str, version: int, profile: ReferenceProfile, since: Any, last_n: int | None
 ) -> Iterator[tuple[Any, Any]]:
     """The window's logged records (polars frames, typed by the profile) and outputs, in
@@ -189,6 +189,29 @@ def _prediction_batches(
                 yield frame, outputs
     finally:
         cur.close()
+
+
+def _predictions(
+    db: Db, model: str, version: int, profile: ReferenceProfile, since: Any, last_n: int | None
+) -> tuple[Any, Any]:
+    """The window's records (one polars frame) and outputs, all at once: memory grows with
+    the rows. For callers that need the rows themselves; to count, stream
+    `prediction_batches` into a `Counter` instead."""
+    import numpy as np
+    import polars as pl
+
+    from workbench.drift import sources
+
+    frames, outputs = [], []
+    for frame, out in prediction_batches(db, model, version, profile, since, last_n):
+        frames.append(frame)
+        outputs.append(out)
+    if not frames:
+        empty = sources.json_frame(
+            pl.Series([], dtype=pl.Utf8).to_arrow(), sources.json_struct(profile)
+        )
+        return empty, np.zeros(0, dtype=np.float64)
+    return pl.concat(frames, how="vertical", rechunk=False), np.concatenate(outputs)
 
 
 def _check_file(
@@ -257,7 +280,7 @@ def check(
         since = None if last_n else utcnow() - parse_window(window)
         counter = Counter(profile)
         with DbClass.borrow(db, project.logs_root) as use:
-            batches = _prediction_batches(use, cfg.model_name, version, profile, since, last_n)
+            batches = prediction_batches(use, cfg.model_name, version, profile, since, last_n)
             for frame, outputs in batches:
                 counter.update(frame, predictions=outputs)
             metric = _metric(use, project, task, version, since, last_n)
