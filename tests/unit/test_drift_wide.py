@@ -250,3 +250,35 @@ def test_parquet_missing_column_is_one_line(profile: ReferenceProfile, tmp_path:
 
     with pytest.raises(DataError, match="lacks column"):
         check_parquet(profile, path)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_union_bins_equal_searchsorted_on_each_edge_set(seed: int) -> None:
+    """Values binned once, on the union of the decile, fine and histogram edges, give the
+    counts a `searchsorted` on each set gives: discrete values on the edges, values out of
+    the reference range, and a profile whose deciles are not among its fine edges."""
+    from workbench.drift.profile import FeatureProfile
+
+    rng = np.random.default_rng(seed)
+    ref = np.round(rng.normal(0, 2, 4000), seed)  # seed 0: integers, all on edges
+    fp = build_profile(pl.DataFrame({"v": ref}), ["v"], set()).features["v"]
+    odd = FeatureProfile(name="v", kind="numeric", n=10)
+    odd.decile_edges = [-0.33, 0.07, 1.5]
+    odd.fine_edges = [-1.0, 0.0, 0.5, 2.0]
+    odd.hist_edges = [-3.0, -1.25, 0.0, 1.25, 3.0]
+    odd.fine_centers = [-2.0, -0.5, 0.25, 1.0, 3.0]
+    cur = np.concatenate([np.round(rng.normal(0.3, 3, 5000), seed), [-1e9, 1e9, 0.0, 0.5]])
+    for prof in (fp, odd):
+        st = drift_counter.NumericCounts(prof)
+        st.update(cur, 0)
+
+        def direct(edges: list[float], size: int) -> np.ndarray:
+            idx = np.searchsorted(np.asarray(edges, dtype=np.float64), cur, side="right")
+            return np.bincount(idx, minlength=size)
+
+        assert np.array_equal(st.fine_counts, direct(prof.fine_edges, st.fine_counts.size))
+        assert np.array_equal(st.decile_counts, direct(prof.decile_edges, st.decile_counts.size))
+        assert np.array_equal(st.hist_counts, direct(prof.hist_edges[1:-1], st.hist_counts.size))
+        fine = np.searchsorted(np.asarray(prof.fine_edges), cur, side="right")
+        sums = np.bincount(fine, weights=cur, minlength=st.fine_sums.size)
+        assert np.allclose(st.fine_sums, sums, rtol=1e-12, atol=1e-6)

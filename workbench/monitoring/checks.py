@@ -240,8 +240,11 @@ def _check_file(
         return check_csv(
             profile, path, rules=feature_rules, min_rows=min_rows, on_progress=on_progress
         )
-    except DataError as exc:  # a CSV it cannot use is a usage error, as it always was
-        raise UsageError(f"--data {data}: {exc}".replace(f"{path}: ", "", 1)) from None
+    except DataError as exc:  # a CSV it cannot read is a usage error, as it always was
+        text = str(exc)
+        if not text.startswith(f"{path}: "):
+            raise
+        raise UsageError(f"--data {data}: {text[len(str(path)) + 2 :]}") from None
 
 
 def check(
