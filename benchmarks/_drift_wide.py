@@ -133,8 +133,9 @@ def child(profile_path: str, data: str) -> None:
     report = check_parquet(profile, data)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     flagged = sorted(f.feature for f in report.features if f.status == "alert")
+    warned = sorted(f.feature for f in report.features if f.status == "warn")
     out = {"seconds": seconds, "cpu": cpu, "rows": report.n_rows, "alerts": report.alerts}
-    out.update(before_kb=before, peak_kb=peak_kb(), flagged=flagged)
+    out.update(before_kb=before, peak_kb=peak_kb(), flagged=flagged, warned=warned)
     print(json.dumps(out))
 
 
@@ -155,8 +156,8 @@ def run_child(profile_path: Path, data: Path) -> dict[str, Any]:
 
 def json_costs(rows: int, n_features: int, folder: Path, profile_path: Path) -> dict[str, float]:
     """Seconds per million rows to decode the prediction log's `features` JSON at this width
-    into typed columns: polars `str.json_decode` (what the check uses), DuckDB
-    `json_transform` from the Parquet file, pyarrow's JSON reader; and reading the column."""
+    into typed columns: polars `str.json_decode`, DuckDB `json_transform`
+    from the Parquet file (what the check uses), pyarrow's JSON reader; and reading the column."""
     import duckdb
     import polars as pl
     import pyarrow.compute as pc

@@ -177,7 +177,8 @@ def wide_data(args: argparse.Namespace, tmp: Path) -> Path:
     numeric, categorical = wide.names(nf)
     moved = set(wide.drifted(numeric, categorical))
     caught = len(moved & set(b["flagged"]))
-    false = len(set(b["flagged"]) - moved)
+    warned = len(moved & set(b["warned"]))
+    false = len((set(b["flagged"]) | set(b["warned"])) - moved)
     secs = b["seconds"]
     print(
         f"drift: {b['rows']:,} rows x {nf:,} features in {secs:.0f} s (goal {WIDE_GOAL_S:g} s: "
@@ -185,9 +186,9 @@ def wide_data(args: argparse.Namespace, tmp: Path) -> Path:
         f"{b['rows'] / 1e6:g}M rows vs {a['peak_kb'] / 1024**2:.1f} GB at {a['rows'] / 1e3:g}k"
     )
     print(
-        f"  {a['seconds']:.1f} s for {a['rows']:,} rows; alerts: {caught} of the "
-        f"{len(moved)} drifted features, {false} others; after imports and profile "
-        f"{b['before_kb'] / 1024:.0f} MB"
+        f"  {a['seconds']:.1f} s for {a['rows']:,} rows; CPU {b['cpu']:.0f} s at 1M rows; "
+        f"of the {len(moved)} drifted features {caught} alert, {warned} warn; "
+        f"{false} others flagged; after imports and profile {b['before_kb'] / 1024:.0f} MB"
     )
     return profile_path
 
@@ -198,7 +199,7 @@ def log_json(args: argparse.Namespace, tmp: Path, profile_path: Path) -> None:
     print(
         f"prediction log JSON at {args.features:,} features ({c['mb_per_row'] * 1e3:.0f} kB a "
         f"row), seconds per million rows: read the column {c['read']:.0f}, decode: polars "
-        f"json_decode {c['polars']:.0f} (used), DuckDB json_transform {c['duckdb']:.0f}, "
+        f"json_decode {c['polars']:.0f}, DuckDB json_transform {c['duckdb']:.0f} (used), "
         f"pyarrow JSON {c['pyarrow']:.0f} (measured on {args.json_rows:,} rows)"
     )
 

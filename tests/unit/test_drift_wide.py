@@ -221,7 +221,7 @@ def test_prediction_log_streamed_equals_all_rows(
         counter = Counter(profile)
         with Db(tmp_path) as db:
             for f, out in checks.prediction_batches(db, "m", 1, profile, None, None):
-                assert f.height <= batch_rows
+                assert f.num_rows <= batch_rows
                 counter.update(f, predictions=out)
         from workbench.drift.evaluate import evaluate
 
@@ -233,7 +233,7 @@ def test_prediction_log_streamed_equals_all_rows(
     assert many.prediction is not None and reference.prediction is not None
     assert many.prediction.cur_hist == reference.prediction.cur_hist
     with Db(tmp_path) as db:  # the last N: N rows, in batches too
-        got = sum(f.height for f, _ in checks.prediction_batches(db, "m", 1, profile, None, 700))
+        got = sum(f.num_rows for f, _ in checks.prediction_batches(db, "m", 1, profile, None, 700))
         assert got == 700
         # All at once (for callers that need the rows): the same rows.
         frame_all, out_all = checks._predictions(db, "m", 1, profile, None, None)
