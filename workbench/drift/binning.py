@@ -14,13 +14,17 @@ _EXECUTOR: ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
 
+def workers() -> int:
+    """Threads of the shared pool: the CPUs, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
 def _executor() -> ThreadPoolExecutor:
     """One shared pool: numpy's sorting, searchsorted and bincount release the GIL."""
     global _EXECUTOR
     with _EXECUTOR_LOCK:
         if _EXECUTOR is None:
-            workers = max(1, min(8, os.cpu_count() or 1))
-            _EXECUTOR = ThreadPoolExecutor(workers, thread_name_prefix="drift")
+            _EXECUTOR = ThreadPoolExecutor(workers(), thread_name_prefix="drift")
         return _EXECUTOR
 
 

@@ -34,16 +34,16 @@ Missing and non-finite values are excluded from the bins and reported per featur
 
 from __future__ import annotations
 
-import glob
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workbench.drift import sources
 from workbench.drift import stats as drift_stats
 from workbench.drift.counter import CategoricalCounts, Counter, NumericCounts
 from workbench.drift.profile import (
@@ -54,7 +54,7 @@ from workbench.drift.profile import (
     FeatureProfile,
     ReferenceProfile,
 )
-from workbench.errors import DataError, UsageError
+from workbench.errors import UsageError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -394,17 +394,42 @@ def check_frame(
     return report
 
 
-def _parquet_files(path: Path | str) -> list[Path]:
-    p = Path(path)
-    if p.is_dir():
-        files = sorted(p.rglob("*.parquet"))
-    elif p.exists():
-        files = [p]
-    else:
-        files = [Path(f) for f in sorted(glob.glob(str(path), recursive=True))]
-    if not files:
-        raise DataError(f"{path}: no Parquet files there")
-    return files
+def check_batches(
+    profile: ReferenceProfile,
+    batches: Iterable[Any],
+    rules: dict[str, FeatureRule] | None = None,
+    features: list[str] | None = None,
+    prediction_column: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    total: int = 0,
+    **kw: Any,
+) -> DriftReport:
+    """Check batches (polars frames or Arrow batches) as they come; memory is one batch plus
+    the counts. `on_progress(rows_done, total)` after each (`total` 0: unknown, and
+    reported as the rows done)."""
+    t0 = time.perf_counter()
+    _check_rules(profile, rules)
+    counter = Counter(profile, features)
+    done = 0
+    for batch in batches:
+        preds = _column(batch, prediction_column) if prediction_column else None
+        counter.update(batch, preds)
+        done += len(batch)
+        if on_progress is not None:
+            on_progress(done, total or done)
+    report = evaluate(profile, counter, rules, **kw)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _column(batch: Any, name: str) -> np.ndarray:
+    """A column of a polars frame or an Arrow batch as numpy."""
+    import pyarrow as pa
+
+    col = batch[name]
+    if isinstance(col, pa.Array | pa.ChunkedArray):
+        return np.asarray(col.to_numpy(zero_copy_only=False))
+    return np.asarray(col.to_numpy())
 
 
 def check_parquet(
@@ -419,46 +444,33 @@ def check_parquet(
 ) -> DriftReport:
     """Check a Parquet file (or a folder or glob of them), streamed in batches.
 
-    Memory is bounded by `batch_rows` (plus one row group being decoded), not by the file.
-    `columns` restricts the check to those profile features (default: all). The model's
+    Memory is bounded by the batch (`batch_rows`, fewer rows on wide data: see
+    `drift.sources`) plus one row group being decoded, not by the file. `columns`
+    restricts the check to those profile features (default: all). The model's
     predictions, when the data holds them, come from `prediction_column`.
     `on_progress(rows_done, rows_total)` is called after each batch.
     """
-    import pyarrow.parquet as pq
-
-    t0 = time.perf_counter()
     _check_rules(profile, rules)
     features = list(profile.features) if columns is None else list(columns)
-    counter = Counter(profile, features)
-    files = _parquet_files(path)
-    try:
-        # pre_buffer=False: with pre-buffering pyarrow keeps every row group it read in memory.
-        handles = [pq.ParquetFile(f, pre_buffer=False) for f in files]
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read Parquet ({e})") from None
-    total = sum(h.metadata.num_rows for h in handles)
     read = list(features)
     if prediction_column and prediction_column not in read:
         read.append(prediction_column)
-    done = 0
-    for f, h in zip(files, handles, strict=True):
-        names = set(h.schema_arrow.names)
-        lacking = [c for c in read if c not in names]
-        if lacking:
-            raise DataError(f"{f}: lacks column(s) {', '.join(lacking)}")
-        try:
-            for batch in h.iter_batches(batch_size=batch_rows, columns=read, use_threads=True):
-                preds = None
-                if prediction_column:
-                    preds = batch.column(prediction_column).to_numpy(zero_copy_only=False)
-                counter.update(batch, preds)
-                done += batch.num_rows
-                if on_progress is not None:
-                    on_progress(done, total)
-        except OSError as e:
-            raise DataError(f"{f}: cannot read Parquet ({e})") from None
-        finally:
-            h.close()
-    report = evaluate(profile, counter, rules, **kw)
-    report.seconds = time.perf_counter() - t0
-    return report
+    batches = sources.ParquetBatches(path, read, batch_rows)
+    return check_batches(
+        profile, batches, rules, features, prediction_column, on_progress, batches.total, **kw
+    )
+
+
+def check_csv(
+    profile: ReferenceProfile,
+    path: Path | str,
+    rules: dict[str, FeatureRule] | None = None,
+    batch_rows: int = 500_000,
+    on_progress: Callable[[int, int], None] | None = None,
+    columns: list[str] | None = None,
+    **kw: Any,
+) -> DriftReport:
+    """Check a CSV file streamed in batches (polars infers the types from 10,000 rows)."""
+    features = list(profile.features) if columns is None else list(columns)
+    batches = sources.csv_batches(Path(path), features, batch_rows)
+    return check_batches(profile, batches, rules, features, None, on_progress, 0, **kw)

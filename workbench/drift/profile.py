@@ -253,6 +253,8 @@ def _arrow_value_counts(col: Any) -> tuple[list[str], np.ndarray, int]:
 
     nulls = int(col.null_count)
     t = pa.types
+    if t.is_dictionary(col.type) and _is_text(col.type.value_type):
+        return _dictionary_counts(col)
     if t.is_dictionary(col.type) or t.is_string_view(col.type) or t.is_boolean(col.type):
         col = col.cast(pa.string())
     if not (t.is_string(col.type) or t.is_large_string(col.type)):
@@ -281,6 +283,35 @@ def _arrow_value_counts(col: Any) -> tuple[list[str], np.ndarray, int]:
         names = [v for v, k in zip(names, keep, strict=True) if k]
         counts = counts[keep]
     return names, counts, nulls
+
+
+def _is_text(dtype: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
+
+
+def _dictionary_counts(col: Any) -> tuple[list[str], np.ndarray, int]:
+    """`_arrow_value_counts` of a dictionary-encoded text column (Parquet's own encoding of
+    strings, read with `read_dictionary`): a `bincount` of the indices per chunk, the
+    strings never materialised per row."""
+    import pyarrow as pa
+
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    totals: dict[str, int] = {}
+    for chunk in chunks:
+        words = chunk.dictionary
+        idx = chunk.indices
+        if idx.null_count:
+            idx = idx.drop_null()
+        codes = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.intp)
+        counts = np.bincount(codes, minlength=len(words))
+        names = words.to_pylist()
+        for i in np.flatnonzero(counts):
+            name = names[i]
+            if name is not None:
+                totals[name] = totals.get(name, 0) + int(counts[i])
+    return list(totals), np.fromiter(totals.values(), np.int64, len(totals)), int(col.null_count)
 
 
 class _Batch:
