@@ -16,15 +16,6 @@ if TYPE_CHECKING:
     from workbench.registry.approvals import Request
 
 
-def age(created: datetime, now: datetime) -> str:
-    seconds = max(0, int((now - created).total_seconds()))
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
-
-
 class ApprovalsPanel(Vertical):
     """A small table of pending requests, with a border title saying the keys."""
 
@@ -75,7 +66,7 @@ class ApprovalsPanel(Vertical):
                 r.id,
                 Text(f"{r.alias} v{r.from_version or '-'}→v{r.version}"),
                 Text(r.requester),
-                age(r.created, now),
+                r.age(now),
                 Text(f"{len(r.approvals)}/{r.required}{who}"),
                 Text(r.reason),
                 key=r.id,

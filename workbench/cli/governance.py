@@ -4,22 +4,12 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
 
 import click
 
 from workbench.cli.common import Commands, load_project, print_json
 
 commands = Commands()
-
-
-def _age(created: datetime, now: datetime) -> str:
-    seconds = max(0, int((now - created).total_seconds()))
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
 
 
 @commands.command(
@@ -50,7 +40,7 @@ def approvals(all_states: bool, as_json: bool) -> int:
             r.id,
             f"{r.alias} v{r.from_version or '-'}→v{r.version}",
             r.requester,
-            _age(r.created, now),
+            r.age(now),
             f"{len(r.approvals)}/{r.required}"
             + (f" {','.join(r.approvers)}" if r.approvals else ""),
             r.state,

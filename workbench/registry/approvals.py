@@ -59,6 +59,15 @@ class Request:
     def approvers(self) -> list[str]:
         return [a["user"] for a in self.approvals]
 
+    def age(self, now: datetime) -> str:
+        """How long ago it was asked: `12m`, `3h`, `2d`."""
+        seconds = max(0, int((now - self.created).total_seconds()))
+        if seconds < 3600:
+            return f"{seconds // 60}m"
+        if seconds < 86400:
+            return f"{seconds // 3600}h"
+        return f"{seconds // 86400}d"
+
     def needs(self) -> str:
         """What it still needs, in a few words."""
         if self.state != "pending":

@@ -158,16 +158,19 @@ def specs_for(project: Project, train: Any) -> dict[str, SegmentSpec]:
     return out
 
 
-def write(project: Project, parts: Any, task: ModelTask, output: Any, model_dir: Path) -> None:
+def write(
+    project: Project, parts: Any, task: ModelTask, output: Any, model_dir: Path, scored: Any
+) -> None:
     """The training job's one call: `fairness.json` in `model_dir` (nothing without
-    `[monitoring] segments`): the segment specs, and on the holdout the per-group metrics
-    and the fairness measures of the sensitive features."""
+    `[monitoring] segments`): the segment specs, and on the scored rows (the holdout; a sweep
+    trial's validation split), whose predictions are `output`, the per-group metrics and the
+    fairness measures of the sensitive features."""
     mon = project.config.monitoring
     if not mon.segments:
         return
     try:
         specs = specs_for(project, parts.train)
-        payload = holdout(project, parts.holdout, task, output, specs)
+        payload = holdout(project, scored, task, output, specs)
     except Exception as exc:  # monitoring's extra must not fail the training
         import sys
 

@@ -251,9 +251,12 @@ def log_model(
     snapshot: str,
     run: Any,
     task: ModelTask,
+    scored: Any = None,
 ) -> str:
     """The model (with its signature and input example), the drift reference profile beside
-    it, and feature importance, logged to the active run; returns the model's URI."""
+    it, and feature importance, logged to the active run; returns the model's URI. `output`
+    is the model's on `scored`, the rows of `holdout_x` (default: the holdout; a sweep's
+    trial scores the validation split)."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -269,9 +272,10 @@ def log_model(
         model_dir = Path(tmp) / "model"
         model.save_mlflow_model(model_dir, signature, example)
         profile.save(model_dir / "drift_profile.json")
-        calibration.write(model_dir, task, parts.holdout[task.target], output, snapshot)
+        rows = parts.holdout if scored is None else scored
+        calibration.write(model_dir, task, rows[task.target], output, snapshot)
         task.save(model_dir)
-        fairness.write(project, parts, task, output, model_dir)  # [monitoring] segments
+        fairness.write(project, parts, task, output, model_dir, rows)  # [monitoring] segments
         mlflow.log_artifacts(str(model_dir), artifact_path="model")
     if model.feature_importance:
         mlflow.log_dict(model.feature_importance, "feature_importance.json")

@@ -249,7 +249,15 @@ def _trial(
         if state.beats(value):
             snap = data.snapshot
             model_uri = job.log_model(
-                project, model, data.parts, valid_x, output, snap, run, data.task
+                project,
+                model,
+                data.parts,
+                valid_x,
+                output,
+                snap,
+                run,
+                data.task,
+                scored=data.parts.valid,
             )
     except Stopped:
         mlflow.end_run("KILLED")
