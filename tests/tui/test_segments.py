@@ -326,7 +326,7 @@ async def test_a_real_report_on_the_trained_project(trained_project: Project) ->
     labels = frame[project.config.data.target].to_list()
     logger = PredictionLogger(project.logs)
     try:
-        logger.use_segments(project, 1, model_dir_for(project, 1))
+        logger.use_version(project, 1, model_dir_for(project, 1))
         ids = logger.new_ids(len(records))
         outputs = [0.02 + (i % 7) / 100 + 0.5 * y for i, y in enumerate(labels)]
         logger.log_many(ids, project.config.model_name, 1, "production", records, outputs, 3.0)

@@ -9,12 +9,14 @@ features) batches get fewer rows: memory is O(batch x features), never O(rows).
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench.drift.profile import CATEGORICAL, ReferenceProfile
 from workbench.errors import DataError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import polars as pl
@@ -134,3 +136,49 @@ def json_frame(texts: pa.Array | pa.ChunkedArray, dtype: pl.Struct) -> pl.DataFr
     series = pl.from_arrow(texts) if len(texts) else pl.Series([], dtype=pl.Utf8)
     assert isinstance(series, pl.Series)
     return pl.DataFrame({"f": series}).select(pl.col("f").str.json_decode(dtype)).unnest("f")
+
+
+def prefetched(batches: Iterable[T]) -> Iterator[T]:
+    """`batches`, each read by a background thread while the caller works on the one before
+    (at most one waits): DuckDB decodes Parquet outside the GIL while numpy bins the last
+    batch, so reading costs little more than the slower of the two. Closing the generator
+    early stops the thread."""
+    import queue
+    import threading
+
+    box: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            put(exc)
+            return
+        put(done)
+
+    thread = threading.Thread(target=run, name="batch-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

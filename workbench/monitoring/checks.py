@@ -159,16 +159,16 @@ def prediction_batches(
     and outputs, streamed from DuckDB (`to_arrow_reader`): memory is one batch of JSON text
     and its decoded columns, whatever the window holds.
 
-    DuckDB decodes the JSON (`json_transform` to the profile's types, in its own threads):
-    at 1,000 features it was 5x faster than polars' `str.json_decode` and 2x faster than
-    pyarrow's JSON reader (benchmarks/drift.py). A categorical feature logged as a number
-    reads as its JSON text ("1", "1.0"), as polars casts training data to text."""
+    Rows logged with their typed lists (drift/log_layout.py) are cut out of those; the others
+    (older files, a writer that had no profile) are decoded from the JSON: DuckDB's
+    `json_transform` to the profile's types, in its own threads, which at 1,000 features was
+    5x faster than polars' `str.json_decode` and 2x faster than pyarrow's JSON reader, and
+    still 10x slower than the lists (benchmarks/drift.py). A categorical feature logged as a
+    number reads as its JSON text ("1", "1.0"), as polars casts training data to text."""
     import json
 
-    import numpy as np
-    import pyarrow as pa
-
     from workbench.drift import sources
+    from workbench.drift.log_layout import Layout
 
     spec = json.dumps(
         {
@@ -176,18 +176,65 @@ def prediction_batches(
             for n, fp in profile.features.items()
         }
     ).replace("'", "''")
-    sql = (
-        f"SELECT json_transform(features, '{spec}') AS f, output FROM predictions "
-        "WHERE model = ? AND version = ? AND status = 200 AND output IS NOT NULL"
-    )
+    where = "model = ? AND version = ? AND status = 200 AND output IS NOT NULL"
     params: list[Any] = [model, version]
     if since is not None:
-        sql += " AND ts >= ?"
+        where += " AND ts >= ?"
         params.append(since)
+    src = f"(SELECT * FROM predictions WHERE {where}"
     if last_n:  # the order matters only to pick the last N
-        sql += f" ORDER BY ts DESC LIMIT {int(last_n)}"
+        src += f" ORDER BY ts DESC LIMIT {int(last_n)}"
+    src += ")"
     rows = sources.batch_rows_for(len(profile.features), LOG_BATCH_ROWS)
     names = list(profile.features)
+    layout = Layout.of(profile)
+    queries = [f"SELECT json_transform(features, '{spec}') AS f, output FROM {src}"]
+    if has_columns(db, "predictions", ("numeric", "categorical", "laid_out")):
+        # `laid_out` is true or null: both filters reach the Parquet scan, whose statistics
+        # skip a row group none of whose rows qualify (the JSON is not even read)
+        queries = [
+            f"SELECT numeric, categorical, output FROM {src} WHERE laid_out",
+            f"{queries[0]} WHERE laid_out IS NULL",
+        ]
+    for i, sql in enumerate(queries):
+        decode = _typed_batch(layout, names) if len(queries) == 2 and i == 0 else _json_batch(names)
+        yield from _stream(db, sql, params, rows, decode)
+
+
+def has_columns(db: Db, view: str, columns: tuple[str, ...]) -> bool:
+    """Whether `view` has these columns now (a log whose files all predate them has not)."""
+    cur = db.retrying(lambda: db.cursor())
+    try:
+        have = {d[0] for d in cur.execute(f"SELECT * FROM {view} LIMIT 0").description or ()}
+    finally:
+        cur.close()
+    return all(c in have for c in columns)
+
+
+def _typed_batch(layout: Any, names: list[str]) -> Any:
+    def decode(batch: Any) -> tuple[Any, Any]:
+        return layout.decode(batch.column(0), batch.column(1), names), batch.column(2)
+
+    return decode
+
+
+def _json_batch(names: list[str]) -> Any:
+    import pyarrow as pa
+
+    def decode(batch: Any) -> tuple[Any, Any]:
+        # A null record (no features) is null in every field: flatten() says so.
+        columns = batch.column(0).flatten() if names else []
+        return pa.RecordBatch.from_arrays(columns, names=names), batch.column(1)
+
+    return decode
+
+
+def _stream(
+    db: Db, sql: str, params: list[Any], rows: int, decode: Any
+) -> Iterator[tuple[Any, Any]]:
+    import numpy as np
+
+    from workbench.drift.sources import prefetched
 
     def start() -> tuple[Any, Any]:
         cur = db.cursor()
@@ -195,14 +242,10 @@ def prediction_batches(
 
     cur, reader = db.retrying(start)
     try:
-        for batch in reader:
+        for batch in prefetched(reader):
             if batch.num_rows:
-                struct = batch.column(0)
-                # A null record (no features) is null in every field: flatten() says so.
-                columns = struct.flatten() if names else []
-                frame = pa.RecordBatch.from_arrays(columns, names=names)
-                outputs = np.asarray(batch.column(1).to_numpy(zero_copy_only=False))
-                yield frame, outputs
+                frame, outputs = decode(batch)
+                yield frame, np.asarray(outputs.to_numpy(zero_copy_only=False))
     finally:
         cur.close()
 
@@ -222,6 +265,7 @@ def _predictions(
     for batch, out in prediction_batches(db, model, version, profile, since, last_n):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
+        frame = frame.with_columns(pl.col(pl.Categorical).cast(pl.Utf8))  # typed rows' codes
         frames.append(frame)
         outputs.append(out)
     if not frames:

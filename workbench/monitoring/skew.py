@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.drift.log_layout import CATEGORICAL, LAID_OUT, NUMERIC, Layout
 from workbench.errors import DataError, UsageError
 from workbench.project import Project
 from workbench.store.parquet_log import utcnow
@@ -32,9 +33,12 @@ from workbench.store.parquet_log import utcnow
 if TYPE_CHECKING:
     import polars as pl
 
+    from workbench.drift.counter import Counter
+    from workbench.drift.profile import ReferenceProfile
     from workbench.store.db import Db
 
 EXAMPLES = 3
+GROUP = 64  # features per skew statement
 OFFLINE = "_skew_offline"
 
 
@@ -75,32 +79,44 @@ def distribution(
 ) -> dict[str, Any]:
     """The served features of `window` (default `[monitoring] window`) against the training
     profile of `version` (default: production's): per feature its measure, value, alert."""
-    import numpy as np
-
-    from workbench.drift.counter import Counter, NumericCounts
-    from workbench.drift.profile import OTHER
-    from workbench.drift.stats import js_distance
-    from workbench.monitoring.checks import _predictions, load_profile
+    from workbench.drift.counter import Counter
+    from workbench.monitoring.checks import load_profile, prediction_batches
     from workbench.store.db import Db as DbClass
 
     cfg = project.config
     version = _version(project, version)
     text, since = _window(project, window)
     profile = load_profile(project, version)
-    with DbClass.borrow(db, project.logs_root) as use:
-        frame, _ = _predictions(use, cfg.model_name, version, profile, since, None)
     counter = Counter(profile)
-    if frame.height:
-        counter.update(frame)
-    enough = frame.height >= cfg.drift.min_rows
+    seen = 0
+    with DbClass.borrow(db, project.logs_root) as use:  # streamed: memory is one batch
+        for batch, _ in prediction_batches(use, cfg.model_name, version, profile, since, None):
+            counter.update(batch)
+            seen += batch.num_rows
+    enough = seen >= cfg.drift.min_rows
+    rows = measures(profile, counter, enough, cfg.monitoring.skew_js, cfg.monitoring.skew_linf)
+    return {"version": version, "window": text, "rows": seen, "features": rows}
+
+
+def measures(
+    profile: ReferenceProfile, counter: Counter, enough: bool, skew_js: float, skew_linf: float
+) -> list[dict[str, Any]]:
+    """Per feature of `counter` (the served rows, counted on `profile`'s bins): its measure
+    (js | linf), value (None without `enough` rows), threshold and alert."""
+    import numpy as np
+
+    from workbench.drift.counter import NumericCounts
+    from workbench.drift.profile import OTHER
+    from workbench.drift.stats import js_distance
+
     rows: list[dict[str, Any]] = []
     for name, state in counter.states.items():
         fp = profile.features[name]
         if isinstance(state, NumericCounts):
-            measure, threshold = "js", cfg.monitoring.skew_js
+            measure, threshold = "js", skew_js
             value = js_distance(fp.decile_counts, state.decile_counts) ** 2 if enough else None
         else:
-            measure, threshold = "linf", cfg.monitoring.skew_linf
+            measure, threshold = "linf", skew_linf
             ref_of = dict(zip(fp.categories, fp.category_counts, strict=False))
             ref = np.array([ref_of.get(c, 0) for c in state.listed] + [ref_of.get(OTHER, 0)])
             cur = state.counts
@@ -121,7 +137,7 @@ def distribution(
                 "n_cur": state.valid,
             }
         )
-    return {"version": version, "window": text, "rows": frame.height, "features": rows}
+    return rows
 
 
 # -- feature skew ----------------------------------------------------------------------------
@@ -155,20 +171,30 @@ def _path(name: str) -> str:
     return _literal("$." + '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"')
 
 
-def _plan(frame: pl.DataFrame, features: list[str]) -> list[tuple[str, str, str, str]]:
-    """Per feature compared: (name, kind, served SQL, offline SQL)."""
+def _plan(
+    frame: pl.DataFrame, features: list[str], layout: Layout | None
+) -> list[tuple[str, str, str, str]]:
+    """Per feature compared: (name, kind, served SQL, offline SQL). A served value comes from
+    the row's typed lists (`_n`, `_c`: null unless the row holds `layout`) when the feature is
+    laid out with the same kind, else from its JSON (`_v`, parsed once for every feature)."""
     import polars as pl
 
     plan = []
     for i, name in enumerate(features):
         dtype = frame.schema[name]
-        served = f"s._v[{i + 1}]"  # the record's JSON is parsed once for every feature
+        text = f"s._v[{i + 1}]"
+        at = layout.where(name) if layout is not None else None
         if dtype.is_numeric() and dtype != pl.Boolean:
-            served = f"TRY_CAST({served} AS DOUBLE)"
+            served = f"TRY_CAST({text} AS DOUBLE)"
+            if at is not None and at[0] == NUMERIC:
+                served = f"COALESCE(s._n[{at[1]}], {served})"
             offline = f"CAST(o.{_ident(name)} AS DOUBLE)"
             offline = f"CASE WHEN isnan({offline}) THEN NULL ELSE {offline} END"
             plan.append((name, "numeric", served, offline))
         else:
+            served = text
+            if at is not None and at[0] == CATEGORICAL:
+                served = f"COALESCE(s._c[{at[1]}], {served})"
             if dtype == pl.Boolean:
                 offline = f"lower(CAST(o.{_ident(name)} AS VARCHAR))"
             else:
@@ -211,11 +237,25 @@ def _served_time(ts: str | None) -> str:
 
 
 def _statement(
-    key: str, plan: list[tuple[str, str, str, str]], asof: str | None, tolerance: float
+    key: str,
+    plan: list[tuple[str, str, str, str]],
+    asof: str | None,
+    tolerance: float,
+    typed: str | None = None,
 ) -> str:
     """One statement: the window's served rows carrying `key`, joined with the offline rows
-    (ASOF on `asof`, the timestamp column, when given), and per feature the mismatches."""
+    (ASOF on `asof`, the timestamp column, when given), and per feature the mismatches.
+    `typed`: SQL true for a row whose typed lists to use (its JSON is then not parsed)."""
     kpath = _path(key)
+    values = f"json_extract_string(features, [{', '.join(_path(name) for name, *_ in plan)}])"
+    if typed:
+        values = (
+            f"CASE WHEN NOT {typed} THEN {values} END AS _v, "
+            f"CASE WHEN {typed} THEN numeric END AS _n, "
+            f"CASE WHEN {typed} THEN categorical END AS _c"
+        )
+    else:
+        values += " AS _v"
     okey = f"CAST(o0.{_ident(key)} AS VARCHAR)"
     where = f"FROM {OFFLINE} o0 WHERE o0.{_ident(key)} IS NOT NULL"
     if asof:
@@ -246,8 +286,7 @@ def _statement(
     )
     return (
         f"WITH s AS (SELECT json_extract_string(passthrough, {kpath}) AS _key, "
-        f"json_extract_string(features, [{', '.join(_path(name) for name, *_ in plan)}]) AS _v, "
-        f"{_served_time(asof)} AS _t FROM predictions "
+        f"{values}, {_served_time(asof)} AS _t FROM predictions "
         f"WHERE model = ? AND status = 200 AND ts >= ? AND passthrough IS NOT NULL "
         f"AND json_extract_string(passthrough, {kpath}) IS NOT NULL), "
         f"o AS ({offline}), "
@@ -256,6 +295,56 @@ def _statement(
         f"{', '.join(checks)} FROM j) "
         f"SELECT (SELECT count(*) FROM s) AS served, count(*) AS joined, {counts} FROM m"
     )
+
+
+def join(
+    db: Db,
+    frame: pl.DataFrame,
+    key: str,
+    features: list[str],
+    model: str,
+    since: Any,
+    asof: str | None,
+    tolerance: float,
+    layout: Layout | None = None,
+    typed: str | None = None,
+) -> tuple[list[tuple[str, str, str, str]], tuple[Any, ...]]:
+    """The plan and the one row of the skew statement: the served rows of `model` since
+    `since` joined on `key` with the offline `frame` (`asof`: its time column): served,
+    joined, then per feature its mismatches and examples. Run `GROUP` features at a time:
+    one statement over 1,000 features held 3,000 columns of every joined row at once."""
+    plan = _plan(frame, features, layout)
+    merged: list[Any] = []
+    cur = db.cursor()
+    try:
+        for start in range(0, len(plan), GROUP):
+            part = plan[start : start + GROUP]
+            names = [name for name, *_ in part]
+            keep = list(dict.fromkeys([key, *([asof] if asof else []), *names]))
+            sql = _statement(key, part, asof, tolerance, typed)
+            cur.register(OFFLINE, frame.select(keep).to_arrow())
+            (row,) = cur.execute(sql, [model, since]).fetchall()  # an aggregate: one row
+            cur.unregister(OFFLINE)
+            merged = list(row) if not merged else merged + list(row[2:])
+    finally:
+        cur.close()
+    return plan, tuple(merged)
+
+
+def _typed(project: Project, version: int | None, db: Db) -> tuple[Layout | None, str | None]:
+    """The layout of the served version's typed lists and the SQL that picks its rows; (None,
+    None) when the log has no such columns or the version has no profile (JSON only)."""
+    from workbench.errors import WorkbenchError
+    from workbench.monitoring.checks import has_columns, load_profile
+
+    if not has_columns(db, "predictions", (NUMERIC, CATEGORICAL, LAID_OUT)):
+        return None, None
+    try:
+        version = _version(project, version)
+        layout = Layout.of(load_profile(project, version))
+    except WorkbenchError:
+        return None, None
+    return layout, f"coalesce(version = {int(version)} AND {layout.typed()}, false)"
 
 
 def feature_skew(
@@ -284,14 +373,10 @@ def feature_skew(
     timed = _time_column(project, frame)
     asof = cfg.data.timestamp if timed is not None else None
     frame = timed if timed is not None else frame
-    keep = list(dict.fromkeys([key, *([asof] if asof else []), *features]))
-    plan = _plan(frame, features)
-    sql = _statement(key, plan, asof, tolerance)
     with DbClass.borrow(db, project.logs_root) as use:
-        cur = use.cursor()
-        cur.register(OFFLINE, frame.select(keep).to_arrow())
-        row = cur.execute(sql, [cfg.model_name, since]).fetchone()
-        assert row is not None  # an aggregate always answers one row
+        layout, typed = _typed(project, version, use)
+        plan, row = join(use, frame, key, features, cfg.model_name, since, asof, tolerance,
+                         layout, typed)  # fmt: skip
         try:
             dist: dict[str, Any] | None = distribution(project, version, text, use)
         except WorkbenchError as exc:  # no production version, no profile: said, not fatal

@@ -107,6 +107,8 @@ class PredictionLogger:
         self.stopped: str | None = None  # why the writer thread stopped, if it did
         #: version -> its Segmenter (training.fairness): the `segments` column's labels
         self.segmenters: dict[int, Any] = {}
+        #: version -> its Layout (drift.log_layout): the `numeric`/`categorical` columns
+        self.layouts: dict[int, Any] = {}
         self._ids = itertools.count()
         self._id_prefix = uuid.uuid4().hex[:12]
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -258,20 +260,49 @@ class PredictionLogger:
             texts[pos] = text
         cols["segments"] = self._segments(entries)
         cols["passthrough"] = _passthrough_column(entries)
+        cols["numeric"], cols["categorical"], cols["laid_out"] = self._typed(entries, len(texts))
         return pa.table(cols, schema=SCHEMAS["predictions"])
 
-    def use_segments(self, project: Any, version: int, model_dir: Path) -> None:
-        """Label `version`'s predictions with their segments (`[monitoring] segments`, the
-        edges of its fairness.json); one whose segments cannot be worked out logs null."""
+    def use_version(self, project: Any, version: int, model_dir: Path) -> None:
+        """Log `version`'s predictions with their segments (`[monitoring] segments`, the
+        edges of its fairness.json) and their typed features (the layout of its reference
+        profile); what cannot be worked out logs null."""
+        from workbench.drift.log_layout import Layout
         from workbench.training.fairness import segmenter_for
 
         try:
             segmenter = segmenter_for(project, model_dir)
         except Exception as exc:  # never a reason not to serve
             self._say(f"prediction log: segments of v{version} not logged: {one_line(exc)}")
-            return
-        if segmenter is not None:
-            self.segmenters[version] = segmenter
+        else:
+            if segmenter is not None:
+                self.segmenters[version] = segmenter
+        try:
+            layout = Layout.load(model_dir)
+        except Exception as exc:
+            self._say(f"prediction log: typed features of v{version} not logged: {one_line(exc)}")
+        else:
+            if layout is not None:
+                self.layouts[version] = layout
+
+    def _typed(self, entries: list[Entry], total: int) -> tuple[Any, Any, Any]:
+        """The `numeric`, `categorical` and `laid_out` columns: each answered record of a
+        version with a layout, typed in that layout; null for the others."""
+        from workbench.drift.log_layout import columns
+
+        groups: dict[int, tuple[list[int], list[Mapping[str, Any]]]] = {}
+        pos = 0
+        for entry in entries:
+            feats = entry[5]
+            if entry[8] == 200 and entry[3] in self.layouts:
+                where, records = groups.setdefault(entry[3], ([], []))
+                for i, feat in enumerate(feats):
+                    if not isinstance(feat, str):
+                        where.append(pos + i)
+                        records.append(feat)
+            pos += len(feats)
+        laid = [(self.layouts[v], where, records) for v, (where, records) in groups.items()]
+        return columns(laid, total, self._data_errors)
 
     def _segments(self, entries: list[Entry]) -> list[Any]:
         """The `segments` column: each record's groups by its version's segmenter (null

@@ -312,7 +312,7 @@ class InferenceServer(ReadEndpoints):
             if version not in cache:
                 task_of(self.project, version)  # a plain-MLflow version's task file, made now
                 cache[version] = load_predictor(model_dir_for(self.project, version), version)
-                self.logger.use_segments(self.project, version, cache[version].model_dir)
+                self.logger.use_version(self.project, version, cache[version].model_dir)
             return cache[version]
 
         while not self._stop.is_set():

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from workbench.store.s3_log import S3Log
 
 #: Each log's columns as (name, type). Types: string, int64, float64, timestamp_us,
-#: timestamp_ms (UTC), map<string,float64>, map<string,string>. Plain data, so that readers
-#: (the DuckDB views) do not import pyarrow; writers build Arrow schemas from it lazily.
+#: timestamp_ms (UTC), bool, map<string,float64>, map<string,string>, list<float64>,
+#: list<string>.
+#: Plain data, so that readers (the DuckDB views) do not import pyarrow; writers build Arrow
+#: schemas from it lazily.
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "audit": (
         ("ts", "timestamp_us"),
@@ -107,6 +109,13 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         # Issue 14, nullable (files from before lack them): the JSON of the id column and
         # [serving] passthrough fields the request carried (null when none).
         ("passthrough", "string"),
+        # Issue 14, nullable: the record's features typed, in its version's profile order
+        # (drift/log_layout.py), for monitoring wide traffic without decoding the JSON.
+        ("numeric", "list<float64>"),
+        ("categorical", "list<string>"),
+        # true when the lists hold the row's version's layout, else null (never false): a
+        # reader skips the JSON of whole row groups by this column's statistics
+        ("laid_out", "bool"),
     ),
     "drift": (  # one row per feature per check; feature "__prediction__" is prediction drift
         ("ts", "timestamp_us"),
@@ -159,6 +168,9 @@ DUCKDB_TYPES = {
     "timestamp_ms": "TIMESTAMPTZ",
     "map<string,float64>": "MAP(VARCHAR, DOUBLE)",
     "map<string,string>": "MAP(VARCHAR, VARCHAR)",
+    "bool": "BOOLEAN",
+    "list<float64>": "DOUBLE[]",
+    "list<string>": "VARCHAR[]",
 }
 
 
@@ -173,6 +185,9 @@ def _arrow_type(spec: str) -> pa.DataType:
         "timestamp_ms": pa.timestamp("ms", tz="UTC"),
         "map<string,float64>": pa.map_(pa.string(), pa.float64()),
         "map<string,string>": pa.map_(pa.string(), pa.string()),
+        "bool": pa.bool_(),
+        "list<float64>": pa.list_(pa.float64()),
+        "list<string>": pa.list_(pa.string()),
     }[spec]
 
 
