@@ -178,7 +178,9 @@ def write(root: Path, rows: int, n_features: int) -> dict[str, float]:
 
 
 def _peak_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from _drift_wide import peak_kb  # VmHWM: ru_maxrss would carry the parent's peak over
+
+    return peak_kb()
 
 
 def _cpu() -> float:
@@ -317,13 +319,15 @@ def main() -> int:
             if what not in only:
                 continue
             a = run_child(what, root, small_s)
+            half = run_child(what, root, (args.rows // 2 - 1) * STEP_US / 1e6)
             b = run_child(what, root, all_s)
             ok = "ok" if b["seconds"] < GOAL_S else "MISSED"
             print(
                 f"{label}: {b['rows']:,} rows x {args.features:,} features in "
                 f"{b['seconds']:.1f} s (goal {GOAL_S:g} s: {b['seconds'] / GOAL_S:.2f}x, {ok}); "
-                f"peak RSS {b['peak_kb'] / 1024:.0f} MB vs {a['peak_kb'] / 1024:.0f} MB at "
-                f"{a['rows']:,} rows ({a['seconds']:.1f} s)",
+                f"peak RSS {a['peak_kb'] / 1024:.0f} / {half['peak_kb'] / 1024:.0f} / "
+                f"{b['peak_kb'] / 1024:.0f} MB at {a['rows']:,} / {half['rows']:,} / "
+                f"{b['rows']:,} rows ({a['seconds']:.1f} / {half['seconds']:.1f} s)",
                 flush=True,
             )
             extra = f"  CPU {b['cpu']:.0f} s"
