@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench evidently clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -37,5 +37,13 @@ test: lint
 bench: setup
 	$(BIN)/python benchmarks/startup.py
 
+# Evidently, for benchmarks/drift.py's side-by-side line, in a virtualenv of its own: it
+# needs pandas < 3, which the project's own packages do not pin.
+evidently: .venv-evidently/bin/.installed
+.venv-evidently/bin/.installed:
+	$(PYTHON) -m venv .venv-evidently
+	.venv-evidently/bin/python -m pip install --quiet 'evidently==0.7.23' 'pandas<3'
+	@touch $@
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-evidently build *.egg-info .pytest_cache .ruff_cache

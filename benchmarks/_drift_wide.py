@@ -241,7 +241,11 @@ except ImportError:
 print(time.perf_counter() - t0)
 """
 
-CANDIDATES = ("/tmp/evidently-venv/bin/python", "/opt/evidently/bin/python")
+CANDIDATES = (
+    str(ROOT / ".venv-evidently" / "bin" / "python"),  # `make evidently`
+    "/tmp/evidently-venv/bin/python",
+    "/opt/evidently/bin/python",
+)
 
 
 def evidently_python() -> str | None:

@@ -174,3 +174,26 @@ def test_too_few_rows_are_not_judged(
     assert report["n_rows"] == 20 and report["status"] == "no_data" and report["alerts"] == 0
     amount = next(f for f in report["features"] if f["feature"] == "amount")
     assert amount["status"] == "no_data" and amount["stats"]["psi"] > 0.25  # still reported
+
+
+def test_drift_of_a_file_without_production_checks_the_newest_version(
+    trained_project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No version serves production: a data file is checked against the newest version,
+    saying so; the predictions (production's) still need one."""
+    from workbench.store import tracking
+
+    root = str(trained_project.root)
+    name = trained_project.config.model_name
+    tracking.client(trained_project).delete_registered_model_alias(name, "production")
+    same = tmp_path / "same.parquet"
+    _rows(trained_project, 3000).write_parquet(same)
+    assert main(["drift", "--data", str(same), "--project", root]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "no production version: checked against the newest, v2"
+    assert main(["drift", "--data", str(same), "--json", "--project", root]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["version"] == 2 and report["note"].endswith("the newest, v2")
+    assert main(["drift", "--project", root]) == 2
+    err = capsys.readouterr().err
+    assert "has no production version to check" in err and "--data FILE" in err

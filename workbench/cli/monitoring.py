@@ -72,6 +72,8 @@ def _print_drift(project: Any, result: Any) -> None:
 
     report = result.report
     console = Console()
+    if result.note:
+        console.print(result.note)
     console.print(
         f"[b]{result.model}[/b] v{result.version}: {result.source} ({result.window}), "
         f"{report.n_rows:,} rows in {report.seconds:.2f} s; "

@@ -126,6 +126,7 @@ class CheckResult:
     report: DriftReport
     metric: dict[str, Any] = field(default_factory=dict)  # performance decay, when labels exist
     task: ModelTask = field(default_factory=ModelTask)
+    note: str | None = None  # e.g. which version was checked when none serves production
 
     @property
     def alerts(self) -> list[str]:
@@ -148,6 +149,7 @@ class CheckResult:
             "window": self.window,
             "task": self.task.type,
             "metric": self.metric,
+            **({"note": self.note} if self.note else {}),
             **report,
         }
 
@@ -327,10 +329,17 @@ def check(
     from workbench.store.db import Db as DbClass
 
     cfg = project.config
+    note = None
     if version is None:
         version = deployments.production_version(project)
+        if version is None and data is not None:  # a file needs only a reference: the newest
+            version = _newest(project)
+            note = f"no production version: checked against the newest, v{version}"
         if version is None:
-            raise UsageError(f"model {cfg.model_name!r} has no production version to check")
+            raise UsageError(
+                f"model {cfg.model_name!r} has no production version to check (its "
+                "predictions are production's; use --version N, or --data FILE)"
+            )
     profile = load_profile(project, version)
     task = load_task(project, version)
     feature_rules = rules(project)
@@ -357,11 +366,25 @@ def check(
     if report.prediction is not None and report.prediction.kind == "categorical":
         name_classes(report.prediction, task)
     result = CheckResult(
-        uuid.uuid4().hex[:12], cfg.model_name, version, source, window_text, report, metric, task
-    )
+        uuid.uuid4().hex[:12], cfg.model_name, version, source, window_text, report, metric, task,
+        note,
+    )  # fmt: skip
     if record:
         append(project, result)
     return result
+
+
+def _newest(project: Project) -> int:
+    """The newest registered version of the project's model; UsageError when there is none."""
+    from workbench.registry import versions as registry
+
+    found = [v.version for v in registry.list_versions(project)]
+    if not found:
+        raise UsageError(
+            f"model {project.config.model_name!r} has no registered version to check against "
+            "(train one: workbench pipeline run)"
+        )
+    return max(found)
 
 
 def _metric(
