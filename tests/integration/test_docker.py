@@ -398,3 +398,31 @@ def test_serving_in_a_container(docker_project: Project, engine: object) -> None
     rows = db.rows("SELECT request_id FROM predictions WHERE request_id LIKE 'ctr-%'")
     db.close()
     assert len(rows) == 20  # flushed on the graceful stop
+
+
+def test_an_unpullable_default_base_falls_back_to_the_bootstrapped_one(
+    sample_project: Project, base_image: str, engine: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no registry the default base cannot be pulled: the image `workbench image
+    bootstrap` made is built from instead, and that is said. The default is pointed at a name
+    no registry has, so the test does not depend on whether Docker Hub answers here."""
+    missing = "workbench-test/no-such-base:0"
+    monkeypatch.setattr(images, "DEFAULT_BASE", missing)
+    monkeypatch.setattr(images, "BOOTSTRAPPED", base_image)
+    said: list[str] = []
+    assert images._pull_base(engine, missing, said.append) == base_image  # type: ignore[arg-type]
+    assert said[0] == f"base image {missing} is not here; trying to pull it"
+    assert (
+        said[1].startswith(f"cannot pull {missing} (") and f"building from {base_image}" in said[1]
+    )
+    project = _with_docker(sample_project, missing)
+    files, own = images._context(project, base_image)
+    assert not own and f"FROM {base_image}\n".encode() in files["Dockerfile"]
+    # No bootstrapped image either: one line that says what to do.
+    monkeypatch.setattr(images, "BOOTSTRAPPED", "workbench-test/no-bootstrap:0")
+    with pytest.raises(images.BuildFailed) as exc:
+        images._pull_base(engine, missing, said.append)  # type: ignore[arg-type]
+    assert "run `workbench image bootstrap` (as root): its image" in str(exc.value)
+    with pytest.raises(images.BuildFailed) as exc:  # a base of one's own is never swapped
+        images._pull_base(engine, "workbench-test/mine:0", said.append)  # type: ignore[arg-type]
+    assert 'then set [docker].base_image = "workbench-test/no-bootstrap:0"' in str(exc.value)
