@@ -190,16 +190,17 @@ def prediction_batches(
     rows = sources.batch_rows_for(len(profile.features), LOG_BATCH_ROWS)
     names = list(profile.features)
     layout = Layout.of(profile)
-    queries = [f"SELECT json_transform(features, '{spec}') AS f, output FROM {src}"]
+    from_json = f"SELECT json_transform(features, '{spec}') AS f, output FROM {src}"
+    queries = [(from_json, _json_batch(names))]
     if has_columns(db, "predictions", ("numeric", "categorical", "laid_out")):
         # `laid_out` is true or null: both filters reach the Parquet scan, whose statistics
         # skip a row group none of whose rows qualify (the JSON is not even read)
         queries = [
-            f"SELECT numeric, categorical, output FROM {src} WHERE laid_out",
-            f"{queries[0]} WHERE laid_out IS NULL",
-        ]
-    for i, sql in enumerate(queries):
-        decode = _typed_batch(layout, names) if len(queries) == 2 and i == 0 else _json_batch(names)
+            (f"SELECT numeric, categorical, output FROM {src} WHERE laid_out",
+             _typed_batch(layout, names)),
+            (f"{from_json} WHERE laid_out IS NULL", _json_batch(names)),
+        ]  # fmt: skip
+    for sql, decode in queries:
         yield from _stream(db, sql, params, rows, decode)
 
 

@@ -88,14 +88,12 @@ def distribution(
     text, since = _window(project, window)
     profile = load_profile(project, version)
     counter = Counter(profile)
-    seen = 0
     with DbClass.borrow(db, project.logs_root) as use:  # streamed: memory is one batch
         for batch, _ in prediction_batches(use, cfg.model_name, version, profile, since, None):
             counter.update(batch)
-            seen += batch.num_rows
-    enough = seen >= cfg.drift.min_rows
+    enough = counter.rows >= cfg.drift.min_rows
     rows = measures(profile, counter, enough, cfg.monitoring.skew_js, cfg.monitoring.skew_linf)
-    return {"version": version, "window": text, "rows": seen, "features": rows}
+    return {"version": version, "window": text, "rows": counter.rows, "features": rows}
 
 
 def measures(
