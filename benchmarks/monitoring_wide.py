@@ -13,8 +13,8 @@ each in a fresh process for its peak RSS, over the newest 100,000 rows and over 
 - distribution skew: `monitoring.skew.measures` over the same streamed counts;
 - segments: `monitoring.segments.compute` (2 segment features x 25 groups, 200 bootstrap
   resamples, the fairness gaps);
-- feature skew: `monitoring.skew.join`, the served rows joined on the key with the offline
-  file (which it holds in memory: that memory grows with the file).
+- feature skew: `monitoring.skew_join.run`, the served rows joined on the key with the offline
+  Parquet files (1,000 features), both spilled to disk in buckets by a hash of the key.
 
 Also the drift pass from the JSON instead of the lists (the log as it was before them) on the
 newest rows, and what laying out one record costs the writer.
@@ -189,7 +189,6 @@ def _cpu() -> float:
 
 
 def child(what: str, root: str, window_s: float, json_only: bool) -> None:
-    import polars as pl
 
     from workbench.config_monitoring import MonitoringSection
     from workbench.drift.counter import Counter
@@ -231,17 +230,31 @@ def child(what: str, root: str, window_s: float, json_only: bool) -> None:
             rep = segments.compute(db, MODEL, 1, task, "auc", mon, window, now=written)
             out["rows"], out["groups"] = rep.rows, len(rep.groups) + rep.suppressed
         elif what == "skew":
-            frame = pl.read_parquet(base / "offline")
-            out["offline_rows"] = frame.height
-            features = [c for c in frame.columns if c != KEY]
             from workbench.drift.log_layout import Layout
+            from workbench.monitoring import skew_join, skew_sources
 
+            files = str(base / "offline" / "*.parquet")
+            rel = f"read_parquet('{files}')"
+            (rows_off,) = db.con.execute(f"SELECT count(*) FROM {rel}").fetchone() or (0,)
+            out["offline_rows"] = rows_off
+            names = [d[0] for d in db.con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
+            feats = [
+                skew_join.Feature(n, "categorical" if n.startswith("c") else "numeric")
+                for n in names
+                if n != KEY
+            ]
             layout = Layout.of(profile)
-            typed = f"coalesce(version = 1 AND {layout.typed()}, false)"
-            plan, row = skew.join(db, frame, KEY, features, MODEL, since, None, 1e-6, layout, typed)
-            joined = int(row[1])
-            mism = {name: int(row[2 + 2 * i] or 0) for i, (name, *_) in enumerate(plan)}
-            out["rows"], out["joined"] = int(row[0]), joined
+            src = skew_join.Sources(
+                served=skew_sources.served_sql(KEY, None, layout, 1, False),
+                params=[MODEL, since],
+                offline=f"SELECT {KEY} AS _key, * EXCLUDE ({KEY}) FROM {rel}",
+                offline_rows=int(rows_off),
+                layout=layout,
+            )
+            tally = skew_join.run(db, src, feats, False, 1e-6)
+            joined = tally.joined
+            mism = {f.name: m for f, m in zip(feats, tally.mismatches, strict=True)}
+            out["rows"], out["joined"] = tally.served, joined
             out["flagged"] = [n for n, m in mism.items() if m / max(joined, 1) > 0.01]
             out["bug_share"] = mism[BUG] / max(joined, 1)
         out["seconds"] = time.perf_counter() - t0

@@ -18,7 +18,7 @@ from workbench.drift.counter import Counter
 from workbench.drift.evaluate import check_frame, evaluate
 from workbench.drift.log_layout import Layout
 from workbench.drift.profile import ReferenceProfile, build_profile
-from workbench.monitoring import checks, skew
+from workbench.monitoring import checks, skew_sources
 from workbench.monitoring.skew import feature_skew
 from workbench.project import Project
 from workbench.serving.prediction_log import PredictionLogger
@@ -191,8 +191,10 @@ def test_feature_skew_from_the_lists_equals_skew_from_the_json(
         if typed:
             assert _read(project.logs_root)["numeric"].null_count() == 0
             with Db(project.logs_root) as db:  # the served version's rows: from the lists
-                layout, sql = skew._typed(project, 1, db)
-            assert layout is not None and sql is not None and "version = 1" in sql
+                layout, version = skew_sources.layout_of(project, 1, db)
+            assert layout is not None and version == 1
+            sql = skew_sources.served_sql("transaction_id", None, layout, version, False)
+            assert "version = 1" in sql and "THEN numeric END" in sql
         return feature_skew(project, offline, "transaction_id", window="1h", version=1)
 
     typed, plain = serve(True), serve(False)

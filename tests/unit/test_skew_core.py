@@ -108,3 +108,39 @@ def test_keys_missing_or_unmatched_are_one_line(sample_project: Project, tmp_pat
         "--key transaction_id: no served row joined an offline row (5 served rows in the "
         f"last 1h, 5 rows in {offline})"
     )
+
+
+def test_many_spilled_buckets_give_what_one_bucket_gives(
+    sample_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The join is partitioned by a hash of the key into buckets spilled to disk (so memory
+    does not grow with the rows): cut into dozens, the counts and the examples (those of the
+    smallest keys) are those of one bucket, and the spill files are gone afterwards."""
+    import tempfile
+
+    from workbench.monitoring import skew_join
+
+    base = _rows(sample_project, 300)
+    served = base.select(sample_project.config.features).to_dicts()
+    for i in range(0, 300, 7):  # a unit change in one row of seven
+        served[i]["amount"] = served[i]["amount"] * 100
+    served[3]["merchant_category"] = None  # null on one side only: differs
+    _serve(sample_project, served, [{"transaction_id": t} for t in base["transaction_id"]])
+    offline = tmp_path / "offline.parquet"
+    # the file repeats its first 10 keys with other amounts: the first row of a key counts
+    repeat = base.head(10).with_columns(pl.col("amount") + 1)
+    pl.concat([base.drop("ts"), repeat.drop("ts")]).write_parquet(offline)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
+    one = feature_skew(sample_project, offline, "transaction_id", window="1h")
+    monkeypatch.setattr(skew_join, "BUCKET_BYTES", 512)
+    many = feature_skew(sample_project, offline, "transaction_id", window="1h")
+    assert one["joined"] == many["joined"] == 300
+    assert one["features"] == many["features"]
+    amount = _by_feature(many)["amount"]
+    assert amount["mismatches"] == len(range(0, 300, 7))
+    keys = sorted(base["transaction_id"][i] for i in range(0, 300, 7))[:3]
+    assert [e["key"] for e in amount["examples"]] == keys
+    assert _by_feature(many)["merchant_category"]["mismatches"] == 1
+    assert list(spill.iterdir()) == []
