@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from workbench.drift.log_layout import Layout
+    from workbench.monitoring.skew_values import Codes
     from workbench.store.db import Db
 
 EXAMPLES = 3
@@ -369,25 +370,35 @@ def _numbers(
 
 
 def _texts(
-    served: pa.Array, offline: pa.Array, positions: list[int], keys: list[Any], tally: Tally
+    served: Codes, offline: pa.Array, positions: list[int], keys: list[Any], tally: Tally
 ) -> None:
-    """Mismatches of the categorical features: both sides feature-major string arrays."""
+    """Mismatches of the categorical features: the served codes (features x J) against the
+    offline strings (feature-major), mapped into the served dictionary."""
     import numpy as np
     import pyarrow.compute as pc
 
-    same = pc.fill_null(pc.equal(served, offline), False)
-    both_null = pc.and_(pc.is_null(served), pc.is_null(offline))
-    differ = np.asarray(pc.invert(pc.or_(same, both_null)).to_numpy(zero_copy_only=False))
-    differ = differ.reshape(len(positions), len(keys))
+    from workbench.monitoring.skew_values import encode
+
+    codes, words = served
+    raw, owords = encode(offline)
+    raw = raw.reshape(codes.shape)
+    into = pc.index_in(owords, value_set=words).fill_null(-2)  # -2: no served value is it
+    mapped = np.asarray(into.to_numpy(zero_copy_only=False), dtype=np.int64)
+    differ = codes != np.where(raw >= 0, mapped[np.maximum(raw, 0)], -1)
     hits = differ.sum(axis=1)
-    for c in np.flatnonzero(hits):
-        k = positions[c]
-        tally.mismatches[k] += int(hits[c])
-        rows = np.flatnonzero(differ[c])[:EXAMPLES]
+    for hit in np.flatnonzero(hits):
+        k = positions[hit]
+        tally.mismatches[k] += int(hits[hit])
+        rows = np.flatnonzero(differ[hit])[:EXAMPLES]
         if _wanted(tally, k, keys[rows[0]]):
-            at = c * len(keys)
-            found = [(keys[r], served[at + r].as_py(), offline[at + r].as_py()) for r in rows]
+            found = [
+                (keys[r], _word(words, codes[hit, r]), _word(owords, raw[hit, r])) for r in rows
+            ]
             _examples(tally, k, found)
+
+
+def _word(words: pa.Array, code: Any) -> Any:
+    return None if code < 0 else words[int(code)].as_py()
 
 
 def _wanted(tally: Tally, k: int, smallest: Any) -> bool:

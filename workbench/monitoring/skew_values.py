@@ -33,12 +33,24 @@ def listed(layout: Layout | None, feature: Feature) -> int | None:
     return at[1] - 1 if at is not None and at[0] == want else None
 
 
+Codes = tuple["np.ndarray", "pa.Array"]  # int64 codes (-1: null) into a string dictionary
+
+
+def encode(strings: pa.Array) -> Codes:
+    """Strings as dictionary codes: comparing int64 beats comparing or moving strings."""
+    import numpy as np
+
+    encoded = strings.dictionary_encode()
+    codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+    return codes, encoded.dictionary
+
+
 def served_values(
     db: Db, served: pa.Table, layout: Layout | None, features: Sequence[Feature]
-) -> tuple[np.ndarray, pa.Array]:
+) -> tuple[np.ndarray, Codes]:
     """For the rows of `served` (J of them), feature-major: the numeric features as one
-    float64 matrix (features x J, NaN for null) and the categorical ones as one string array
-    (feature k's J values at k * J)."""
+    float64 matrix (features x J, NaN for null) and the categorical ones as codes (features
+    x J) into a dictionary of their strings."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -54,7 +66,7 @@ def served_values(
     decoded = _json(db, served, layout, features, mixed)
     matrix = np.full((len(numeric), rows), np.nan)
     if layout is not None and len(laid) and layout.numeric:
-        values = floats(lists.take(pa.array(laid)).flatten())
+        values = floats((lists.take(pa.array(laid)) if mixed else lists).flatten())
         values = values.reshape(len(laid), len(layout.numeric))
         pick = [(c, at) for c, f in enumerate(numeric) if (at := listed(layout, f)) is not None]
         if pick:
@@ -67,13 +79,13 @@ def served_values(
                 need[laid] = False
             matrix[c, need] = floats(decoded[f.name])[need]
     if not categorical:
-        return matrix, pa.array([], pa.string())
+        return matrix, (np.zeros((0, rows), np.int64), pa.array([], pa.string()))
     width = len(layout.categorical) if layout is not None else 0
     ats = [listed(layout, f) for f in categorical]
-    if not mixed and all(at is not None for at in ats):  # every value from the lists: one take
-        flat = texts(served.column("_c").combine_chunks().flatten())
-        index = np.asarray(ats, dtype=np.int64)[:, None] + np.arange(rows)[None, :] * width
-        return matrix, flat.take(pa.array(index.ravel()))
+    if not mixed and all(at is not None for at in ats):  # every value from the lists
+        codes, words = encode(texts(served.column("_c").combine_chunks().flatten()))
+        picked = codes.reshape(rows, width)[:, np.asarray(ats, dtype=np.int64)]
+        return matrix, (np.ascontiguousarray(picked.T), words)
     cats = served.column("_c").combine_chunks()
     flat_cats = texts(cats.take(pa.array(laid)).flatten()) if len(laid) else None
     parts = []
@@ -87,7 +99,8 @@ def served_values(
         order[laid] = np.arange(len(laid))
         both = pa.concat_arrays([from_lists, texts(decoded[f.name])])
         parts.append(both.take(pa.array(order)))
-    return matrix, pa.concat_arrays(parts)
+    codes, words = encode(pa.concat_arrays(parts))
+    return matrix, (codes.reshape(len(categorical), rows), words)
 
 
 def _json(
