@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -51,10 +52,26 @@ def skew(
     project = load_project()
     if window:
         parse_window(window)  # a bad window is one line, before any work
-    report = core.feature_skew(
-        project, data, key, window=window, tolerance=tolerance, max_mismatch=max_mismatch,
-        version=version,
-    )  # fmt: skip
+    bar = None
+    progress = None
+    if not as_json and sys.stderr.isatty():  # a long join says where it is
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        task = bar.add_task("joining", total=1.0)
+        bar.start()
+
+        def progress(what: str, done: float) -> None:
+            bar.update(task, description=what, completed=done)
+
+    try:
+        report = core.feature_skew(
+            project, data, key, window=window, tolerance=tolerance, max_mismatch=max_mismatch,
+            version=version, on_progress=progress,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.stop()
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
