@@ -38,8 +38,8 @@ from tests.tui.helpers import (
     write_registry,
 )
 from workbench.demo import samples
+from workbench.drift import PROFILE_FILE
 from workbench.drift.profile import build_profile
-from workbench.monitoring.checks import PROFILE_FILE
 from workbench.project import Project
 from workbench.serving.prediction_log import PredictionLogger
 from workbench.serving.predictors import model_dir_for

@@ -3,3 +3,5 @@ bins current rows against it, the tests on binned counts, and the per-feature re
 
 May import: the kernel only (pure computation; the store and the models are the caller's).
 """
+
+PROFILE_FILE = "drift_profile.json"  # a version's reference profile, in its model directory

@@ -52,9 +52,10 @@ class Layout:
     @classmethod
     def load(cls, model_dir: Path) -> Layout | None:
         """The layout of the version in `model_dir` (None: it has no reference profile)."""
+        from workbench.drift import PROFILE_FILE
         from workbench.drift.profile import ReferenceProfile
 
-        path = Path(model_dir) / "drift_profile.json"
+        path = Path(model_dir) / PROFILE_FILE
         if not path.exists():
             return None
         return cls.of(ReferenceProfile.load(path))

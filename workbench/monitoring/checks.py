@@ -24,6 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.drift import PROFILE_FILE
 from workbench.errors import DataError, UsageError
 from workbench.project import Project
 from workbench.store.parquet_log import ParquetLog, utcnow
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from workbench.drift.profile import ReferenceProfile
     from workbench.store.db import Db
 
-PROFILE_FILE = "drift_profile.json"
 PREDICTION_FEATURE = "__prediction__"
 METRIC_FEATURE = "__metric__"
 Progress = Callable[[int, int], None]

@@ -253,10 +253,11 @@ def segmenter_for(project: Project, model_dir: Path) -> Segmenter | None:
             specs[name] = SegmentSpec(str(entry["kind"]), tuple(entry.get("edges") or ()))
             continue
         if profile is None:
+            from workbench.drift import PROFILE_FILE
             from workbench.drift.profile import ReferenceProfile
 
             try:
-                profile = ReferenceProfile.load(Path(model_dir) / "drift_profile.json")
+                profile = ReferenceProfile.load(Path(model_dir) / PROFILE_FILE)
             except Exception:  # no profile: categorical labels only
                 profile = False
         fp = profile.features.get(name) if profile else None

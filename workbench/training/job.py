@@ -19,6 +19,7 @@ from typing import Any
 from workbench import plugins
 from workbench.data import snapshot as data_mod
 from workbench.data import target as target_mod
+from workbench.drift import PROFILE_FILE
 from workbench.jobs import events
 from workbench.project import Project
 from workbench.store import tracking
@@ -271,7 +272,7 @@ def log_model(
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         model.save_mlflow_model(model_dir, signature, example)
-        profile.save(model_dir / "drift_profile.json")
+        profile.save(model_dir / PROFILE_FILE)
         rows = parts.holdout if scored is None else scored
         calibration.write(model_dir, task, rows[task.target], output, snapshot)
         task.save(model_dir)

@@ -17,11 +17,10 @@ from typing import Any
 
 from workbench.data import snapshot as data_mod
 from workbench.data import target as target_mod
+from workbench.drift import PROFILE_FILE
 from workbench.errors import UsageError
 from workbench.project import Project
 from workbench.tasks import TASK_FILE, ModelTask
-
-PROFILE_FILE = "drift_profile.json"
 
 
 def profile_of(project: Project, parts: Any, task: ModelTask, output: Any, source: str) -> Any:
