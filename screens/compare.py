@@ -1,4 +1,5 @@
-"""Compare: marked runs side by side, every field or only the ones that differ (`d`)."""
+"""Compare: marked runs side by side, every field or only the ones that differ (`d`). A pinned
+baseline run comes first (◆), and each other run's value that differs from it is bold."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 from workbench_tui.formatting import ellipsize, fmt_value, short_id
@@ -29,10 +31,14 @@ class CompareScreen(Screen[None]):
         Binding("escape", "close", "Back", id="compare.close", tooltip="Back to the runs"),
     ]
 
-    def __init__(self, frame: pl.DataFrame, run_ids: list[str]) -> None:
+    def __init__(
+        self, frame: pl.DataFrame, run_ids: list[str], baseline: str | None = None
+    ) -> None:
         super().__init__()
         self.frame = frame
-        self.run_ids = run_ids
+        self.baseline = baseline if baseline in run_ids else None
+        # the baseline first
+        self.run_ids = sorted(run_ids, key=lambda r: r != self.baseline)
         self.only_diff = False
         self.rows: list[dict[str, Any]] = []
         names = dict(
@@ -62,7 +68,8 @@ class CompareScreen(Screen[None]):
         width = max(12, room // max(1, len(self.run_ids)) - 2)
         self.grid.add_column("field", width=field_width, key="field")
         for run_id in self.run_ids:
-            label = ellipsize(f"{self.names[run_id]}", width)
+            mark = "◆ " if run_id == self.baseline else ""
+            label = ellipsize(f"{mark}{self.names[run_id]}", width)
             self.grid.add_column(label, width=width, key=run_id)
         self._fill()
 
@@ -75,14 +82,25 @@ class CompareScreen(Screen[None]):
             style = "bold" if row["differs"] else "dim"
             mark = "≠ " if row["differs"] else "  "
             cells = [Text(ellipsize(mark + str(row["field"]), 26), style=style)]
-            cells += [Text(fmt_value(row[r]), style=style) for r in self.run_ids]
+            cells += [
+                Text(fmt_value(row[r]), style=self._style(row, r, style)) for r in self.run_ids
+            ]
             self.grid.add_row(*cells, key=str(row["field"]))
         differing = sum(1 for r in self.rows if r["differs"])
         what = "only what differs" if self.only_diff else "all fields"
+        against = f" · ◆ baseline {escape(self.names[self.baseline])}" if self.baseline else ""
         self.caption.update(
             f"[b]{len(self.run_ids)} runs[/] · {what}: {len(self.rows)} field(s), "
-            f"{differing} differ"
+            f"{differing} differ{against}"
         )
+
+    def _style(self, row: dict[str, Any], run_id: str, style: str) -> str:
+        """Against a baseline: bold where the run's value differs from the baseline's."""
+        from workbench.store.runs_index import same
+
+        if self.baseline is None or run_id == self.baseline or not row["differs"]:
+            return style
+        return "dim" if same(row[self.baseline], row[run_id]) else "bold"
 
     def action_toggle_diff(self) -> None:
         self.only_diff = not self.only_diff

@@ -96,6 +96,7 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
     from workbench_tui.segments import SegmentsScreen
     from workbench_tui.sql import SqlScreen
     from workbench_tui.train import TrainScreen
+    from workbench_tui.widgets.column_chooser import ColumnChooser
     from workbench_tui.widgets.runs_table import RunsTable
 
     sections: list[tuple[str, str, list[BindingType]]] = [
@@ -105,6 +106,7 @@ def help_sections(current_mode: str = "") -> list[tuple[str, list[BindingType]]]
             "Experiments",
             list(ExperimentsScreen.BINDINGS) + list(RunsTable.BINDINGS),
         ),
+        ("columns", "Column chooser (C on Experiments)", list(ColumnChooser.BINDINGS)),
         ("compare", "Compare runs", list(CompareScreen.BINDINGS)),
         ("models", "Models", list(ModelsScreen.BINDINGS)),
         ("jobs", "Jobs", list(JobsScreen.BINDINGS)),

@@ -169,6 +169,7 @@ class RunsTable(ScrollView, can_focus=True):
         self.descending = True
         self.cursor = 0
         self.marked: dict[str, None] = {}
+        self.baseline: str | None = None  # the pinned run, marked ◆
         self.empty_text = empty_text
         self._keys: list[str] = []
         self._rows: dict[int, tuple[Any, ...]] = {}
@@ -344,9 +345,9 @@ class RunsTable(ScrollView, can_focus=True):
             row_style = base + self.get_component_rich_style(component)
         else:
             row_style = base
-        marked = run_id in self.marked
+        mark = "◆ " if run_id == self.baseline else "● " if run_id in self.marked else "  "
         mark_style = row_style + self.get_component_rich_style("runs-table--mark")
-        segments = [Segment("● " if marked else "  ", mark_style)]
+        segments = [Segment(mark, mark_style)]
         for col in self.columns:
             value = by_key.get(col.key)
             style = row_style

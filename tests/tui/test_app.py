@@ -92,8 +92,9 @@ async def test_experiments_filter_mark_compare(trained_project: Project) -> None
         assert screen.focused is screen.table
 
         # the selected run's curve and params
-        assert screen.curve_label.content and "valid_auc" in str(screen.curve_label.content)
-        assert len(screen.sparkline.data or []) > 10
+        await wait_until(pilot, lambda: bool(screen.curves.curves), what="the run's curve")
+        assert screen.curves.key == "valid_auc" and "valid_auc" in str(screen.legend.content)
+        assert len(screen.curves.curves[0].values) > 10
         assert "learning_rate" in str(screen.params.content)
 
         # mark two runs and compare them

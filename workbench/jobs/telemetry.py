@@ -140,3 +140,60 @@ def snapshot(
             job.progress = progress_of_finished(job)
     device = gpu.device_use(gpu_tool) if gpu_tool else None
     return JobsSnapshot(found, stats, device)
+
+
+#: A run's console tail reads at most the last CONSOLE_BYTES of its job's log.
+CONSOLE_BYTES = 64 * 1024
+
+
+@dataclass
+class ConsoleTail:
+    """The last lines of the log of the job that made a run (`@wb` event lines left out):
+    `job_id` and `path` are None when no job is known for the run."""
+
+    run_id: str
+    job_id: str | None
+    path: str | None
+    lines: list[str] = field(default_factory=list)
+    size: int = 0  # the log's size in bytes when read
+
+
+def run_job_log(project: Project, db: Any, run_id: str) -> tuple[str | None, str | None]:
+    """(job id, log path) of the job that made run `run_id`: from the jobs log, else from the
+    run's `workbench.job_id` tag (a job whose record is gone: its log is where run_job put
+    it). (None, None) for a run no job made (a plain MLflow script)."""
+    rows = db.rows(
+        "SELECT job_id, log_path FROM jobs WHERE run_id = ? ORDER BY ts DESC LIMIT 1", [run_id]
+    )
+    if rows and rows[0]["log_path"]:
+        return str(rows[0]["job_id"]), str(rows[0]["log_path"])
+    tagged = db.rows("SELECT tags['workbench.job_id'] AS job FROM runs WHERE run_id = ?", [run_id])
+    job_id = tagged[0]["job"] if tagged else None
+    if not job_id:
+        return None, None
+    return str(job_id), str(project.jobs_dir / f"{job_id}.log")
+
+
+def console_tail(
+    project: Project, db: Any, run_id: str, lines: int = 200, tail_bytes: int = CONSOLE_BYTES
+) -> ConsoleTail:
+    """The last `lines` lines of the console of the job that made run `run_id`."""
+    job_id, path = run_job_log(project, db, run_id)
+    tail = ConsoleTail(run_id, job_id, path)
+    if path is None:
+        return tail
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            start = max(0, size - tail_bytes)
+            fh.seek(start)
+            chunk = fh.read()
+    except OSError:
+        return tail
+    text = chunk.decode("utf-8", "replace").splitlines()
+    if start > 0 and text:
+        text = text[1:]  # the line cut in two where the read began
+    kept = [ln for ln in text if not ln.startswith(events.PREFIX)]
+    tail.lines = kept[-lines:]
+    tail.size = size
+    return tail

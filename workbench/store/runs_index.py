@@ -289,6 +289,11 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def same(a: Any, b: Any) -> bool:
+    """Whether two field values of runs are the same (NaN is NaN; floats to 1e-12)."""
+    return _same(a, b)
+
+
 def compare_runs(
     df: pl.DataFrame, run_ids: list[str], only_diff: bool = False
 ) -> list[dict[str, Any]]:
