@@ -188,6 +188,7 @@ class DockerSection(_Section):
     ca_bundle: str | None = None  # a CA bundle (PEM) trusted during builds, for proxies
     index_url: str | None = None
     extra_index_urls: list[str] = Field(default_factory=list)
+    host_pip: bool = True  # carry the host's pip settings and CA bundle into builds
     build_network: str = "host"
     cpus: float | None = Field(default=None, gt=0)
     memory: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$")

@@ -7,7 +7,6 @@ import click
 from workbench.cli.common import (
     Commands,
     Group,
-    console,
     fmt,
     load_project,
     print_json,
@@ -41,21 +40,32 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> int:
     if as_json:
         print_json(rows)
         return 0
-    from rich.table import Table
+    from workbench.cli.tables import Col, show
 
-    table = Table("when (UTC)", "who", "action", "model", "alias", "from", "to", "reason")
-    for r in rows:
-        table.add_row(
-            r["ts"].strftime("%Y-%m-%d %H:%M:%S"),
+    cols = [
+        Col("when (UTC)"),
+        Col("who", cut=10),
+        Col("action"),
+        Col("model", optional=True, cut=12),
+        Col("alias"),
+        Col("from", right=True),
+        Col("to", right=True),
+        Col("reason", cut=16),
+    ]
+    cells = [
+        [
+            r["ts"].strftime("%Y-%m-%d %H:%M"),
             r["actor"],
             r["action"],
             r["model"],
             r["alias"] or "-",
             fmt(r["from_version"]),
             fmt(r["to_version"]),
-            r["reason"],
-        )
-    console().print(table)
+            " ".join(str(r["reason"] or "").split()),
+        ]
+        for r in rows
+    ]
+    show(cols, cells)
     return 0
 
 

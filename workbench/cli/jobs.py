@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import Commands, console, fmt, load_project, print_json
+from workbench.cli.common import Commands, fmt, load_project, print_json
 
 commands = Commands()
 
@@ -30,40 +30,40 @@ def jobs(limit: int, as_json: bool) -> int:
     if as_json:
         print_json([j.to_dict() for j in found])
         return 0
-    from rich.table import Table
-
-    table = Table(
-        "job",
-        "kind",
-        "runner",
-        "status",
-        "runtime",
-        "progress",
-        "run id",
-        "exit",
-        title=f"{len(found)} job(s)",
-    )
-    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=48)
-    table.columns[0].no_wrap = True
+    from workbench.cli.tables import Col, show
     from workbench.jobs import telemetry
 
+    cols = [
+        Col("job"),
+        Col("kind"),
+        Col("runner", optional=True),
+        Col("status"),
+        Col("runtime", right=True),
+        Col("progress", right=True, optional=True),
+        Col("run id", optional=True),
+        Col("exit", right=True, optional=True),
+        Col("reason", cut=12),
+    ]
+    rows = []
     for j in found:
         # A running job's progress from its record; a finished one's from its log's last
         # progress event, as the Jobs screen shows it (the same core function).
         at = j.progress or telemetry.final_progress(j)
         progress = f"{at[0]}/{at[1]}" if at else "-"
-        table.add_row(
-            j.job_id,
-            j.kind,
-            j.runner,
-            j.status,
-            _runtime(j.runtime_s),
-            progress,
-            (j.run_id or "-")[:12],
-            fmt(j.exit_code),
-            j.reason or "",
+        rows.append(
+            [
+                j.job_id,
+                j.kind,
+                j.runner,
+                j.status,
+                _runtime(j.runtime_s),
+                progress,
+                (j.run_id or "-")[:12],
+                fmt(j.exit_code),
+                " ".join((j.reason or "").split()),
+            ]
         )
-    console().print(table)
+    show(cols, rows, title=f"{len(found)} job(s)")
     return 0
 
 

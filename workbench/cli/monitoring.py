@@ -19,9 +19,9 @@ STATUS_STYLE = {"alert": "bold red", "warn": "yellow", "ok": "green", "no_data":
 
 
 def _num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+    from workbench.cli.tables import num
+
+    return num(value, digits)
 
 
 @commands.command(
@@ -68,7 +68,9 @@ def drift(
 
 def _print_drift(project: Any, result: Any) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
+
+    from workbench.cli.tables import Col, show
 
     report = result.report
     console = Console()
@@ -83,12 +85,20 @@ def _print_drift(project: Any, result: Any) -> None:
     floor = project.config.drift.min_rows
     if report.n_rows < floor:
         console.print(f"too few rows to judge ({report.n_rows:,} < \\[drift].min_rows {floor:,})")
-    table = Table()
-    for col in ("feature", "status", "test", "score", "psi", "js", "other", "missing"):
-        table.add_column(col, justify="left" if col in ("feature", "status", "test") else "right")
+    cols = [
+        Col("feature", cut=16),
+        Col("status"),
+        Col("test"),
+        Col("score", right=True),
+        Col("psi", right=True),
+        Col("js", right=True, optional=True),
+        Col("other", optional=True),
+        Col("missing", right=True),
+    ]
     rows = list(report.features)
     if report.prediction is not None:
         rows.append(report.prediction)
+    cells = []
     for fd in rows:
         stats = fd.stats
         other = (
@@ -98,17 +108,19 @@ def _print_drift(project: Any, result: Any) -> None:
         )
         unseen = f" +{len(fd.unseen)} unseen" if fd.unseen else ""
         name = "(prediction)" if fd is report.prediction else fd.feature
-        table.add_row(
-            name + unseen,
-            f"[{STATUS_STYLE.get(fd.status, '')}]{fd.status}[/]",
-            fd.test,
-            _num(fd.score),
-            _num(stats.get("psi")),
-            _num(stats.get("js")),
-            other,
-            f"{fd.missing + fd.nonfinite:,}",
+        cells.append(
+            [
+                name + unseen,
+                Text(fd.status, style=STATUS_STYLE.get(fd.status, "")),
+                fd.test,
+                _num(fd.score),
+                _num(stats.get("psi")),
+                _num(stats.get("js")),
+                other,
+                f"{fd.missing + fd.nonfinite:,}",
+            ]
         )
-    console.print(table)
+    show(cols, cells, out=console)
     if report.prediction is not None:
         console.print(prediction_line(result.task.type, report.prediction), markup=False)
     _print_metric(console, result.metric)

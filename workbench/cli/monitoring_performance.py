@@ -46,7 +46,7 @@ def performance(window: str | None, version: int | None, as_json: bool) -> int:
 
 
 def _print(report: dict[str, Any]) -> None:
-    from rich.table import Table
+    from workbench.cli.tables import Col, show
 
     out = console()
     count, labelled = report["count"], report["labelled"]
@@ -74,17 +74,15 @@ def _print(report: dict[str, Any]) -> None:
         f"{calibration.get('n', 0):,} holdout rows), not labels",
         markup=False,
     )
-    table = Table()
-    for col in ("from", "rows", "labelled", "est auc", "auc", "est acc", "acc"):
-        table.add_column(col, justify="left" if col == "from" else "right")
-    for point in report["series"]:
-        if not point["count"]:
-            continue
-        start = datetime.fromisoformat(point["start"]).strftime("%m-%d %H:%M")
-        table.add_row(start, *_cells(point))
-    table.add_section()
-    table.add_row("overall", *_cells(report))
-    out.print(table)
+    heads = ("rows", "labelled", "est auc", "auc", "est acc", "acc")
+    cols = [Col("from"), *[Col(h, right=True) for h in heads]]
+    rows: list[list[str] | None] = [
+        [datetime.fromisoformat(p["start"]).strftime("%m-%d %H:%M"), *_cells(p)]
+        for p in report["series"]
+        if p["count"]
+    ]
+    rows += [None, ["overall", *_cells(report)]]
+    show(cols, rows, out=out)
     _print_verdict(out, report)
 
 

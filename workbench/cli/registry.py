@@ -23,32 +23,38 @@ def models(as_json: bool) -> int:
             {"model": project.config.model_name, "versions": [v.to_dict() for v in versions]}
         )
         return 0
-    from rich.table import Table
-
+    from workbench.cli.tables import Col, show
     from workbench.tasks import METRICS
 
+    if not versions:
+        console().print("no registered versions yet (run `workbench pipeline run`)")
+        return 0
     second = f"holdout_{next(m for m in METRICS[project.config.task.type] if m != metric[8:])}"
-    table = Table(
-        "version",
-        "aliases",
-        "run id",
-        metric,
-        "production then (same holdout)",
-        second,
-        title=f"model {project.config.model_name}",
-    )
+    cols = [
+        Col("version", right=True),
+        Col("aliases"),
+        Col("run id", optional=True),
+        Col(metric, right=True),
+        Col("prod then", right=True),
+        Col(second, right=True, optional=True),
+    ]
+    rows = []
     for v in versions:
         champ = v.champion(metric)
-        table.add_row(
-            str(v.version),
-            ", ".join(v.aliases) or "-",
-            (v.run_id or "-")[:12],
-            fmt(v.metrics.get(metric)),
-            f"{fmt(champ[1])} (v{champ[0]})" if champ else "-",
-            fmt(v.metrics.get(second)),
+        rows.append(
+            [
+                str(v.version),
+                ", ".join(v.aliases) or "-",
+                (v.run_id or "-")[:12],
+                fmt(v.metrics.get(metric)),
+                f"{fmt(champ[1])} (v{champ[0]})" if champ else "-",
+                fmt(v.metrics.get(second)),
+            ]
         )
+    show(cols, rows, title=f"model {project.config.model_name}")
     console().print(
-        table if versions else "no registered versions yet (run `workbench pipeline run`)"
+        f"prod then: production's {metric} on the same holdout when registered",
+        markup=False,
     )
     return 0
 
@@ -128,29 +134,30 @@ def history(alias: str | None, as_json: bool) -> int:
     if as_json:
         print_json(rows)
         return 0
-    from rich.table import Table
+    from workbench.cli.tables import Col, show
 
-    table = Table(
-        "when (UTC)",
-        "alias",
-        "action",
-        "from",
-        "to",
-        "who",
-        "reason",
-        title=f"alias history of {project.config.model_name}",
-    )
-    for r in rows:
-        table.add_row(
-            r["ts"].strftime("%Y-%m-%d %H:%M:%S"),
+    cols = [
+        Col("when (UTC)"),
+        Col("alias"),
+        Col("action"),
+        Col("from", right=True),
+        Col("to", right=True),
+        Col("who", cut=10),
+        Col("reason", cut=16),
+    ]
+    cells = [
+        [
+            r["ts"].strftime("%Y-%m-%d %H:%M"),
             r["alias"],
             r["action"],
             fmt(r["from_version"]),
             fmt(r["to_version"]),
             r["actor"],
-            r["reason"],
-        )
-    console().print(table)
+            " ".join(str(r["reason"] or "").split()),
+        ]
+        for r in rows
+    ]
+    show(cols, cells, title=f"alias history of {project.config.model_name}")
     return 0
 
 

@@ -11,7 +11,6 @@ import click
 from workbench.cli.common import (
     Commands,
     Group,
-    console,
     fmt,
     load_project,
     print_json,
@@ -57,24 +56,24 @@ def roles(ctx: click.Context, as_json: bool) -> int:
 
 
 def _print_table(table: dict[str, dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    out = Table()
-    for col in ("alias", "approvers", "required", "requesters", "rollback"):
-        out.add_column(col)
+    from workbench.cli.tables import Col, show
 
     def names(users: list[str], empty: str) -> str:
         return ", ".join(users) if users else empty
 
-    for alias, r in table.items():
-        out.add_row(
+    cols = [Col("alias"), Col("approvers"), Col("needs", right=True)]
+    cols += [Col("requesters"), Col("rollback")]
+    rows = [
+        [
             alias,
             names(r["approvers"], "-"),
             fmt(r["required_approvals"]),
             names(r["requesters"], "(anyone)"),
             names(r["rollback"], "(anyone)"),
-        )
-    console().print(out)
+        ]
+        for alias, r in table.items()
+    ]
+    show(cols, rows)
 
 
 def _change(user: str, alias: str, role: str, reason: str, grant: bool, anyone: bool) -> int:

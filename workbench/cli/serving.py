@@ -15,7 +15,6 @@ import click
 from workbench.cli.common import RUNNERS, Commands, load_project, print_json
 from workbench.errors import UsageError
 from workbench.names import check_alias, check_name
-from workbench.tasks import fmt_metric
 
 commands = Commands()
 
@@ -279,7 +278,8 @@ def canary_status(window: float, as_json: bool) -> int:
 
 def _print_status(report: dict[str, Any], window: float) -> None:
     from rich.console import Console
-    from rich.table import Table
+
+    from workbench.cli.tables import Col, num, show
 
     state, server = report["state"], report["server"]
     console = Console()
@@ -292,41 +292,42 @@ def _print_status(report: dict[str, Any], window: float) -> None:
         if canary.get("sticky_key"):
             line += f" (sticky by {canary['sticky_key']})"
     console.print(line + f"; generation {state['generation']}")
-    from rich import box
-
-    # no vertical rules, one space between the columns: ten of them fit in 80
-    title = f"last {window:g} s, from the prediction log"
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
-    table.add_column("variant", min_width=10)
-    for col in ("ver", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
-        table.add_column(col, justify="right")
     multiclass = (report.get("task") or {}).get("type") == "multiclass"
-    table.add_column("top class" if multiclass else "mean pred", justify="right")
-    table.add_column("metric", justify="right")
     priced = report.get("value") is not None  # [monitoring.value] is set
-    if priced:
-        table.add_column("value/1k", justify="right")
+    cols = [Col("variant"), Col("ver", right=True)]
+    cols += [Col(c, right=True) for c in ("req/s", "p50", "p95", "p99", "errors")]
+    cols += [
+        Col("top class" if multiclass else "mean pred", right=True, optional=True),
+        Col("metric"),
+        *([Col("value/1k", right=True)] if priced else []),
+    ]
 
-    def num(value: Any, fmt: str = "{:.2f}") -> str:
-        return "-" if value is None else fmt.format(value)
+    def ms(value: Any) -> str:  # 0.85, 12.3, 1,235: a few characters, never cut
+        if value is None:
+            return "-"
+        return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else num(value, 3)
 
+    rows = []
     for name, s in sorted(report["variants"].items(), key=lambda kv: kv[0] != "production"):
-        table.add_row(
-            name,
-            ",".join(map(str, s["versions"])),
-            num(s["rps"], "{:.1f}"),
-            num(s["p50_ms"]),
-            num(s["p95_ms"]),
-            num(s["p99_ms"]),
-            f"{s['error_rate']:.2%}",
-            _top_class(s) if multiclass else num(s["prediction_mean"], "{:.4f}"),
-            _metric_cell(s),
-            *([_value_cell(s)] if priced else []),
+        rows.append(
+            [
+                name,
+                ",".join(map(str, s["versions"])),
+                "-" if s["rps"] is None else num(round(s["rps"], 1)),
+                ms(s["p50_ms"]),
+                ms(s["p95_ms"]),
+                ms(s["p99_ms"]),
+                f"{s['error_rate']:.2%}",
+                _top_class(s) if multiclass else num(s["prediction_mean"]),
+                _metric_cell(s),
+                *([_value_cell(s)] if priced else []),
+            ]
         )
     if not report["variants"]:
         console.print("no predictions in the window")
     else:
-        console.print(table)
+        title = f"last {window:g} s, from the prediction log (latency in ms)"
+        show(cols, rows, title=title, out=console, gap=1)
     if priced and report["variants"]:
         unit = report["value"].get("unit") or ""
         console.print(f"value/1k: \\[monitoring.value] per 1,000 labelled predictions {unit}")
@@ -348,7 +349,9 @@ def _metric_cell(stats: dict[str, Any]) -> str:
         return "-"
     if all(v is None for v in metrics.values()):
         return f"{next(iter(metrics))}: no labels"
-    return " · ".join(f"{k} {fmt_metric(v)}" for k, v in metrics.items())
+    from workbench.cli.tables import num
+
+    return " · ".join(f"{k} {num(v)}" for k, v in metrics.items())
 
 
 def _top_class(stats: dict[str, Any]) -> str:

@@ -79,30 +79,29 @@ def sql(query: str, format_: str, limit: int, as_json: bool) -> int:
 
 
 def _print_table(result: Any) -> None:
+    """The result as a table that fits the terminal (`tables.show`: a row per record, or
+    `column  value` lines when too wide); piped, every column whole, however wide."""
     from rich.console import Console
-    from rich.markup import escape
-    from rich.measure import Measurement
-    from rich.table import Table
     from rich.text import Text
 
+    from workbench.cli.tables import Col, natural_width, show
     from workbench.store.sql_console import cell_text, is_numeric
 
     if not result.columns:
         return
-    table = Table(show_edge=False, pad_edge=False, header_style="bold")
-    for name, kind in zip(result.columns, result.types, strict=True):
-        table.add_column(
-            f"{escape(name)}\n[dim]{escape(kind.lower())}[/dim]",
-            justify="right" if is_numeric(kind) else "left",
-            overflow="ellipsis",
-            no_wrap=True,
+    cols = [  # text may be cut (to 12), numbers and times never: too wide, a record a block
+        Col(
+            f"{name}\n{kind.lower()}",
+            right=is_numeric(kind),
+            cut=12 if kind.upper() in ("VARCHAR", "TEXT", "STRING", "JSON") else 0,
         )
-    for row in result.rows:
-        table.add_row(
-            *(Text("NULL", style="dim") if v is None else Text(cell_text(v)) for v in row)
-        )
+        for name, kind in zip(result.columns, result.types, strict=True)
+    ]
+    rows = [
+        [Text("NULL", style="dim") if v is None else Text(cell_text(v)) for v in row]
+        for row in result.rows
+    ]
     console = Console(highlight=False)
     if not console.is_terminal:  # piped: every column whole, however wide
-        wide = console.options.update(max_width=1_000_000)
-        console.width = max(console.width, Measurement.get(console, wide, table).maximum)
-    console.print(table)
+        console.width = max(console.width, natural_width(cols, rows))
+    show(cols, rows, out=console)

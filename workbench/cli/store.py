@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from workbench.cli.common import Commands, console, load_project, print_json
+from workbench.cli.common import Commands, load_project, print_json
 
 commands = Commands()
 
@@ -81,23 +81,29 @@ def store_migrate(
 
 
 def _print(result: object) -> None:
-    from rich.table import Table
+    from rich.text import Text
 
+    from workbench.cli.tables import Col, num, show
     from workbench.registry.migrate import Result
 
     assert isinstance(result, Result)
     if result.dry_run:
-        table = Table("what", "would be copied", title=f"dry run: to {result.target}")
-        for what, n in result.copy.items():
-            table.add_row(what, str(n))
-        console().print(table)
+        rows = [[what, num(n)] for what, n in result.copy.items()]
+        cols = [Col("what"), Col("would be copied", right=True)]
+        show(cols, rows, title=f"dry run: to {result.target}")
         print("nothing was changed")
         return
-    table = Table("what", "source", "target", "", title=f"migrated to {result.target}")
-    for row in result.counts:
-        mark = "[green]ok[/green]" if row["ok"] else "[red]DIFFERS[/red]"
-        table.add_row(row["what"], str(row["source"]), str(row["target"]), mark)
-    console().print(table)
+    cols = [Col("what"), Col("source", right=True), Col("target", right=True), Col("check")]
+    counts: list[list[str | Text]] = [
+        [
+            row["what"],
+            num(row["source"]),
+            num(row["target"]),
+            Text("ok", style="green") if row["ok"] else Text("DIFFERS", style="red"),
+        ]
+        for row in result.counts
+    ]
+    show(cols, counts, title=f"migrated to {result.target}")
     copied = ", ".join(f"{n} {what}" for what, n in result.copy.items()) or "nothing new"
     print(f"copied now: {copied}")
     print(f"id mapping: {result.mapping_file}")

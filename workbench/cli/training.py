@@ -373,27 +373,24 @@ def runs(
     if as_json:
         print_json(df.to_dicts())
         return 0
-    from rich.table import Table
+    from workbench.cli.tables import Col, show
 
     metric_cols = _shown_metrics(df.columns, project.config.metric)
-    table = Table(
-        "run id",
-        "name",
-        "status",
-        "started",
-        *[c[2:] for c in metric_cols],
-        title=f"{df.height} run(s)",
-    )
+    cols = [Col("run id"), Col("name", cut=10), Col("status"), Col("started")]
+    cols += [Col(c[2:], right=True, optional=i > 0) for i, c in enumerate(metric_cols)]
+    rows = []
     for row in df.iter_rows(named=True):
         started = row["start_time"].strftime("%Y-%m-%d %H:%M") if row["start_time"] else "-"
-        table.add_row(
-            row["run_id"][:12],
-            row["run_name"] or "",
-            row["status"] or "",
-            started,
-            *[fmt(row[c]) for c in metric_cols],
+        rows.append(
+            [
+                row["run_id"][:12],
+                row["run_name"] or "",
+                row["status"] or "",
+                started,
+                *[fmt(row[c]) for c in metric_cols],
+            ]
         )
-    console().print(table)
+    show(cols, rows, title=f"{df.height} run(s)")
     return 0
 
 
@@ -437,13 +434,12 @@ def compare(run_ids: tuple[str, ...], diff: bool, as_json: bool) -> int:
     if as_json:
         print_json(rows)
         return 0
-    from rich.table import Table
+    from workbench.cli.tables import Col, show
 
-    table = Table("field", *[i[:12] for i in ids], title="only what differs" if diff else None)
-    for row in rows:
-        style = "bold" if row["differs"] else "dim"
-        table.add_row(row["field"], *[fmt(row[i]) for i in ids], style=style)
-    console().print(table)
+    cols = [Col("field", cut=16), *[Col(i[:12], cut=12) for i in ids]]  # numbers fit in 12
+    cells = [[row["field"], *[fmt(row[i]) for i in ids]] for row in rows]
+    styles = ["bold" if row["differs"] else "dim" for row in rows]
+    show(cols, cells, title="only what differs" if diff else None, styles=styles)
     return 0
 
 
