@@ -5,22 +5,29 @@ training run in the App's worker), `monitor` (the monitor's outcomes and the rou
 way) and `data_version` (bumped when runs or the registry changed). Screens and the training
 panel watch them; they ask for changes with messages (StopTraining, RunMonitorRound).
 
-Start path: textual and the screens only. Data for the first paint comes from workers that
-read DuckDB over the Parquet logs and MLflow's SQLite store; the runs index is synced in a
-worker after the first paint. mlflow is only ever imported inside thread workers
-(promote, rollback, train).
+Start path (`run_tui` given a folder: `workbench` with no command): textual, the Overview
+and screens.overview_cache only. The first frame is the cached Overview snapshot (marked
+when its sources changed since); the project (pydantic config), DuckDB, polars and the
+registry load in workers after it, and the Overview repaints. Until the project is loaded,
+an app or screen action (a mode switch, the palette) waits for it (queued, never blocking
+the loop); quit does not. Without a snapshot that holds, the project is loaded first, as it
+is when a Project is given. The runs index is synced in a worker after the first paint.
+mlflow is only ever imported inside thread workers (promote, rollback, train).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
+from textual._path import CSSPathType
 from textual.actions import ActionParseResult
 from textual.app import App
 from textual.binding import BindingType
@@ -28,25 +35,34 @@ from textual.dom import DOMNode
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import ModalScreen
-from workbench_tui import monitor_task, mutating
+from workbench_tui import mutating, overview_cache
+from workbench_tui.app_start import StartingApp
 from workbench_tui.app_state import MonitorState, RunMonitorRound, StopTraining, TrainState
 from workbench_tui.base import DataChanged, describe_error
 from workbench_tui.commands import WorkbenchCommands
-from workbench_tui.help import HelpScreen
 from workbench_tui.keys import APP_BINDINGS, binding_ids, help_sections
 from workbench_tui.overview import OverviewScreen
-from workbench_tui.train import TrainFinished, TrainLog, TrainProgress, TrainScreen, TrainStep
+from workbench_tui.overview_cache import Start
 
 from workbench import readonly
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
+    from workbench_tui import monitor_task
+    from workbench_tui.train import (
+        TrainFinished,
+        TrainLog,
+        TrainProgress,
+        TrainScreen,
+        TrainStep,
+    )
+
     from workbench.monitoring.monitor import MonitorOutcome
     from workbench.project import Project
     from workbench.store.db import Db
     from workbench.store.runs_index import SyncResult
 
-__all__ = ["WorkbenchApp", "binding_ids", "help_sections", "run_tui"]
+__all__ = ["WorkbenchApp", "binding_ids", "help_sections", "run_tui", "start_app"]
 
 
 class Synced(Message):
@@ -73,11 +89,13 @@ def _lazy(module: str, name: str) -> Any:
     return make
 
 
-class WorkbenchApp(App[int]):
+class WorkbenchApp(StartingApp):
     """Workbench's TUI over one project."""
 
     TITLE = "Workbench"
-    CSS_PATH = "app.tcss"
+    #: The Overview's too: as a screen's own CSS_PATH it would re-parse every stylesheet and
+    #: restyle the app as the first screen mounts.
+    CSS_PATH: ClassVar[CSSPathType | None] = ["app.tcss", "overview.tcss"]
     MODES: ClassVar[dict[str, Any]] = {
         "overview": OverviewScreen,
         # The other screens load on first use: their imports stay off the first paint.
@@ -102,13 +120,12 @@ class WorkbenchApp(App[int]):
 
     def __init__(
         self,
-        project: Project,
+        project: Project | Start,
         *,
         sync_on_start: bool = True,
         poll_interval: float | None = 30.0,
     ) -> None:
-        super().__init__()
-        self.project = project
+        super().__init__(project)
         self.sync_on_start = sync_on_start
         self.poll_interval = poll_interval if sync_on_start else None
         self._db: Db | None = None
@@ -124,16 +141,16 @@ class WorkbenchApp(App[int]):
         #: perf_counter() when the first screen was painted with its data (for benchmarks).
         self.first_paint_at: float | None = None
         self.runs_on_first_paint = 0
-        tui = project.config.tui
+        facts = self.facts
         #: `--read-only`, WORKBENCH_READ_ONLY or [tui] read_only: mutating keys only say so.
-        self.read_only = readonly.enabled(project)
-        self.keymap_overrides: dict[str, str] = dict(tui.keys)
+        self.read_only = readonly.enabled() or facts.read_only
+        self.keymap_overrides: dict[str, str] = dict(facts.keys)
         if self.keymap_overrides:
             self.set_keymap(self.keymap_overrides)
         self._theme_error = ""
-        if tui.theme:
+        if facts.theme:
             try:
-                self.theme = tui.theme
+                self.theme = facts.theme
             except Exception as exc:  # InvalidThemeError: say so once mounted
                 self._theme_error = describe_error(exc)
 
@@ -157,6 +174,7 @@ class WorkbenchApp(App[int]):
         if self.first_paint_at is None:
             self.first_paint_at = time.perf_counter()
             self.runs_on_first_paint = runs_shown
+        self._load_project_soon()  # after the first frame: it holds the GIL for a while
 
     def data_changed(self) -> None:
         self.data_version += 1
@@ -182,11 +200,14 @@ class WorkbenchApp(App[int]):
                 severity="warning",
                 markup=False,
             )
+        if self._project is None:
+            # Loaded once the Overview painted its snapshot, or by now in any case.
+            self.set_timer(0.5, self._load_project_soon)
         if self.sync_on_start:
             self.call_after_refresh(self.request_sync)
             if self.poll_interval:
                 self.set_interval(self.poll_interval, self.request_sync)
-        if self.project.config.monitor.enabled and not self.read_only:
+        if self.facts.monitor and not self.read_only:
             self.call_after_refresh(self.start_monitor)  # it records checks and retrains
 
     def on_unmount(self) -> None:
@@ -211,15 +232,16 @@ class WorkbenchApp(App[int]):
 
     @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
     def _sync(self, force: bool) -> None:
-        from workbench.registry import versions as registry
-        from workbench.store import runs_index
-
         try:
+            project = self.project  # first: a start from the snapshot waits for it here
+            from workbench.registry import versions as registry
+            from workbench.store import runs_index
+
             # Its own short-lived Db: a long sync does not hold up the screens' queries.
-            result = runs_index.sync(self.project)
+            result = runs_index.sync(project)
             state = (
-                tuple(sorted(registry.aliases(self.project).items())),
-                len(registry.list_versions(self.project)),
+                tuple(sorted(registry.aliases(project).items())),
+                len(registry.list_versions(project)),
             )
         except Exception as exc:
             self.post_message(Synced(None, None, describe_error(exc), force))
@@ -269,12 +291,15 @@ class WorkbenchApp(App[int]):
             if refused is not None:
                 self.notify(mutating.refusal(refused), severity="warning", markup=False)
                 return True
+        # Started from the snapshot, StartingApp queues it until the project is loaded.
         return await super().run_action(action, default_namespace, namespaces)
 
     def action_refresh(self) -> None:
         self.request_sync(force=True)
 
     def action_help(self) -> None:
+        from workbench_tui.help import HelpScreen
+
         if isinstance(self.screen, HelpScreen):
             return
         # A pushed screen with its own section (Lineage) lists its keys first.
@@ -309,6 +334,8 @@ class WorkbenchApp(App[int]):
 
     @work(thread=True, exclusive=True, group="monitor", exit_on_error=False)
     def _monitor(self) -> None:
+        from workbench_tui import monitor_task
+
         monitor_task.monitor_loop(self.project, self.post_message, self._stop_monitor.is_set)
 
     def on_run_monitor_round(self, message: RunMonitorRound) -> None:
@@ -321,9 +348,13 @@ class WorkbenchApp(App[int]):
 
     @work(thread=True, exclusive=True, group="monitor-round", exit_on_error=False)
     def _monitor_round(self) -> None:
+        from workbench_tui import monitor_task
+
         monitor_task.monitor_round(self.project, self.post_message, self._stop_monitor.is_set)
 
     def on_monitor_report(self, message: monitor_task.MonitorReport) -> None:
+        from workbench_tui import monitor_task
+
         self.monitor = monitor_task.next_state(self.monitor, message)
         outcome = message.outcome
         if message.kind != "outcome" or outcome is None:
@@ -352,6 +383,8 @@ class WorkbenchApp(App[int]):
         self.show_train_panel()
 
     def show_train_panel(self) -> None:
+        from workbench_tui.train import TrainScreen
+
         if self._train_panel is not None and self._train_panel.is_attached:
             return
         self._train_panel = TrainScreen()
@@ -368,6 +401,8 @@ class WorkbenchApp(App[int]):
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
     def _train(self) -> None:
+        from workbench_tui.train import TrainFinished, TrainLog, TrainProgress, TrainStep
+
         from workbench.jobs.control import resolve_runner
         from workbench.jobs.observer import JobObserver
         from workbench.pipeline import flow as pipeline
@@ -427,8 +462,25 @@ class WorkbenchApp(App[int]):
         self.data_changed()
 
 
-def run_tui(project: Project) -> int:
-    """Entry point (`workbench.ui:tui`): run the TUI on `project` until the user quits."""
-    app = WorkbenchApp(project)
+def start_app(project: Project | str | os.PathLike[str] | None) -> WorkbenchApp:
+    """The app `run_tui` runs: over a loaded project, or for a folder (None: the nearest
+    project) from the cached Overview snapshot when one holds for it, else over the project
+    loaded now (a bad workbench.toml is a WorkbenchError before any frame)."""
+    if project is None or isinstance(project, str | os.PathLike):
+        start = overview_cache.read(project)
+        if start is not None:
+            return WorkbenchApp(start)
+        from workbench.project import Project
+
+        return WorkbenchApp(Project.load(Path(project) if project is not None else None))
+    return WorkbenchApp(project)
+
+
+def run_tui(project: Project | str | os.PathLike[str] | None) -> int:
+    """Entry point (`workbench.ui:tui`): run the TUI on `project` (a Project, or its folder,
+    None for the nearest one) until the user quits."""
+    app = start_app(project)
     code = app.run()
+    if app.start_error is not None:
+        raise app.start_error
     return int(code or app.return_code or 0)

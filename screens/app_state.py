@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from workbench_tui.overview_cache import ProjectFacts, Start
+
     from workbench.monitoring.monitor import MonitorOutcome
     from workbench.project import Project
     from workbench.store.db import Db
@@ -82,7 +84,18 @@ class WorkbenchAppLike(Protocol):
     """What the screens use of the App (screens.app.WorkbenchApp)."""
 
     @property
-    def project(self) -> Project: ...
+    def project(self) -> Project:
+        """The loaded project. Until it is (a start from the cached snapshot), only workers
+        may ask (they wait for it); the event loop uses `facts` and `start`."""
+        ...
+
+    @property
+    def facts(self) -> ProjectFacts: ...
+
+    @property
+    def start(self) -> Start | None:
+        """The cached snapshot the app started from (None: started from a loaded project)."""
+        ...
 
     @property
     def data_version(self) -> int: ...

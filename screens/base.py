@@ -4,12 +4,13 @@ while one has focus) and worker errors shown as notifications (never a traceback
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Input, TextArea
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from workbench.errors import WorkbenchError
@@ -40,7 +41,12 @@ class DataChanged(Message):
 
 def is_text_input(widget: Widget | None) -> bool:
     """Whether keys typed go into `widget` (digits and letters too, not the screen's keys)."""
-    return isinstance(widget, Input | TextArea)
+    if isinstance(widget, Input):
+        return True
+    # A TextArea is one only once its module is loaded (the SQL screen's): importing it
+    # (tree-sitter, documents) would cost the first frame ~15 ms.
+    text_area = sys.modules.get("textual.widgets._text_area")
+    return text_area is not None and isinstance(widget, text_area.TextArea)
 
 
 class WorkbenchScreen(Screen[None]):
@@ -73,7 +79,7 @@ class WorkbenchScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.title = "Workbench"
-        self.sub_title = f"{self.project.name} · {self.MODE_TITLE}"
+        self.sub_title = f"{self.wb.facts.name} · {self.MODE_TITLE}"
         if getattr(self.app, "read_only", False):
             self.sub_title += " · READ-ONLY"
         self.watch(self.app, "data_version", self._app_data_changed, init=False)

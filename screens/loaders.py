@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from workbench_tui.overview_cache import AliasCard, OverviewData
+
 from workbench.registry import audit as audit_log
 from workbench.registry import versions as registry
 from workbench.store import runs_index
@@ -47,27 +49,6 @@ def key_metrics(columns: list[str], metric: str) -> list[str]:
     valid = [c for c in rest if c.startswith("m.valid_")]
     other = [c for c in rest if c not in holdout and c not in valid]
     return head + holdout + valid + other
-
-
-@dataclass
-class AliasCard:
-    alias: str
-    version: int | None
-    run_id: str | None
-    metric: float | None
-    champion: tuple[int, float] | None = None  # production's metric on the same holdout
-
-
-@dataclass
-class OverviewData:
-    model: str
-    metric: str
-    cards: list[AliasCard]
-    versions: int
-    runs: list[dict[str, Any]]
-    run_metrics: list[str]
-    total_runs: int
-    audit: list[dict[str, Any]]
 
 
 def load_overview(project: Project, db: Db, limit: int = 10) -> OverviewData:

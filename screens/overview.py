@@ -1,7 +1,13 @@
-"""Overview: who serves (production, staging), the latest runs, recent audit events."""
+"""Overview: who serves (production, staging), the latest runs, recent audit events.
+
+Started from the cached snapshot (screens.overview_cache), its widgets hold the snapshot as
+they are composed (so the first frame shows it), with "as of HH:MM UTC, refreshing…" when its
+sources changed since; its load worker then reads the project and saves the snapshot again
+when what it shows, or what it was read from, changed."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -16,12 +22,12 @@ from workbench_tui.base import WorkbenchScreen
 from workbench_tui.formatting import ellipsize, fmt_value, fmt_version, short_id
 
 if TYPE_CHECKING:
-    from workbench_tui.loaders import OverviewData
+    from workbench_tui.overview_cache import OverviewData
 
 
 class OverviewScreen(WorkbenchScreen):
     MODE_TITLE = "Overview"
-    CSS_PATH = "overview.tcss"
+    # overview.tcss is in the App's CSS_PATH (loaded with the app, not when this mounts).
     AUTO_FOCUS = "#latest-runs"
     BINDINGS: ClassVar[list[BindingType]] = []
 
@@ -38,7 +44,7 @@ class OverviewScreen(WorkbenchScreen):
         yield Header()
         with Vertical(id="model-box") as box:
             self.model_box = box
-            box.border_title = f"Model {self.project.config.model_name}"
+            box.border_title = f"Model {escape(self.wb.facts.model)}"
             self.aliases_view = Static("[dim]loading…[/]", id="aliases")
             yield self.aliases_view
         with Vertical(id="runs-box") as box:
@@ -56,9 +62,6 @@ class OverviewScreen(WorkbenchScreen):
                 "No audit events yet — promotions and rollbacks show up here.", id="no-audit"
             )
             yield self.no_audit
-        yield Footer(compact=True)
-
-    def on_mount(self) -> None:
         self.empty.display = False
         self.no_audit.display = False
         for label, width in (
@@ -70,23 +73,42 @@ class OverviewScreen(WorkbenchScreen):
             ("reason", 40),
         ):
             self.audit_table.add_column(label, width=width, key=label)
+        start = self.wb.start
+        if start is not None and self.data is None:
+            # The snapshot is in the widgets before they mount: it is the first frame.
+            self._show(start.overview, None if start.fresh else start.read_at)
+        yield Footer(compact=True)
 
     def reload(self) -> None:
         self._load()
 
     @work(thread=True, exclusive=True, group="overview-load", exit_on_error=False)
     def _load(self) -> None:
-        from workbench_tui import loaders
+        # First the project: started from the snapshot, this waits until it is loaded, and
+        # the imports below stay off the first frame.
+        project = self.project
+        from workbench_tui import loaders, overview_cache
 
         with self.wb.database() as db:
-            data = loaders.load_overview(self.project, db)
+            read_at = time.time()
+            sources = overview_cache.sources(project)  # before the read: a change in it shows
+            data = loaders.load_overview(project, db)
         self.post_message(self.Loaded(data))
+        overview_cache.write(project, data, sources, read_at)
 
     def on_overview_screen_loaded(self, message: Loaded) -> None:
-        data = self.data = message.data
-        self.model_box.border_title = f"Model {escape(data.model)} · {data.versions} version(s)"
+        self._show(message.data, None)
+
+    def _show(self, data: OverviewData, stale_since: float | None) -> None:
+        """Paint `data`; `stale_since`: it is a snapshot read then, whose sources changed."""
+        self.data = data
+        title = f"Model {escape(data.model)} · {data.versions} version(s)"
+        if stale_since is not None:
+            when = time.strftime("%H:%M UTC", time.gmtime(stale_since))
+            title += f" · as of {when}, refreshing…"
+        self.model_box.border_title = title
         self.aliases_view.update("\n".join(self._alias_line(data, i) for i in range(2)))
-        self._show_runs(data)
+        self._show_runs(data, stale_since is not None)
         self._show_audit(data)
         if self.wb.first_paint_at is None:
             self.call_after_refresh(self.wb.mark_first_paint, len(data.runs))
@@ -107,12 +129,12 @@ class OverviewScreen(WorkbenchScreen):
             line += f" [dim]vs v{card.champion[0]} {fmt_value(card.champion[1])}[/]"
         return line
 
-    def _show_runs(self, data: OverviewData) -> None:
+    def _show_runs(self, data: OverviewData, stale: bool = False) -> None:
         table = self.runs_table
         table.clear(columns=True)
         self.runs_box.border_title = (
             f"Latest runs ({len(data.runs)} of {data.total_runs})" if data.runs else "Latest runs"
-        )
+        ) + (" · refreshing…" if stale else "")
         self.empty.display = not data.runs
         table.display = bool(data.runs)
         if not data.runs:
