@@ -51,6 +51,7 @@ JOB_DEPENDENCIES = (
     "httptools",
     "uvloop",
     "prometheus-client",
+    "orjson",
 )
 #: What a built-in trainer imports beyond JOB_DEPENDENCIES (pinned the same way).
 TRAINER_DEPENDENCIES: dict[str, tuple[str, ...]] = {"xgboost": ("xgboost",)}
