@@ -13,12 +13,15 @@ of its own (not a server's), so client and server never share a GIL.
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 RECONNECT_PAUSE_S = 0.05
@@ -242,6 +245,77 @@ def _run(coro):  # type: ignore[no-untyped-def]
         return runner.run(coro)
 
 
+# wrk, an independent load generator, when it is installed -----------------------------------
+
+
+@dataclass
+class WrkResult:
+    """What `wrk --latency` printed: throughput and latency percentiles over every request."""
+
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+
+    @property
+    def failures(self) -> int:
+        return self.non_2xx + self.socket_errors
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def run_wrk(url: str, body: bytes, connections: int, duration_s: float, scratch: Path) -> WrkResult:
+    """POST `body` to `url` from `connections` keep-alive connections (closed loops, like
+    ours) for `duration_s`, with wrk (`-t` at most 2: this machine's cores)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    data = scratch / f"wrk-body-{len(body)}.json"
+    data.write_bytes(body)
+    script = scratch / f"wrk-{len(body)}.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{data}", "rb")\n'
+        'wrk.body = f:read("*a")\n'
+        "f:close()\n"
+    )
+    threads = max(1, min(2, connections))
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s", "--latency"]
+    out = subprocess.run(
+        [*cmd, "-s", str(script), url], capture_output=True, text=True, timeout=duration_s + 60
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip()[:300]}")
+    return parse_wrk(out.stdout, connections)
+
+
+def parse_wrk(text: str, connections: int) -> WrkResult:
+    def latency(q: str) -> float:
+        m = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+        return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"(\d+) requests in", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return WrkResult(
+        connections=connections,
+        rps=float(rps.group(1)) if rps else float("nan"),
+        p50_ms=latency("50"),
+        p99_ms=latency("99"),
+        requests=int(total.group(1)) if total else 0,
+        non_2xx=int(non2xx.group(1)) if non2xx else 0,
+        socket_errors=sum(int(g) for g in sock.groups()) if sock else 0,
+    )
+
+
 # A trivial server, to show the generator is not the bottleneck ------------------------------
 
 
@@ -288,21 +362,30 @@ def client_ceiling(
 ) -> LoadResult:
     """Requests per second the generator reaches against a server that does nothing (its own
     process, started here and killed after)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "trivial-server", str(port)],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        proc.stdout.readline()  # listening
+    with TrivialServer() as port:
         reqs = [_retarget(r, port) for r in requests]
         return run_load("127.0.0.1", port, reqs, concurrency, 0.5, duration_s)
-    finally:
-        proc.kill()
-        proc.wait()
+
+
+class TrivialServer:
+    """A do-nothing server in a process of its own, for as long as the `with` lasts; its
+    port is what `with` gives."""
+
+    def __enter__(self) -> int:
+        port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "trivial-server", str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        self.proc.stdout.readline()  # listening
+        return port
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
 
 
 def _retarget(request: bytes, port: int) -> bytes:

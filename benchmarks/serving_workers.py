@@ -29,18 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serving import (  # the project setup and server handling of the one-worker benchmark
-    HOST,
-    BenchError,
-    Server,
-    _cleanup,
-    _ensure_demo,
-    _probe,
-    _records,
-    _start,
-    _stop,
-    _wait_ready,
-)
+from _servers import HOST, BenchError, Server, _cleanup, _probe, _start, _stop, _wait_ready
+from serving import _ensure_demo, _records  # the project setup of the one-worker benchmark
 
 from workbench.project import Project
 from workbench.serving.workers import default_workers

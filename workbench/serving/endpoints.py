@@ -11,6 +11,8 @@ import json
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from workbench import __version__
 from workbench.serving.metrics import Metrics
 
@@ -28,6 +30,40 @@ def dumps(obj: Any) -> bytes:
     """Compact JSON bytes; pure ASCII (ensure_ascii), so any string a client sent, lone
     surrogates and control characters included, comes back escaped and on one line."""
     return json.dumps(obj, separators=(",", ":"), default=str).encode()
+
+
+def dumps_answer(obj: Any) -> bytes:
+    """`dumps` of a prediction's answer, through orjson (~10x json's speed on a batch's
+    lists): the same JSON when it is ASCII, which nearly every answer is; one holding a
+    non-ASCII string (an id, a passthrough value) or anything orjson refuses goes by `dumps`."""
+    try:
+        out = orjson.dumps(obj)
+    except TypeError:
+        return dumps(obj)
+    return out if out.isascii() else dumps(obj)
+
+
+async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None when over `limit` bytes (a Content-Length says so first)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if len(value) > 12 or (value.isdigit() and int(value) > limit):
+                return None
+            break
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        return body  # type: ignore[no-any-return]
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def respond(

@@ -21,7 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from workbench.serving.client_strings import find_surrogate, may_hold_surrogates, request_id_problem
+from workbench.serving.columnar import Columns, check_columns, columnar_body, plain_split
 from workbench.serving.signature import Signature, _Invalid, _show
 
 if TYPE_CHECKING:
@@ -118,6 +121,10 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+#: A body's digits as b"0", everything else as b" ": a 19-digit run is then one memmem
+#: (~10x a regular expression's search of a 100 kB body).
+_DIGITS_AS_0 = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
+_DIGITS_19 = b"0" * 19
 _ABSENT = object()
 
 
@@ -135,6 +142,14 @@ def _load_json(body: bytes, what: str) -> Any:
             ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    elif type(body) is bytes and _DIGITS_19 not in body.translate(_DIGITS_AS_0):
+        # orjson: 3-5x json's speed; it refuses NaN, lone surrogates and nesting too deep
+        # (the path below then says why, as before), and would read an integer of 20+
+        # digits as a float, so a body with such a digit run takes the path below too.
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         data = _DECODER.decode(text)
     except _NonFinite as exc:
@@ -182,7 +197,8 @@ def _kind(v: Any) -> str:
 
 @dataclass
 class Parsed:
-    records: list[dict[str, Any]]
+    #: the checked records; a `Columns` (a sequence of records) for a columnar batch
+    records: list[dict[str, Any]] | Columns
     single: bool
     request_ids: list[str | None]
     #: per record, the passthrough fields it carried (None: none); None when no record did
@@ -215,7 +231,7 @@ def _unwrap(data: dict[str, Any], key: str, errs: _Errors) -> list[Any]:
         return []
     value = data[key]
     if key == "dataframe_split":
-        return _split_rows(value, errs)
+        return _split_rows(value, errs, ("body", "dataframe_split"))
     if isinstance(value, list):
         return value
     if key != "dataframe_records" and isinstance(value, dict):
@@ -236,37 +252,33 @@ def _unwrap(data: dict[str, Any], key: str, errs: _Errors) -> list[Any]:
     return []
 
 
-def _split_rows(value: Any, errs: _Errors) -> list[Any]:
+def _split_rows(value: Any, errs: _Errors, at: Loc) -> list[Any]:
     if not isinstance(value, dict):
-        errs.add(
-            ("body", "dataframe_split"), f"expected an object, got {_kind(value)}", "dict_type"
-        )
+        errs.add(at, f"expected an object, got {_kind(value)}", "dict_type")
         return []
     extra = [k for k in value if k not in ("columns", "data", "index")]
     if extra:
-        errs.add(("body", "dataframe_split", extra[0]), "unexpected key", "extra_forbidden")
+        errs.add((*at, extra[0]), "unexpected key", "extra_forbidden")
         return []
     columns = value.get("columns")
     data = value.get("data")
     if "index" in value and type(value["index"]) is not list:  # accepted, then ignored
         got = _kind(value["index"])
-        errs.add(("body", "dataframe_split", "index"), f"expected an array, got {got}", "list_type")
+        errs.add((*at, "index"), f"expected an array, got {got}", "list_type")
         return []
     if not isinstance(columns, list) or not all(type(c) is str for c in columns):
-        errs.add(
-            ("body", "dataframe_split", "columns"), "expected a list of column names", "list_type"
-        )
+        errs.add((*at, "columns"), "expected a list of column names", "list_type")
         return []
     if len(set(columns)) != len(columns):
         dup = next(c for i, c in enumerate(columns) if c in columns[:i])
         errs.add(
-            ("body", "dataframe_split", "columns"),
+            (*at, "columns"),
             f"column {_show(dup)} appears twice",
             "value_error",
         )
         return []
     if not isinstance(data, list):
-        errs.add(("body", "dataframe_split", "data"), "expected a list of rows", "list_type")
+        errs.add((*at, "data"), "expected a list of rows", "list_type")
         return []
     n = len(columns)
     rows: list[Any] = []
@@ -293,14 +305,21 @@ def parse_records(
     `passthrough` names the fields taken out of each record (a model input named there is
     copied, not taken: the model still gets it)."""
     data = _load_json(body, "records")
-    errs = _Errors()
     names: frozenset[str] = sig._names  # type: ignore[attr-defined]
+    found = columnar_body(data, names)
+    if found is not None:  # checked a column at a time; None: the per-record path says why
+        fast = _checked(*found, sig, max_records, passthrough)
+        if fast is not None:
+            return fast
+    errs = _Errors()
     single = False
     rows: list[Any] = []
     try:
         if type(data) is dict:
             keys = [k for k in WRAPPERS if k in data and k not in names]
-            if len(keys) > 1:
+            if not keys and plain_split(data, names):
+                rows = _split_rows(data, errs, ("body",))
+            elif len(keys) > 1:
                 errs.add(
                     ("body",), f"expected one of {', '.join(keys)}, got several", "value_error"
                 )
@@ -331,6 +350,22 @@ def parse_records(
     if errs.items:
         raise PayloadError(errs.items)
     return Parsed(records, single, request_ids, carried)
+
+
+def _checked(
+    columns: list[str],
+    arrays: list[list[Any]],
+    n: int,
+    sig: Signature,
+    max_records: int,
+    passthrough: tuple[str, ...],
+) -> Parsed | None:
+    if not 0 < n <= max_records:
+        return None  # empty, or too many: said by the per-record path
+    checked = check_columns(columns, arrays, sig, (REQUEST_ID, *passthrough))
+    if checked is None:
+        return None
+    return Parsed(checked, False, [None] * n, None)
 
 
 def _check_records(

@@ -6,8 +6,11 @@ disk. `close()` flushes everything. A crash loses at most the rows of the curren
 and never leaves a file a reader cannot open (writes are temp file + rename, see parquet_log).
 
 The request path only appends one tuple per request (a batch of 1,000 records included).
-The writer turns the records into JSON text in one vectorised pass (polars), which costs
-about a fifth of `json.dumps` per record; the GIL is shared, so that is throughput won.
+The writer converts 256 rows at a time (log_rows): every step is C code that holds the GIL,
+and one step over a whole interval's rows stalled the requests in flight for tens of ms. The
+JSON of a record is orjson's (~0.3 us), a columnar batch's rows and typed lists are made
+from its columns, timestamps go to Arrow as integers (pyarrow takes 12 us per aware
+datetime). When rows pile up anyway, `behind()` tells the server to let the writer catch up.
 
 The writer never dies of a row: a batch Arrow cannot hold is split by request, the requests
 it can hold are written and the others are quarantined, as JSON lines in pure ASCII (every
@@ -23,23 +26,38 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import sys
 import threading
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from workbench.project import LogsRoot
+from workbench.serving.columnar import Columns
+from workbench.serving.log_rows import (
+    ColumnsLayout,
+    Entry,
+    chunks,
+    json_rows,
+    one_line,
+    passthrough_column,
+    rows_of,
+    safe_json,
+    to_json,
+)
 from workbench.store.parquet_log import COLUMNS, SCHEMAS, ParquetLog, utcnow
 
 Features = Mapping[str, Any] | str
-Entry = tuple[Any, ...]
 
 #: The most seconds between two attempts at a file that could not be written.
 MAX_BACKOFF_S = 5.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+#: Rows converted per step of a flush (each step holds the GIL: ~0.5 ms at this size).
+CHUNK_ROWS = 256
 
 
 class LogRefused(Exception):
@@ -54,16 +72,6 @@ def _data_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - an older polars
         return (Exception,)
     return (Exception, PanicException)
-
-
-def one_line(text: object, limit: int = 500) -> str:
-    """`text` as one printable ASCII line (any string in, nothing that can fail on output)."""
-    try:
-        raw = str(text)
-    except Exception:  # a __str__ that raises
-        raw = object.__repr__(text)
-    lines = raw.encode("ascii", "backslashreplace").decode("ascii").splitlines() or [""]
-    return lines[0][:limit]
 
 
 class PredictionLogger:
@@ -90,6 +98,8 @@ class PredictionLogger:
         self.interval_s = interval_s
         #: Rows that may wait for the writer before log_many refuses more (~1 KiB a row).
         self.max_queued = max_queued if max_queued is not None else max(200_000, 20 * max_rows)
+        #: Rows waiting above which `behind()` says the server should pace its requests.
+        self.pace_rows = min(self.max_queued // 4, max(20_000, 3 * max_rows))
         # One entry per request. deque.append and popleft are atomic: producers never take a
         # lock a busy request loop could keep from the writer (plain locks are not fair).
         self._entries: deque[Entry] = deque()
@@ -97,6 +107,7 @@ class PredictionLogger:
         self._added = 0  # rows ever queued (producers; approximate with several threads)
         self._taken = 0  # rows ever taken off the queue for good (the writer)
         self._write_lock = threading.Lock()  # one writer at a time keeps batches in order
+        self._converting = False  # the writer turns rows into Arrow now (it needs the GIL)
         self._wake = threading.Event()
         self._closed = threading.Event()
         self.written = 0
@@ -173,6 +184,22 @@ class PredictionLogger:
         if self._pending >= self.max_rows:
             self._wake.set()
 
+    def behind(self) -> bool:
+        """Whether more than `pace_rows` rows wait while the writer converts rows (which
+        needs the GIL): the server then lets it have the GIL before it takes the next
+        request (a request loop that never waits keeps the GIL from the writer until the
+        queue is full and refuses). While it writes to disk only once the queue is half
+        full; never while writes fail (a full disk: the queue's bound answers then)."""
+        waiting = self._added - self._taken
+        if waiting <= self.pace_rows or self.stopped is not None or self.last_error is not None:
+            return False
+        # While it writes to disk the GIL is not what it lacks, unless the queue is half full.
+        return self._converting or self.congested()
+
+    def congested(self) -> bool:
+        """Whether the queue is more than half full."""
+        return self._added - self._taken > self.max_queued // 2
+
     def refusal(self) -> str | None:
         """Why log_many refuses rows now (one line), or None when it takes them."""
         if self.stopped is not None:
@@ -203,10 +230,11 @@ class PredictionLogger:
             self._pending = len(self._entries)
             if not entries:
                 return 0
+            self._converting = True  # the part of a flush that needs the GIL
             try:
-                table, good = self._table(entries), entries
-            except self._data_errors as exc:
-                table, good = self._salvage(entries, exc)
+                table, good = self._tables(entries)
+            finally:
+                self._converting = False
             rows = sum(len(entry[1]) for entry in good)
             if table is None or not rows:
                 return 0
@@ -231,6 +259,28 @@ class PredictionLogger:
             self._taken += rows
             return rows
 
+    def _tables(self, entries: list[Entry]) -> tuple[Any, list[Entry]]:
+        """One table of `entries`, converted CHUNK_ROWS rows at a time (a request's records
+        split where needed): each conversion step is C code that holds the GIL throughout, so
+        one step over a whole interval's rows (tens of ms) stalled every request in flight;
+        between chunks the request loop takes the GIL when it waits for it (the server's
+        switch interval). Chunks Arrow cannot hold are salvaged."""
+        import pyarrow as pa
+
+        tables: list[Any] = []
+        good: list[Entry] = []
+        for chunk in chunks(entries, CHUNK_ROWS):
+            try:
+                table, ok = self._table(chunk), chunk
+            except self._data_errors as exc:
+                table, ok = self._salvage(chunk, exc)
+            if table is not None:
+                tables.append(table)
+                good += ok
+        if not tables:
+            return None, []
+        return (tables[0] if len(tables) == 1 else pa.concat_tables(tables)), good
+
     def _table(self, entries: list[Entry]) -> Any:
         import pyarrow as pa
 
@@ -240,7 +290,7 @@ class PredictionLogger:
         texts = cols["features"]
         for ts, ids, model, version, variant, feats, outputs, latency, status, error, *_ in entries:
             n = len(ids)
-            cols["ts"] += [ts] * n
+            cols["ts"] += [(ts - EPOCH) // MICROSECOND] * n  # pyarrow: 12 us per datetime
             cols["request_id"] += ids
             cols["model"] += [model] * n
             cols["version"] += [version] * n
@@ -249,6 +299,9 @@ class PredictionLogger:
             cols["latency_ms"] += [latency] * n
             cols["status"] += [status] * n
             cols["error"] += [error] * n
+            if type(feats) is Columns:  # a columnar batch: every record a mapping
+                texts += json_rows(feats)
+                continue
             for feat in feats:
                 if isinstance(feat, str):
                     texts.append(feat)
@@ -256,12 +309,16 @@ class PredictionLogger:
                     where.append(len(texts))
                     records.append(feat)
                     texts.append(None)
-        for pos, text in zip(where, self._to_json(records), strict=True):
+        for pos, text in zip(where, to_json(records), strict=True):
             texts[pos] = text
         cols["segments"] = self._segments(entries)
-        cols["passthrough"] = _passthrough_column(entries)
+        cols["passthrough"] = passthrough_column(entries)
         cols["numeric"], cols["categorical"], cols["laid_out"] = self._typed(entries, len(texts))
-        return pa.table(cols, schema=SCHEMAS["predictions"])
+        schema = SCHEMAS["predictions"]
+        ts_type = schema.field("ts").type
+        table_cols: dict[str, Any] = dict(cols)
+        table_cols["ts"] = pa.array(cols["ts"], pa.int64()).cast(ts_type)
+        return pa.table(table_cols, schema=schema)
 
     def use_version(self, project: Any, version: int, model_dir: Path) -> None:
         """Log `version`'s predictions with their segments (`[monitoring] segments`, the
@@ -290,18 +347,24 @@ class PredictionLogger:
         version with a layout, typed in that layout; null for the others."""
         from workbench.drift.log_layout import columns
 
-        groups: dict[int, tuple[list[int], list[Mapping[str, Any]]]] = {}
+        groups: dict[int, tuple[list[int], list[Any]]] = {}
         pos = 0
         for entry in entries:
             feats = entry[5]
             if entry[8] == 200 and entry[3] in self.layouts:
-                where, records = groups.setdefault(entry[3], ([], []))
-                for i, feat in enumerate(feats):
-                    if not isinstance(feat, str):
-                        where.append(pos + i)
-                        records.append(feat)
+                where, parts = groups.setdefault(entry[3], ([], []))
+                if type(feats) is Columns:  # laid out from its columns (log_rows)
+                    where += range(pos, pos + len(feats))
+                    parts.append(feats)
+                else:
+                    for i, feat in enumerate(feats):
+                        if not isinstance(feat, str):
+                            where.append(pos + i)
+                            parts.append(feat)
             pos += len(feats)
-        laid = [(self.layouts[v], where, records) for v, (where, records) in groups.items()]
+        laid: list[Any] = [
+            (ColumnsLayout(self.layouts[v]), where, parts) for v, (where, parts) in groups.items()
+        ]
         return columns(laid, total, self._data_errors)
 
     def _segments(self, entries: list[Entry]) -> list[Any]:
@@ -349,7 +412,7 @@ class PredictionLogger:
         name = f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.jsonl"
         try:  # beside the log: in S3 for a shared log (one PUT), else under quarantine_dir
             lines = [
-                _safe_json({"reason": why, **row}) for entry, why in items for row in _rows(entry)
+                safe_json({"reason": why, **row}) for entry, why in items for row in rows_of(entry)
             ]
             path = self._log.put_aside(name, "".join(line + "\n" for line in lines))
         except Exception as exc:  # the disk is full too: count the loss and say so
@@ -361,22 +424,6 @@ class PredictionLogger:
             return
         self.quarantined += rows
         self._say(f"prediction log: {rows} row(s) quarantined to {path}: {first}")
-
-    def _to_json(self, records: list[Mapping[str, Any]]) -> list[str]:
-        """JSON text of each record, in one vectorised pass when the records agree."""
-        if not records:
-            return []
-        pl = self._pl
-        keys = list(records[0])
-        if len(records) > 8 and all(list(rec) == keys for rec in records):
-            try:
-                frame = pl.DataFrame(records, infer_schema_length=None)
-                encoded = frame.select(pl.struct(pl.all()).struct.json_encode())
-                return encoded.to_series().to_list()  # type: ignore[no-any-return]
-            except self._data_errors:  # mixed types in a column: the exact path below
-                pass
-        dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
-        return [dumps(rec) for rec in records]
 
     def _run(self) -> None:
         reason = "it returned"
@@ -424,54 +471,3 @@ class PredictionLogger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _rows(entry: Entry) -> list[dict[str, Any]]:
-    ts, ids, model, version, variant, feats, outputs, latency, status, error, *_ = entry
-    shared = {"model": model, "version": version, "variant": variant, "latency_ms": latency}
-    shared.update(status=status, error=error)
-    rows = [
-        {"ts": ts.isoformat(), "request_id": rid, **shared, "features": feat, "output": out}
-        for rid, feat, out in zip(ids, feats, outputs, strict=False)
-    ]
-    carried = _carried(entry)
-    if carried is not None:
-        for row, fields in zip(rows, carried, strict=False):
-            row["passthrough"] = fields
-    return rows
-
-
-def _carried(entry: Entry) -> Sequence[Mapping[str, Any] | None] | None:
-    """The passthrough fields of an entry's records (None: no record carried any)."""
-    return entry[10] if len(entry) > 10 else None
-
-
-def _passthrough_column(entries: list[Entry]) -> list[str | None]:
-    """The `passthrough` column: per row, the JSON of the fields its record carried."""
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    column: list[str | None] = []
-    for entry in entries:
-        carried = _carried(entry)
-        if carried is None:
-            column += [None] * len(entry[1])
-        else:
-            column += [None if fields is None else dumps(fields) for fields in carried]
-    return column
-
-
-def _safe_json(row: dict[str, Any]) -> str:
-    """One JSON line, pure ASCII (lone surrogates and control characters escaped); a row
-    json cannot encode at all (nested too deeply, say) keeps its strings as ascii()."""
-    try:
-        return json.dumps(row, ensure_ascii=True, default=repr)
-    except Exception as exc:
-        why = one_line(f"{type(exc).__name__}: {exc}")
-    fallback: dict[str, Any] = {}
-    for key, value in row.items():
-        try:
-            plain = value is None or isinstance(value, int | float)
-            fallback[key] = value if plain else ascii(value)[:10_000]
-        except Exception:  # ascii() of a structure nested too deeply
-            fallback[key] = f"<{type(value).__name__}: cannot be encoded>"
-    fallback["unencodable"] = why
-    return json.dumps(fallback, ensure_ascii=True, allow_nan=True)

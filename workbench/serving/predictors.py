@@ -24,11 +24,13 @@ start without them.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from workbench.errors import WorkbenchError
+from workbench.serving.columnar import Columns
 from workbench.serving.signature import ModelError, Signature, read_mlmodel, signature_from_mlmodel
 from workbench.store import backends
 from workbench.tasks import ModelTask
@@ -49,7 +51,7 @@ class Predictor(Protocol):
     signature: Signature
     task: ModelTask
 
-    def predict(self, records: list[dict[str, Any]]) -> list[Any]:
+    def predict(self, records: Sequence[dict[str, Any]]) -> list[Any]:
         """binary/regression: a float per record; multiclass: a list of K probabilities."""
         ...
 
@@ -278,17 +280,26 @@ class LightGBMPredictor:
         dtype = np.float32 if only32 else np.float64
         return cls(booster, model_dir, version, signature, plan, dtype, task)
 
-    def predict(self, records: list[dict[str, Any]]) -> list[Any]:
+    def predict(self, records: Sequence[dict[str, Any]]) -> list[Any]:
         n = len(records)
         if n == 0:
             return []
         plan = self._plan
+        np = self._np
+        if isinstance(records, Columns):  # a columnar batch: the matrix a column at a time
+            matrix = np.empty((n, len(plan)), dtype=self._dtype)
+            for j, (name, codes) in enumerate(plan):
+                column = records.column(name)
+                matrix[:, j] = column if codes is None else [codes.get(v) for v in column]
+            return self._score(matrix, n)
         # None -> NaN in np.array(dtype=float); categories missing from the map -> None -> NaN.
         rows = [
             [rec.get(name) if codes is None else codes.get(rec.get(name)) for name, codes in plan]
             for rec in records
         ]
-        matrix = self._np.array(rows, dtype=self._dtype)
+        return self._score(np.array(rows, dtype=self._dtype), n)
+
+    def _score(self, matrix: Any, n: int) -> list[Any]:
         if n < SMALL_BATCH:
             out = self._booster.predict(matrix, num_threads=1)
         else:
@@ -329,11 +340,14 @@ class PyfuncPredictor:
         except WorkbenchError as exc:  # the scorer's one line, as the server's ModelError
             raise ModelError(str(exc)) from None
 
-    def predict(self, records: list[dict[str, Any]]) -> list[Any]:
+    def predict(self, records: Sequence[dict[str, Any]]) -> list[Any]:
         if not records:
             return []
         import pandas as pd
 
         columns = [f.name for f in self.signature.inputs]
-        frame = pd.DataFrame.from_records(records, columns=columns)
+        if isinstance(records, Columns):
+            frame = pd.DataFrame({name: records.column(name) for name in columns})
+        else:
+            frame = pd.DataFrame.from_records(records, columns=columns)
         return self._score(frame).tolist()  # type: ignore[no-any-return]

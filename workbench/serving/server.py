@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import importlib.util
 import json
 import os
 import signal
@@ -40,20 +39,27 @@ from workbench.serving.endpoints import (
     Receive,
     Send,
     dumps,
+    dumps_answer,
     header_value,
+    read_body,
     respond,
 )
 from workbench.serving.label_payloads import parse_labels
 from workbench.serving.listen import bind
+from workbench.serving.log_rows import one_line
 from workbench.serving.metrics import Metrics, ServerMetrics
 from workbench.serving.payloads import PayloadError, parse_records
-from workbench.serving.prediction_log import LogRefused, PredictionLogger, one_line
+from workbench.serving.prediction_log import LogRefused, PredictionLogger
 from workbench.serving.responses import passthrough_fields, sticky_record, with_passthrough
 from workbench.serving.routes import Routes, Variant
+from workbench.serving.runtime import have, quick_switches, settle_heap
 from workbench.serving.signature import ModelError
+from workbench.serving.state_watch import StateWatch, registry_files
 from workbench.store.parquet_log import ParquetLog, utcnow
 
 MAX_BODY = 64 * 1024 * 1024
+PACE_MAX_S = 0.5  # the longest a request waits for a lagging log writer before it goes on
+PACE_FULL_S = 5.0  # the same, once the log's queue is half full (then the 503s are near)
 OFFLOAD_ROWS = 128  # batches at least this big are scored off the event loop
 TOO_LARGE = dumps({"error": "body: larger than 64 MiB"})
 
@@ -114,7 +120,7 @@ class InferenceServer(ReadEndpoints):
         if method == "POST" and (path == "/predict" or path == "/invocations"):
             if self.token is not None and not self._authorized(scope):
                 return await self._unauthorized(send)
-            body = await self._body(scope, receive)
+            body = await read_body(scope, receive, MAX_BODY)
             if body is None:
                 return await respond(send, 413, TOO_LARGE)
             return await self._predict(body, path, scope, send)
@@ -126,7 +132,7 @@ class InferenceServer(ReadEndpoints):
         if path == "/labels" and method == "POST":
             if not self._authorized(scope):
                 return await self._unauthorized(send)
-            body = await self._body(scope, receive)
+            body = await read_body(scope, receive, MAX_BODY)
             if body is None:
                 return await respond(send, 413, TOO_LARGE)
             return await self._labels(body, send)
@@ -158,29 +164,9 @@ class InferenceServer(ReadEndpoints):
         body = dumps({"error": "missing or wrong bearer token (Authorization: Bearer TOKEN)"})
         await respond(send, 401, body, [(b"www-authenticate", b"Bearer")])
 
-    async def _body(self, scope: dict[str, Any], receive: Receive) -> bytes | None:
-        """The request body, or None when over MAX_BODY (a Content-Length says so first)."""
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if len(value) > 12 or (value.isdigit() and int(value) > MAX_BODY):
-                    return None
-                break
-        message = await receive()
-        body = message.get("body", b"")
-        if not message.get("more_body"):
-            return body  # type: ignore[no-any-return]
-        chunks = [body]
-        size = len(body)
-        while message.get("more_body"):
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def _predict(self, body: bytes, path: str, scope: dict[str, Any], send: Send) -> None:
+        if self.logger.behind():  # the log writer lags: let it have the GIL for a while
+            await self._pace()
         started = time.perf_counter()
         routes = self.routes
         if routes is None:
@@ -245,7 +231,18 @@ class InferenceServer(ReadEndpoints):
         self.windows[name].add(latency_ms, False)
         payload.update(model=model, version=version, variant=name)
         headers = [(b"x-request-id", header_value(ids[0])), *self.extra_headers]
-        await respond(send, 200, dumps(payload), headers)
+        await respond(send, 200, dumps_answer(payload), headers)
+
+    async def _pace(self) -> None:
+        """Wait (PACE_MAX_S; PACE_FULL_S once its queue is half full) while the log writer
+        catches up. Every request in flight waits here, so the loop idles and the writer
+        runs: the server answers at the rate it can log, instead of refusing (503)."""
+        start = time.monotonic()
+        while self.logger.behind():
+            limit = PACE_FULL_S if self.logger.congested() else PACE_MAX_S
+            if time.monotonic() - start >= limit:
+                return
+            await asyncio.sleep(0.002)
 
     def _log_failure(
         self, body: bytes, variant: Variant, status: int, line: str, started: float, path: str
@@ -313,12 +310,18 @@ class InferenceServer(ReadEndpoints):
                 task_of(self.project, version)  # a plain-MLflow version's task file, made now
                 cache[version] = load_predictor(model_dir_for(self.project, version), version)
                 self.logger.use_version(self.project, version, cache[version].model_dir)
+                settle_heap(first=self.routes is None)
             return cache[version]
 
+        watch = StateWatch(deployments.state_path(self.project), registry_files(self.project))
+        state: Any = None
+        prod: int | None = None
         while not self._stop.is_set():
             try:
-                state = deployments.read_state(self.project)
-                prod = deployments.production_version(self.project, state, self.alias)
+                if state is None or watch.due():  # stat the files; read them on a change
+                    watch.read()
+                    state = deployments.read_state(self.project)
+                    prod = deployments.production_version(self.project, state, self.alias)
                 if prod is None:
                     raise WorkbenchError(
                         f"model {self.model!r} has no version with alias {self.alias!r} "
@@ -357,6 +360,7 @@ class InferenceServer(ReadEndpoints):
                 if self.routes and self.routes.canary:
                     self._judge_canary(rule)
             except (WorkbenchError, ModelError, OSError, ValueError) as exc:
+                watch.forget()  # read everything again at the next poll
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if message != self.last_error:
                     self.say(f"error: {message}", error=True)
@@ -436,13 +440,14 @@ def run_app(app: InferenceServer, sock: socket.socket) -> None:
     """Run `app` (and its reconciler) on `sock` until SIGINT or SIGTERM, then flush its log."""
     import uvicorn
 
+    quick_switches()
     reconciler = threading.Thread(target=app.reconcile_forever, name="reconciler", daemon=True)
     reconciler.start()
     app.before_serving()
     config = uvicorn.Config(
         app,
-        loop=_have("uvloop", "asyncio"),
-        http=_have("httptools", "h11"),
+        loop=have("uvloop", "asyncio"),
+        http=have("httptools", "h11"),
         lifespan="off",
         access_log=False,
         log_level="warning",
@@ -459,10 +464,6 @@ def run_app(app: InferenceServer, sock: socket.socket) -> None:
         app.stop()
         reconciler.join(timeout=5)
         app.logger.close()  # every buffered prediction reaches Parquet before we exit
-
-
-def _have(module: str, fallback: str) -> str:
-    return module if importlib.util.find_spec(module) else fallback
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,8 @@ from workbench.errors import UsageError
 from workbench.project import Project
 from workbench.serving import deployments
 from workbench.serving.canary_rule import LiveWindow, WindowStats, judge
-from workbench.serving.prediction_log import PredictionLogger, one_line
+from workbench.serving.log_rows import one_line
+from workbench.serving.prediction_log import PredictionLogger
 from workbench.serving.routes import Routes
 from workbench.serving.server import InferenceServer, run_app
 
