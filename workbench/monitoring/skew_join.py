@@ -15,7 +15,8 @@ rows here. So this is a partitioned hash join (Grace) of our own, in numpy:
 2. Each bucket (both sides of it: about `BUCKET_BYTES` a side) is read back, its keys joined
    in polars (ASOF on the time column when both sides have one, else one offline row per
    key), and its features compared feature-major, all features at once: numbers in numpy,
-   a block of rows at a time, categories with one Arrow `equal`.
+   a block of rows at a time, categories as dictionary codes.
+3. The two sides spill in two threads, and two buckets compare at once (`THREADS`).
 
 Per feature: the mismatches (numeric: relative difference over `tolerance`; otherwise not
 equal; a null on one side only differs) and the `EXAMPLES` mismatches of the smallest keys.
@@ -27,6 +28,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,9 +42,10 @@ if TYPE_CHECKING:
     from workbench.store.db import Db
 
 EXAMPLES = 3
-BUCKET_BYTES = 128 << 20  # a side of a bucket, as spilled
-READ_BYTES = 96 << 20  # a streamed batch
+BUCKET_BYTES = 64 << 20  # a side of a bucket, as spilled
+READ_BYTES = 48 << 20  # a streamed batch
 BLOCK_ROWS = 4096  # rows compared at once
+THREADS = 2  # the sides spilled at once; buckets compared at once
 Progress = Callable[[str, float], None]
 
 
@@ -93,19 +96,38 @@ def run(
     tmp = Path(tempfile.mkdtemp(prefix="wb-skew-", dir=workdir))
     say = on_progress or (lambda _w, _f: None)
     try:
-        say("spilling served rows", 0.0)
-        served = _batches(db, src.served, src.params, width, {})
-        _spill(served, tmp / "s", buckets, None)
-        say("spilling offline rows", 0.3)
-        offline = _batches(db, src.offline, [], width, src.tables)
-        _spill(offline, tmp / "o", buckets, features)
-        tally = Tally(served_rows, 0, [0] * len(features), [[] for _ in features])
-        for b in range(buckets):
-            say(f"comparing bucket {b + 1} of {buckets}", 0.6 + 0.4 * b / buckets)
-            _bucket(db, tmp, b, src.layout, features, asof, tolerance, tally)
+        # The two sides spill at once, and two buckets compare at once: the work is in
+        # DuckDB, Arrow, polars and numpy, which let go of the GIL, so both cores are used.
+        with ThreadPoolExecutor(THREADS, thread_name_prefix="wb-skew") as pool:
+            say("spilling both sides", 0.0)
+            served = _batches(db, src.served, src.params, width, {})
+            offline = _batches(db, src.offline, [], width, src.tables)
+            spills = [
+                pool.submit(_spill, served, tmp / "s", buckets, None),
+                pool.submit(_spill, offline, tmp / "o", buckets, features),
+            ]
+            for job in spills:
+                job.result()
+            tally = Tally(served_rows, 0, [0] * len(features), [[] for _ in features])
+            parts = [
+                pool.submit(_bucket, db, tmp, b, src.layout, features, asof, tolerance)
+                for b in range(buckets)
+            ]
+            for done, part in enumerate(as_completed(parts)):
+                say(f"compared bucket {done + 1} of {buckets}", 0.5 + 0.5 * done / buckets)
+                _merge(tally, part.result())
         return tally
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _merge(into: Tally, part: Tally) -> None:
+    into.joined += part.joined
+    for k, n in enumerate(part.mismatches):
+        into.mismatches[k] += n
+        if part.examples[k]:
+            found = into.examples[k] + part.examples[k]
+            into.examples[k] = sorted(found, key=lambda e: e["key"])[:EXAMPLES]
 
 
 def _count(db: Db, src: Sources) -> int:
@@ -315,16 +337,17 @@ def _bucket(
     features: Sequence[Feature],
     asof: bool,
     tolerance: float,
-    tally: Tally,
-) -> None:
+) -> Tally:
+    """Bucket `b` joined and compared: its own tally (merged by the caller)."""
     from workbench.monitoring.skew_values import served_values
 
+    tally = Tally(0, 0, [0] * len(features), [[] for _ in features])
     served, offline = _read(tmp / "s" / f"{b}.rows"), _read(tmp / "o" / f"{b}.rows")
     if served is None or offline is None:
-        return
+        return tally
     si, oi, keys = _pairs(served, offline, asof)
     if not len(si):
-        return
+        return tally
     tally.joined += len(si)
     parts = [batch.num_rows for batch in offline.to_batches()]
     num = [k for k, f in enumerate(features) if f.kind == "numeric"]
@@ -336,6 +359,7 @@ def _bucket(
     if cat:
         ocat = _offline_texts(tmp / "o" / f"{b}.cat", parts, len(cat), oi)
         _texts(scat, ocat, cat, keys, tally)
+    return tally
 
 
 def _numbers(
