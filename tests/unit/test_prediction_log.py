@@ -91,3 +91,20 @@ def test_kill_9_mid_stream_leaves_readable_logs(tmp_path: Path) -> None:
     assert n == in_files > 0
     ids = Db(tmp_path).rows("SELECT count(DISTINCT request_id) AS n FROM predictions")[0]["n"]
     assert ids == n  # no row twice
+
+
+def test_a_backlog_is_written_as_capped_files(tmp_path: Path) -> None:
+    """A writer that fell behind writes files of at most `file_rows` rows, in order, not
+    one file that grows with the backlog (the first file a kill cannot take back)."""
+    logger = PredictionLogger(tmp_path, max_rows=300, interval_s=60)
+    for i in range(5_000):
+        logger.log_many([f"req-{i}"], "fraud", 1, "production", [{"amount": i}], [0.1], 0.5)
+    logger.flush()
+    logger.close()
+    written = logger.written
+    files = ParquetLog(tmp_path, "predictions").files()
+    sizes = [pq.read_table(f, partitioning=None).num_rows for f in files]
+    assert written == sum(sizes) == 5_000
+    assert len(files) >= 5_000 // logger.file_rows and max(sizes) <= logger.file_rows
+    ids = Db(tmp_path).rows("SELECT count(DISTINCT request_id) AS n FROM predictions")[0]["n"]
+    assert ids == 5_000

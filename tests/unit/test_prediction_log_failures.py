@@ -93,7 +93,7 @@ def _dead_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PredictionL
     def boom(final: bool = False) -> int:
         raise _Boom("the writer was shot")
 
-    monkeypatch.setattr(logger, "flush", boom)
+    monkeypatch.setattr(logger, "_flush_one", boom)  # what the writer thread calls
     deadline = time.monotonic() + 10
     while logger.writer_up and time.monotonic() < deadline:
         time.sleep(0.01)

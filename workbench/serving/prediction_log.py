@@ -28,6 +28,7 @@ import contextlib
 import itertools
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -58,6 +59,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 #: Rows converted per step of a flush (each step holds the GIL: ~0.5 ms at this size).
 CHUNK_ROWS = 256
+#: A file holds at most this many times `max_rows`: a writer that fell behind writes its
+#: backlog as files as it goes (a file a kill cannot take back), instead of one ever larger.
+FILE_ROWS_FACTOR = 4
+#: The most seconds a `log()` call waits for a writer that lags (then it queues anyway).
+WAIT_MAX_S = 0.5
 
 
 class LogRefused(Exception):
@@ -144,7 +150,14 @@ class PredictionLogger:
         error: str | None = None,
     ) -> None:
         """Queue one prediction (cheap: no I/O on the caller's thread). `features` is the
-        record, or its JSON text already made."""
+        record, or its JSON text already made. When the writer lags (`behind()`) it first
+        waits for it, at most WAIT_MAX_S: a caller logging in a tight loop on another thread
+        would otherwise keep the GIL from the writer until the queue is full and refuses
+        (the server paces on its event loop instead, see Server._pace)."""
+        if self.behind():
+            deadline = time.monotonic() + WAIT_MAX_S
+            while self.behind() and time.monotonic() < deadline:
+                time.sleep(0.001)
         self.log_many(
             [request_id], model, version, variant, [features], [output], latency_ms, status, error
         )
@@ -222,12 +235,39 @@ class PredictionLogger:
         return sum(len(entry[1]) for entry in list(self._entries))
 
     def flush(self, final: bool = False) -> int:
-        """Write what is buffered now; returns the rows written. Rows Arrow cannot hold are
-        quarantined. A file that cannot be written puts its rows back at the head of the
-        queue for the next attempt (or, when `final`, into the quarantine)."""
+        """Write what is buffered now, as files of at most `file_rows` rows; returns the
+        rows written. Stops at the first file that cannot be written (unless `final`: its
+        rows are quarantined and the rest still written)."""
+        total = 0
+        while self._entries:
+            total += self._flush_one(final)
+            if self.last_error is not None and not final:
+                break
+        return total
+
+    @property
+    def file_rows(self) -> int:
+        """The most rows one file takes (whole requests: a bigger request is one file)."""
+        return max(self.max_rows, CHUNK_ROWS) * FILE_ROWS_FACTOR
+
+    def _take(self) -> list[Entry]:
+        """Whole requests off the head of the queue, up to `file_rows` rows."""
+        entries: list[Entry] = []
+        rows, cap = 0, self.file_rows
+        while self._entries and rows < cap:
+            entry = self._entries.popleft()
+            entries.append(entry)
+            rows += len(entry[1])
+        self._pending = max(0, self._pending - rows)
+        return entries
+
+    def _flush_one(self, final: bool = False) -> int:
+        """Write one file of at most `file_rows` rows from the head of the queue; returns
+        the rows written. Rows Arrow cannot hold are quarantined. A file that cannot be
+        written puts its rows back at the head of the queue for the next attempt (or, when
+        `final`, into the quarantine)."""
         with self._write_lock:
-            entries = [self._entries.popleft() for _ in range(len(self._entries))]
-            self._pending = len(self._entries)
+            entries = self._take()
             if not entries:
                 return 0
             self._converting = True  # the part of a flush that needs the GIL
@@ -435,8 +475,10 @@ class PredictionLogger:
                 else:
                     self._wake.wait(self.interval_s)
                 self._wake.clear()
-                try:
-                    self.flush()
+                try:  # one file, then around again: close() is seen between files
+                    self._flush_one()
+                    if self._added - self._taken >= self.max_rows:
+                        self._wake.set()  # a backlog: the next file at once
                 except self._data_errors as exc:  # a bug here must not stop the writer
                     self.last_error = one_line(f"{type(exc).__name__}: {exc}")
                     self._say(f"error: prediction log: {self.last_error}")
